@@ -1,0 +1,42 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import type { Logger as PinoLogger } from 'pino';
+import { ConfigModule } from '@nestjs/config';
+import { LoggerModule } from 'nestjs-pino';
+import { AuthModule } from './auth/auth.module.js';
+import type { ResolvedConfig, Role } from './config/config.schema.js';
+import { DatabaseModule } from './database/database.module.js';
+import { HealthModule } from './health/health.module.js';
+import { createRootLogger, loggerParams } from './observability/logging.js';
+import { QueueModule } from './queue/queue.module.js';
+
+/** Which parts of leo a role runs. `all` is everything in one process (development). */
+export function roleRuns(role: Role): { api: boolean; engine: boolean; adapters: boolean } {
+  return {
+    api: role === 'all' || role === 'api',
+    engine: role === 'all' || role === 'engine',
+    adapters: role === 'all' || role === 'adapters',
+  };
+}
+
+@Module({})
+export class AppModule {
+  /**
+   * Builds the module tree for one role from an already validated configuration. Every role
+   * gets configuration, logs, Postgres, Redis and health; `api` adds the HTTP API, `engine` the
+   * case engine, `adapters` the mock agencies.
+   */
+  static forRoot(config: ResolvedConfig, logger: PinoLogger = createRootLogger(config.logLevel, config.role)): DynamicModule {
+    const runs = roleRuns(config.role);
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, ignoreEnvVars: true, load: [() => config] }),
+        LoggerModule.forRoot(loggerParams(logger)),
+        DatabaseModule,
+        QueueModule,
+        HealthModule,
+        AuthModule.forRoot({ api: runs.api, devTokens: config.auth.devTokens }),
+      ],
+    };
+  }
+}

@@ -1,0 +1,136 @@
+import {
+  type ArgumentsHost,
+  Catch,
+  type ExceptionFilter,
+  HttpException,
+  HttpStatus,
+  Logger,
+} from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { DomainError, type ErrorKind, type FieldProblem } from './domain-error.js';
+
+const STATUS_BY_KIND: Record<ErrorKind, number> = {
+  invalid: HttpStatus.BAD_REQUEST,
+  unauthenticated: HttpStatus.UNAUTHORIZED,
+  forbidden: HttpStatus.FORBIDDEN,
+  'not-found': HttpStatus.NOT_FOUND,
+  conflict: HttpStatus.CONFLICT,
+  unprocessable: HttpStatus.UNPROCESSABLE_ENTITY,
+};
+
+/** An RFC 9457 problem document, leo's one error shape. */
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  code: string;
+  detail: string;
+  errors?: FieldProblem[];
+  requestId?: string;
+}
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+function codeForStatus(status: number): string {
+  return (TITLES[status] ?? 'error').toLowerCase().replace(/ /g, '-');
+}
+
+/** Body-parser errors (bad JSON, too large) arrive as plain errors carrying a status. */
+interface ParserError {
+  status?: number;
+  statusCode?: number;
+  type?: string;
+  expose?: boolean;
+}
+
+/**
+ * Maps every error to a problem document. Domain errors keep their code and field problems;
+ * anything unexpected is a 500 whose detail reveals nothing, logged with the request id.
+ */
+@Catch()
+export class ProblemFilter implements ExceptionFilter {
+  private readonly logger = new Logger('ProblemFilter');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const response = http.getResponse<Response>();
+    const request = http.getRequest<Request & { id?: unknown }>();
+    const problem = this.toProblem(exception);
+    if (request?.id !== undefined) problem.requestId = String(request.id);
+    if (problem.status >= 500) {
+      this.logger.error({ err: exception, requestId: problem.requestId }, 'unhandled error');
+    }
+    if (response.headersSent) return;
+    if (problem.status === 401) response.setHeader('WWW-Authenticate', 'Bearer');
+    response.status(problem.status).type('application/problem+json').json(problem);
+  }
+
+  private toProblem(exception: unknown): Problem {
+    if (exception instanceof DomainError) {
+      const status = STATUS_BY_KIND[exception.kind];
+      return {
+        type: `urn:leo:problem:${exception.code}`,
+        title: TITLES[status] ?? 'Error',
+        status,
+        code: exception.code,
+        detail: exception.message,
+        ...(exception.problems.length > 0 ? { errors: [...exception.problems] } : {}),
+      };
+    }
+    if (exception instanceof HttpException) {
+      const status = exception.getStatus();
+      const body = exception.getResponse();
+      const message =
+        typeof body === 'string'
+          ? body
+          : typeof body === 'object' && body !== null && 'message' in body
+            ? String((body as { message: unknown }).message)
+            : exception.message;
+      const code = codeForStatus(status);
+      return { type: `urn:leo:problem:${code}`, title: TITLES[status] ?? 'Error', status, code, detail: message };
+    }
+    const parser = exception as ParserError | undefined;
+    const parserStatus = parser?.status ?? parser?.statusCode;
+    if (typeof parserStatus === 'number' && parserStatus >= 400 && parserStatus < 500) {
+      const code =
+        parser?.type === 'entity.parse.failed'
+          ? 'malformed-json'
+          : parser?.type === 'entity.too.large'
+            ? 'body-too-large'
+            : codeForStatus(parserStatus);
+      const detail =
+        code === 'malformed-json'
+          ? 'The request body is not valid JSON.'
+          : code === 'body-too-large'
+            ? 'The request body is too large.'
+            : (TITLES[parserStatus] ?? 'The request was refused.');
+      return {
+        type: `urn:leo:problem:${code}`,
+        title: TITLES[parserStatus] ?? 'Error',
+        status: parserStatus,
+        code,
+        detail,
+      };
+    }
+    return {
+      type: 'urn:leo:problem:internal',
+      title: TITLES[500] ?? 'Internal Server Error',
+      status: 500,
+      code: 'internal',
+      detail: 'Something went wrong on our side. Quote the request id when reporting it.',
+    };
+  }
+}

@@ -1,0 +1,321 @@
+import 'reflect-metadata';
+import { Transform, plainToInstance } from 'class-transformer';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  IsUrl,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  MinLength,
+  ValidationError,
+  validateSync,
+} from 'class-validator';
+
+/**
+ * The one place that reads environment variables. Everything else receives the typed
+ * {@link AppConfig} built here (through @nestjs/config's ConfigService or as a plain object).
+ *
+ * Each variable is documented by its decorators and by the configuration reference in the
+ * README; `test/config.spec.ts` checks the two agree.
+ */
+
+export const ROLES = ['all', 'api', 'engine', 'adapters'] as const;
+export type Role = (typeof ROLES)[number];
+
+export const NODE_ENVS = ['development', 'test', 'production'] as const;
+export type NodeEnv = (typeof NODE_ENVS)[number];
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const toBoolean = ({ value }: { value: unknown }): unknown => {
+  if (typeof value !== 'string') return value;
+  const v = value.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  return value; // left as a string so @IsBoolean reports it
+};
+
+const toInt = ({ value }: { value: unknown }): unknown => {
+  if (typeof value !== 'string' || !/^-?\d+$/.test(value.trim())) return value;
+  return Number.parseInt(value, 10);
+};
+
+const emptyToUndefined = ({ value }: { value: unknown }): unknown =>
+  typeof value === 'string' && value.trim() === '' ? undefined : value;
+
+export class EnvironmentVariables {
+  @IsOptional()
+  @IsIn(NODE_ENVS)
+  NODE_ENV?: NodeEnv;
+
+  @IsOptional()
+  @IsIn(ROLES)
+  LEO_ROLE?: Role;
+
+  @IsOptional()
+  @Transform(toInt)
+  @Min(0)
+  @Max(65535)
+  @IsInt()
+  PORT?: number;
+
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  HOST?: string;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(/^postgres(ql)?:\/\/.+/, { message: 'must be a postgres:// or postgresql:// URL' })
+  DATABASE_URL?: string;
+
+  @IsOptional()
+  @Transform(toInt)
+  @Min(1)
+  @Max(200)
+  @IsInt()
+  DATABASE_POOL_SIZE?: number;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @Matches(/^rediss?:\/\/.+/, { message: 'must be a redis:// or rediss:// URL' })
+  REDIS_URL?: string;
+
+  @IsOptional()
+  @Matches(/^[A-Za-z0-9_.:-]*\{[A-Za-z0-9_.:-]+\}[A-Za-z0-9_.:-]*$/, {
+    message:
+      'must contain one Redis Cluster hash tag in braces, e.g. {leo}, so all keys of a queue share a slot',
+  })
+  @MaxLength(64)
+  QUEUE_PREFIX?: string;
+
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  LEO_DATA_DIR?: string;
+
+  @IsOptional()
+  @IsIn(LOG_LEVELS)
+  LOG_LEVEL?: LogLevel;
+
+  @IsOptional()
+  @Transform(toInt)
+  @Min(0)
+  @Max(600_000)
+  @IsInt()
+  SHUTDOWN_TIMEOUT_MS?: number;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsUrl({ require_tld: false, protocols: ['https', 'http'], require_protocol: true })
+  AUTH_ISSUER?: string;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
+  @MinLength(1)
+  AUTH_AUDIENCE?: string;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsUrl({ require_tld: false, protocols: ['https', 'http'], require_protocol: true })
+  AUTH_JWKS_URL?: string;
+
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  AUTH_ROLES_CLAIM?: string;
+
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  AUTH_AGENCY_CLAIM?: string;
+
+  @IsOptional()
+  @IsString()
+  @MinLength(1)
+  AUTH_PERSONAL_NUMBER_CLAIM?: string;
+
+  @IsOptional()
+  @Transform(toBoolean)
+  @IsBoolean()
+  AUTH_DEV_TOKENS?: boolean;
+
+  @IsOptional()
+  @Transform(emptyToUndefined)
+  @IsString()
+  @MinLength(32, { message: 'must be at least 32 characters' })
+  AUTH_DEV_SECRET?: string;
+
+  @IsOptional()
+  @Transform(toInt)
+  @Min(60)
+  @Max(86_400)
+  @IsInt()
+  AUTH_DEV_TOKEN_TTL_SECONDS?: number;
+}
+
+/** The names of every variable leo reads: used to flag unknown `LEO_`/`AUTH_` names. */
+export const ENVIRONMENT_VARIABLE_NAMES: readonly string[] = Object.freeze([
+  'NODE_ENV',
+  'LEO_ROLE',
+  'PORT',
+  'HOST',
+  'DATABASE_URL',
+  'DATABASE_POOL_SIZE',
+  'REDIS_URL',
+  'QUEUE_PREFIX',
+  'LEO_DATA_DIR',
+  'LOG_LEVEL',
+  'SHUTDOWN_TIMEOUT_MS',
+  'AUTH_ISSUER',
+  'AUTH_AUDIENCE',
+  'AUTH_JWKS_URL',
+  'AUTH_ROLES_CLAIM',
+  'AUTH_AGENCY_CLAIM',
+  'AUTH_PERSONAL_NUMBER_CLAIM',
+  'AUTH_DEV_TOKENS',
+  'AUTH_DEV_SECRET',
+  'AUTH_DEV_TOKEN_TTL_SECONDS',
+]);
+
+/** Prefixes that are ours: a variable with one of them that we do not know is a typo. */
+const OWN_PREFIXES = ['LEO_', 'AUTH_', 'DATABASE_', 'QUEUE_'];
+
+export interface OidcConfig {
+  issuer: string;
+  audience: string;
+  jwksUrl: string;
+}
+
+export interface AppConfig {
+  nodeEnv: NodeEnv;
+  role: Role;
+  http: { host: string; port: number };
+  /** Absent: `npm start` runs an embedded Postgres (never in production). */
+  database: { url: string | undefined; poolSize: number };
+  /** Absent: `npm start` spawns redis-server (never in production). */
+  redis: { url: string | undefined };
+  queue: { prefix: string };
+  dataDir: string;
+  logLevel: LogLevel;
+  shutdownTimeoutMs: number;
+  auth: {
+    oidc: OidcConfig | undefined;
+    claims: { roles: string; agency: string; personalNumber: string };
+    devTokens: boolean;
+    devSecret: string | undefined;
+    devTokenTtlSeconds: number;
+  };
+}
+
+/** A configuration problem, with one line per variable naming it and the reason. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function describe(errors: ValidationError[]): string[] {
+  return errors.map((e) => {
+    const shown = e.property.includes('SECRET') ? '(hidden)' : JSON.stringify(e.value);
+    const reasons = Object.values(e.constraints ?? {}).map((r) => r.replace(`${e.property} `, ''));
+    return `${e.property}: ${reasons.join('; ')} (got ${shown})`;
+  });
+}
+
+/**
+ * Validates the environment and builds the typed configuration. Throws {@link ConfigError}
+ * naming every bad variable; never returns a half-valid configuration.
+ */
+export function loadConfig(env: Readonly<Record<string, string | undefined>>): AppConfig {
+  const known = new Set(ENVIRONMENT_VARIABLE_NAMES);
+  const raw: Record<string, string> = {};
+  for (const name of ENVIRONMENT_VARIABLE_NAMES) {
+    const value = env[name];
+    if (value !== undefined) raw[name] = value;
+  }
+  const vars = plainToInstance(EnvironmentVariables, raw);
+  const problems = describe(validateSync(vars, { whitelist: true, forbidUnknownValues: true, stopAtFirstError: true }));
+
+  for (const name of Object.keys(env)) {
+    if (OWN_PREFIXES.some((p) => name.startsWith(p)) && !known.has(name)) {
+      problems.push(`${name}: unknown variable (known: ${[...known].sort().join(', ')})`);
+    }
+  }
+
+  const nodeEnv = vars.NODE_ENV ?? 'development';
+  const production = nodeEnv === 'production';
+  const devTokens = vars.AUTH_DEV_TOKENS ?? (!production && vars.DATABASE_URL === undefined);
+
+  if (production) {
+    if (!vars.DATABASE_URL) problems.push('DATABASE_URL: required when NODE_ENV=production');
+    if (!vars.REDIS_URL) problems.push('REDIS_URL: required when NODE_ENV=production');
+    if (devTokens) problems.push('AUTH_DEV_TOKENS: must not be enabled when NODE_ENV=production');
+  }
+
+  const oidcParts = [vars.AUTH_ISSUER, vars.AUTH_AUDIENCE, vars.AUTH_JWKS_URL];
+  const oidcGiven = oidcParts.filter((p) => p !== undefined).length;
+  if (oidcGiven > 0 && oidcGiven < 3) {
+    for (const [name, value] of [
+      ['AUTH_ISSUER', vars.AUTH_ISSUER],
+      ['AUTH_AUDIENCE', vars.AUTH_AUDIENCE],
+      ['AUTH_JWKS_URL', vars.AUTH_JWKS_URL],
+    ] as const) {
+      if (value === undefined) {
+        problems.push(`${name}: required when any of AUTH_ISSUER, AUTH_AUDIENCE, AUTH_JWKS_URL is set`);
+      }
+    }
+  }
+  if (oidcGiven === 0 && !devTokens) {
+    problems.push(
+      'AUTH_ISSUER: required (with AUTH_AUDIENCE and AUTH_JWKS_URL) unless AUTH_DEV_TOKENS=true: nobody could sign in',
+    );
+  }
+
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return {
+    nodeEnv,
+    role: vars.LEO_ROLE ?? 'all',
+    http: { host: vars.HOST ?? '127.0.0.1', port: vars.PORT ?? 3000 },
+    database: { url: vars.DATABASE_URL, poolSize: vars.DATABASE_POOL_SIZE ?? 10 },
+    redis: { url: vars.REDIS_URL },
+    queue: { prefix: vars.QUEUE_PREFIX ?? '{leo}' },
+    dataDir: vars.LEO_DATA_DIR ?? '.data',
+    logLevel: vars.LOG_LEVEL ?? (nodeEnv === 'test' ? 'warn' : 'info'),
+    shutdownTimeoutMs: vars.SHUTDOWN_TIMEOUT_MS ?? 10_000,
+    auth: {
+      oidc:
+        oidcGiven === 3
+          ? {
+              issuer: vars.AUTH_ISSUER as string,
+              audience: vars.AUTH_AUDIENCE as string,
+              jwksUrl: vars.AUTH_JWKS_URL as string,
+            }
+          : undefined,
+      claims: {
+        roles: vars.AUTH_ROLES_CLAIM ?? 'leo_roles',
+        agency: vars.AUTH_AGENCY_CLAIM ?? 'leo_agency',
+        personalNumber:
+          vars.AUTH_PERSONAL_NUMBER_CLAIM ?? 'https://id.oidc.se/claim/personalIdentityNumber',
+      },
+      devTokens,
+      devSecret: vars.AUTH_DEV_SECRET,
+      devTokenTtlSeconds: vars.AUTH_DEV_TOKEN_TTL_SECONDS ?? 3600,
+    },
+  };
+}
+
+/** A configuration whose infrastructure URLs have been resolved (given, or embedded started). */
+export type ResolvedConfig = AppConfig & {
+  database: { url: string; poolSize: number };
+  redis: { url: string };
+};

@@ -1,0 +1,9 @@
+import type { MigrationInterface } from 'typeorm';
+
+type MigrationClass = new () => MigrationInterface;
+
+/**
+ * Every migration, in order. Listed explicitly rather than found by a glob, so the set that runs
+ * is the set that was compiled and reviewed. `npm run migration:generate` appends here.
+ */
+export const MIGRATIONS: MigrationClass[] = [];

@@ -1,0 +1,36 @@
+import type { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
+import { Logger } from 'nestjs-pino';
+import type { Logger as PinoLogger } from 'pino';
+import { AppModule, roleRuns } from '../app.module.js';
+import type { ResolvedConfig } from '../config/config.schema.js';
+import { ProblemFilter } from '../common/problem.filter.js';
+import { createValidationPipe } from '../common/validation.js';
+
+export function openApiDocument(app: INestApplication): OpenAPIObject {
+  const config = new DocumentBuilder()
+    .setTitle('leo')
+    .setDescription(
+      'Life-event orchestrator: one case per life event, fanned out to the agencies involved. ' +
+        'Errors are RFC 9457 problem documents with a stable `code` and, for invalid input, ' +
+        'one entry per field in `errors`.',
+    )
+    .setVersion('1')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
+    .build();
+  return SwaggerModule.createDocument(app, config);
+}
+
+/** Builds the Nest application for a role, configured exactly as it will serve. */
+export async function createApp(config: ResolvedConfig, logger?: PinoLogger): Promise<INestApplication> {
+  const app = await NestFactory.create(AppModule.forRoot(config, logger), { bufferLogs: true, abortOnError: false });
+  app.useLogger(app.get(Logger));
+  app.useGlobalPipes(createValidationPipe());
+  app.useGlobalFilters(new ProblemFilter());
+  app.getHttpAdapter().getInstance().disable('x-powered-by');
+  if (roleRuns(config.role).api) {
+    SwaggerModule.setup('docs', app, () => openApiDocument(app), { jsonDocumentUrl: 'docs-json' });
+  }
+  return app;
+}

@@ -1,0 +1,26 @@
+import { Global, Module } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { BullModule } from '@nestjs/bullmq';
+import type { ResolvedConfig } from '../config/config.schema.js';
+import { redisOptions } from './redis-connection.js';
+import { QueueService } from './queue.service.js';
+import { RedisProbe } from './redis-probe.js';
+
+@Global()
+@Module({
+  imports: [
+    BullModule.forRootAsync({
+      inject: [ConfigService],
+      useFactory: (config: ConfigService<ResolvedConfig, true>) => ({
+        connection: redisOptions(config.get('redis', { infer: true }).url),
+        prefix: config.get('queue', { infer: true }).prefix,
+      }),
+    }),
+  ],
+  providers: [
+    QueueService,
+    RedisProbe,
+  ],
+  exports: [QueueService, RedisProbe],
+})
+export class QueueModule {}

@@ -1,0 +1,87 @@
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { getSharedConfigToken } from '@nestjs/bullmq';
+import {
+  Queue,
+  UnrecoverableError,
+  Worker,
+  type Job,
+  type JobsOptions,
+  type QueueOptions,
+  type WorkerOptions,
+} from 'bullmq';
+import type { JobContract, JobHandlers, JobName } from '#agency-contract';
+
+/** A BullMQ queue whose job names and payloads are fixed by a contract. */
+export class TypedQueue<C extends JobContract> {
+  constructor(readonly raw: Queue) {}
+
+  get name(): string {
+    return this.raw.name;
+  }
+
+  add<N extends JobName<C>>(name: N, payload: C[N], options?: JobsOptions): Promise<Job<C[N]>> {
+    return this.raw.add(name, payload, options) as Promise<Job<C[N]>>;
+  }
+}
+
+export type WorkerSettings = Omit<WorkerOptions, 'connection' | 'prefix' | 'autorun'>;
+
+/**
+ * Creates queues and workers on the shared Redis connection settings and key prefix, and closes
+ * them on shutdown: workers first (each waits for its in-flight jobs), then queues.
+ */
+@Injectable()
+export class QueueService implements OnApplicationShutdown {
+  private readonly logger = new Logger(QueueService.name);
+  private readonly queues = new Map<string, Queue>();
+  private readonly workers: Worker[] = [];
+
+  constructor(@Inject(getSharedConfigToken()) private readonly shared: QueueOptions) {}
+
+  get prefix(): string {
+    return this.shared.prefix ?? '{leo}';
+  }
+
+  queue<C extends JobContract>(name: string): TypedQueue<C> {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = new Queue(name, { connection: this.shared.connection, prefix: this.prefix });
+      queue.on('error', (error) => this.logger.error({ queue: name, err: error }, 'queue error'));
+      this.queues.set(name, queue);
+    }
+    return new TypedQueue<C>(queue);
+  }
+
+  /**
+   * Starts a worker that dispatches each job to the handler for its name. A job whose name the
+   * contract does not know fails at once without retries: it can never succeed.
+   */
+  worker<C extends JobContract, R>(
+    name: string,
+    handlers: JobHandlers<C, Job, R>,
+    settings: WorkerSettings = {},
+  ): Worker {
+    const known = new Set(Object.keys(handlers));
+    const worker = new Worker(
+      name,
+      async (job: Job) => {
+        if (!known.has(job.name)) {
+          throw new UnrecoverableError(`no handler for job ${JSON.stringify(job.name)} on queue ${name}`);
+        }
+        const handler = handlers[job.name as JobName<C>];
+        return handler(job.data as C[JobName<C>], job);
+      },
+      { ...settings, connection: this.shared.connection, prefix: this.prefix, autorun: true },
+    );
+    worker.on('error', (error) => this.logger.error({ queue: name, err: error }, 'worker error'));
+    this.workers.push(worker);
+    return worker;
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.close()));
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+    this.workers.length = 0;
+    this.queues.clear();
+  }
+}
