@@ -90,6 +90,26 @@ export class ProblemFilter implements ExceptionFilter {
         ...(exception.problems.length > 0 ? { errors: [...exception.problems] } : {}),
       };
     }
+    // Body-parser errors (bad JSON, too large), which the Express adapter may wrap: answered
+    // with fixed text, since a parser message can quote the body.
+    const parser = (exception instanceof HttpException ? exception.cause : exception) as ParserError | undefined;
+    const parserStatus = parser?.status ?? parser?.statusCode;
+    if (typeof parserStatus === 'number' && parserStatus >= 400 && parserStatus < 500) {
+      const code = parser?.type === 'entity.parse.failed' ? 'malformed-json' : codeForStatus(parserStatus);
+      const detail =
+        code === 'malformed-json'
+          ? 'The request body is not valid JSON.'
+          : parserStatus === 413
+            ? 'The request body is too large.'
+            : (TITLES[parserStatus] ?? 'The request was refused.');
+      return {
+        type: `urn:leo:problem:${code}`,
+        title: TITLES[parserStatus] ?? 'Error',
+        status: parserStatus,
+        code,
+        detail,
+      };
+    }
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       const body = exception.getResponse();
@@ -101,29 +121,6 @@ export class ProblemFilter implements ExceptionFilter {
             : exception.message;
       const code = codeForStatus(status);
       return { type: `urn:leo:problem:${code}`, title: TITLES[status] ?? 'Error', status, code, detail: message };
-    }
-    const parser = exception as ParserError | undefined;
-    const parserStatus = parser?.status ?? parser?.statusCode;
-    if (typeof parserStatus === 'number' && parserStatus >= 400 && parserStatus < 500) {
-      const code =
-        parser?.type === 'entity.parse.failed'
-          ? 'malformed-json'
-          : parser?.type === 'entity.too.large'
-            ? 'body-too-large'
-            : codeForStatus(parserStatus);
-      const detail =
-        code === 'malformed-json'
-          ? 'The request body is not valid JSON.'
-          : code === 'body-too-large'
-            ? 'The request body is too large.'
-            : (TITLES[parserStatus] ?? 'The request was refused.');
-      return {
-        type: `urn:leo:problem:${code}`,
-        title: TITLES[parserStatus] ?? 'Error',
-        status: parserStatus,
-        code,
-        detail,
-      };
     }
     return {
       type: 'urn:leo:problem:internal',

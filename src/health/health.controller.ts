@@ -1,4 +1,5 @@
-import { Controller, Get, ServiceUnavailableException } from '@nestjs/common';
+import { Controller, Get, Res, ServiceUnavailableException } from '@nestjs/common';
+import type { Response } from 'express';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckService, TypeOrmHealthIndicator, type HealthCheckResult } from '@nestjs/terminus';
 import { Public } from '../auth/access.decorator.js';
@@ -29,13 +30,22 @@ export class HealthController {
   @Public()
   @HealthCheck()
   @ApiOperation({ summary: 'Readiness: Postgres and Redis answer, and the process is not shutting down' })
-  ready(): Promise<HealthCheckResult> {
+  async ready(@Res({ passthrough: true }) response: Response): Promise<HealthCheckResult> {
     if (this.lifecycle.isDraining) {
-      throw new ServiceUnavailableException('shutting down');
+      response.status(503);
+      return { status: 'shutting_down', details: {} };
     }
-    return this.health.check([
-      () => this.postgres.pingCheck('postgres', { timeout: CHECK_TIMEOUT_MS }),
-      () => this.redis.pingCheck('redis', CHECK_TIMEOUT_MS),
-    ]);
+    try {
+      return await this.health.check([
+        () => this.postgres.pingCheck('postgres', { timeout: CHECK_TIMEOUT_MS }),
+        () => this.redis.pingCheck('redis', CHECK_TIMEOUT_MS),
+      ]);
+    } catch (error) {
+      // Terminus reports a failed check as a 503 carrying the per-dependency details; keep
+      // them (operators need to see which dependency is down) instead of a generic problem.
+      if (!(error instanceof ServiceUnavailableException)) throw error;
+      response.status(503);
+      return error.getResponse() as HealthCheckResult;
+    }
   }
 }

@@ -15,6 +15,8 @@ export class RedisProbe implements OnApplicationShutdown {
       maxRetriesPerRequest: 1,
       enableOfflineQueue: false,
       connectionName: 'leo-health',
+      // ioredis otherwise keeps a refused socket around for 2 s after disconnect().
+      disconnectTimeout: 200,
       retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
     });
     // Errors surface through ping(); without a listener ioredis would print them.
@@ -37,6 +39,11 @@ export class RedisProbe implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await this.client.quit().catch(() => this.client.disconnect());
+    if (this.client.status === 'ready') {
+      await this.client.quit().catch(() => this.client.disconnect());
+    } else {
+      // Not connected (Redis down): stop reconnecting rather than wait for it.
+      this.client.disconnect();
+    }
   }
 }
