@@ -16,6 +16,8 @@ const shared = {
 };
 
 export default {
+  // Real servers are started in some tests (embedded Postgres: initdb alone takes seconds).
+  testTimeout: 60_000,
   projects: [
     {
       ...shared,
@@ -34,7 +36,6 @@ export default {
       // `npm test` builds first (pretest).
       globalSetup: '<rootDir>/dist/test/support/global-setup.js',
       globalTeardown: '<rootDir>/dist/test/support/global-teardown.js',
-      testTimeout: 60_000,
     },
   ],
 };

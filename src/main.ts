@@ -3,7 +3,7 @@ import { ConfigError, loadConfig, type AppConfig } from './config/config.schema.
 import { runMigrationsLocked } from './database/migrate.js';
 import { databaseOptions } from './database/database.options.js';
 import { createApp } from './http/create-app.js';
-import { startLocalInfrastructure } from './infra/local-infrastructure.js';
+import { startLocalInfrastructure, type LocalInfrastructure } from './infra/local-infrastructure.js';
 import { createRootLogger } from './observability/logging.js';
 
 /**
@@ -47,7 +47,13 @@ async function main(): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  const infra = await startLocalInfrastructure(config, (msg) => log.info(msg));
+  let infra: LocalInfrastructure;
+  try {
+    infra = await startLocalInfrastructure(config, (msg) => log.info(msg));
+  } catch (error) {
+    log.error({ err: error }, error instanceof Error ? error.message : 'could not start embedded services');
+    process.exit(1);
+  }
   stopInfra = () =>
     infra.stop().catch((error: unknown) => log.error({ err: error }, 'stopping embedded services failed'));
 

@@ -12,7 +12,7 @@ import {
 import type { JobContract, JobHandlers, JobName } from '#agency-contract';
 
 /** A BullMQ queue whose job names and payloads are fixed by a contract. */
-export class TypedQueue<C extends JobContract> {
+export class TypedQueue<C extends JobContract<C>> {
   constructor(readonly raw: Queue) {}
 
   get name(): string {
@@ -42,7 +42,7 @@ export class QueueService implements OnApplicationShutdown {
     return this.shared.prefix ?? '{leo}';
   }
 
-  queue<C extends JobContract>(name: string): TypedQueue<C> {
+  queue<C extends JobContract<C>>(name: string): TypedQueue<C> {
     let queue = this.queues.get(name);
     if (!queue) {
       queue = new Queue(name, { connection: this.shared.connection, prefix: this.prefix });
@@ -56,7 +56,7 @@ export class QueueService implements OnApplicationShutdown {
    * Starts a worker that dispatches each job to the handler for its name. A job whose name the
    * contract does not know fails at once without retries: it can never succeed.
    */
-  worker<C extends JobContract, R>(
+  worker<C extends JobContract<C>, R>(
     name: string,
     handlers: JobHandlers<C, Job, R>,
     settings: WorkerSettings = {},
