@@ -25,12 +25,20 @@ export class AppModule {
    * gets configuration, logs, Postgres, Redis and health; `api` adds the HTTP API, `engine` the
    * case engine, `adapters` the mock agencies.
    */
-  static forRoot(config: ResolvedConfig, logger: PinoLogger = createRootLogger(config.logLevel, config.role)): DynamicModule {
+  static forRoot(
+    config: ResolvedConfig,
+    logger: PinoLogger = createRootLogger(config.logLevel, config.role),
+  ): DynamicModule {
     const runs = roleRuns(config.role);
     return {
       module: AppModule,
       imports: [
-        ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, ignoreEnvVars: true, load: [() => config] }),
+        ConfigModule.forRoot({
+          isGlobal: true,
+          ignoreEnvFile: true,
+          ignoreEnvVars: true,
+          load: [() => config],
+        }),
         LoggerModule.forRoot(loggerParams(logger)),
         DatabaseModule,
         QueueModule,

@@ -3,7 +3,10 @@ import { ConfigError, loadConfig, type AppConfig } from './config/config.schema.
 import { runMigrationsLocked } from './database/migrate.js';
 import { databaseOptions } from './database/database.options.js';
 import { createApp } from './http/create-app.js';
-import { startLocalInfrastructure, type LocalInfrastructure } from './infra/local-infrastructure.js';
+import {
+  startLocalInfrastructure,
+  type LocalInfrastructure,
+} from './infra/local-infrastructure.js';
 import { createRootLogger } from './observability/logging.js';
 
 /**
@@ -17,7 +20,9 @@ async function main(): Promise<void> {
     config = loadConfig(process.env);
   } catch (error) {
     if (error instanceof ConfigError) {
-      process.stderr.write(`leo cannot start. ${error.message}\nSee the configuration reference in README.md.\n`);
+      process.stderr.write(
+        `leo cannot start. ${error.message}\nSee the configuration reference in README.md.\n`,
+      );
       process.exit(1);
     }
     throw error;
@@ -49,21 +54,32 @@ async function main(): Promise<void> {
 
   let infra: LocalInfrastructure;
   try {
-    infra = await startLocalInfrastructure(config, (msg) => log.info(msg));
+    infra = await startLocalInfrastructure(config, (msg) => {
+      log.info(msg);
+    });
   } catch (error) {
-    log.error({ err: error }, error instanceof Error ? error.message : 'could not start embedded services');
+    log.error(
+      { err: error },
+      error instanceof Error ? error.message : 'could not start embedded services',
+    );
     process.exit(1);
   }
   stopInfra = () =>
-    infra.stop().catch((error: unknown) => log.error({ err: error }, 'stopping embedded services failed'));
+    infra.stop().catch((error: unknown) => {
+      log.error({ err: error }, 'stopping embedded services failed');
+    });
 
   try {
-    const report = await runMigrationsLocked(databaseOptions(infra.config, { applicationName: 'leo-migrations' }));
+    const report = await runMigrationsLocked(
+      databaseOptions(infra.config, { applicationName: 'leo-migrations' }),
+    );
     if (report.applied.length > 0) log.info({ applied: report.applied }, 'migrations applied');
 
     const app = await createApp(infra.config, log);
     await app.listen(infra.config.http.port, infra.config.http.host);
-    const url = (await app.getUrl()).replace('[::1]', 'localhost').replace('127.0.0.1', 'localhost');
+    const url = (await app.getUrl())
+      .replace('[::1]', 'localhost')
+      .replace('127.0.0.1', 'localhost');
     log.info(
       {
         url,

@@ -8,12 +8,21 @@ import { Public, Roles } from '../src/auth/access.decorator.js';
 import { AuthModule } from '../src/auth/auth.module.js';
 import { ProblemFilter } from '../src/common/problem.filter.js';
 import { ConfigModule } from '@nestjs/config';
-import { createTestDatabase, startTestApp, testConfig, type TestApp, type TestDatabase } from './support/test-env.js';
+import {
+  createTestDatabase,
+  startTestApp,
+  testConfig,
+  type TestApp,
+  type TestDatabase,
+} from './support/test-env.js';
 
 const CITIZEN = '199012119948'; // a valid test number from the personnummer list
 
 async function devToken(leo: TestApp, body: Record<string, unknown>): Promise<string> {
-  const response = await request(leo.app.getHttpServer()).post('/v1/dev/token').send(body).expect(200);
+  const response = await request(leo.app.getHttpServer())
+    .post('/v1/dev/token')
+    .send(body)
+    .expect(200);
   return (response.body as { accessToken: string }).accessToken;
 }
 
@@ -34,7 +43,7 @@ describe('dev tokens and the session route', () => {
     expect(response.body).toMatchObject({ tokenType: 'Bearer', expiresIn: 3600 });
     const me = await request(leo.app.getHttpServer())
       .get('/v1/me')
-      .set('Authorization', `Bearer ${response.body.accessToken}`)
+      .set('Authorization', `Bearer ${response.body.accessToken as string}`)
       .expect(200);
     expect(me.body.role).toBe('citizen');
     expect(me.body.subject).toMatch(/^citizen-[0-9a-f]{20}$/);
@@ -47,13 +56,17 @@ describe('dev tokens and the session route', () => {
       .get('/v1/me')
       .set('Authorization', `Bearer ${admin}`)
       .expect(200)
-      .expect((r) => expect(r.body).toEqual({ role: 'admin', subject: 'dev-admin' }));
+      .expect((r) => {
+        expect(r.body).toEqual({ role: 'admin', subject: 'dev-admin' });
+      });
     const agency = await devToken(leo, { role: 'agency', agency: 'skatteverket' });
     await request(leo.app.getHttpServer())
       .get('/v1/me')
       .set('Authorization', `Bearer ${agency}`)
       .expect(200)
-      .expect((r) => expect(r.body).toMatchObject({ role: 'agency', agency: 'skatteverket' }));
+      .expect((r) => {
+        expect(r.body).toMatchObject({ role: 'agency', agency: 'skatteverket' });
+      });
   });
 
   it.each([
@@ -65,10 +78,15 @@ describe('dev tokens and the session route', () => {
     [{ role: 'admin', extra: 1 }, 'extra'],
     [{ role: 'admin', subject: 'x'.repeat(65) }, 'subject'],
   ])('refuses %j with 400 naming %s', async (body, field) => {
-    const response = await request(leo.app.getHttpServer()).post('/v1/dev/token').send(body).expect(400);
+    const response = await request(leo.app.getHttpServer())
+      .post('/v1/dev/token')
+      .send(body)
+      .expect(400);
     expect(response.headers['content-type']).toContain('application/problem+json');
     expect(response.body.code).toBe('validation-failed');
-    expect(response.body.errors).toEqual(expect.arrayContaining([expect.objectContaining({ path: field })]));
+    expect(response.body.errors).toEqual(
+      expect.arrayContaining([expect.objectContaining({ path: field })]),
+    );
   });
 
   it('answers malformed JSON with 400, not 500', async () => {
@@ -104,7 +122,10 @@ describe('dev tokens and the session route', () => {
       .setSubject('mallory')
       .setExpirationTime('5m')
       .sign(new TextEncoder().encode('a-different-secret-of-sufficient-length!!'));
-    const refused = await request(server).get('/v1/me').set('Authorization', `Bearer ${forged}`).expect(401);
+    const refused = await request(server)
+      .get('/v1/me')
+      .set('Authorization', `Bearer ${forged}`)
+      .expect(401);
     expect(refused.body.code).toBe('invalid-token');
 
     const expired = await new SignJWT({ leo_roles: ['admin'] })
@@ -115,7 +136,10 @@ describe('dev tokens and the session route', () => {
       .setIssuedAt(Math.floor(Date.now() / 1000) - 7200)
       .setExpirationTime(Math.floor(Date.now() / 1000) - 3600)
       .sign(new TextEncoder().encode(leo.config.auth.devSecret ?? ''));
-    const late = await request(server).get('/v1/me').set('Authorization', `Bearer ${expired}`).expect(401);
+    const late = await request(server)
+      .get('/v1/me')
+      .set('Authorization', `Bearer ${expired}`)
+      .expect(401);
     expect(late.body.detail).toContain('expired');
   });
 
@@ -127,7 +151,10 @@ describe('dev tokens and the session route', () => {
       .setSubject('both')
       .setExpirationTime('5m')
       .sign(new TextEncoder().encode(leo.config.auth.devSecret ?? ''));
-    await request(leo.app.getHttpServer()).get('/v1/me').set('Authorization', `Bearer ${token}`).expect(403);
+    await request(leo.app.getHttpServer())
+      .get('/v1/me')
+      .set('Authorization', `Bearer ${token}`)
+      .expect(403);
   });
 });
 
@@ -146,7 +173,10 @@ describe('dev tokens disabled', () => {
   });
 
   it('has no dev token route at all', async () => {
-    await request(leo.app.getHttpServer()).post('/v1/dev/token').send({ role: 'admin' }).expect(404);
+    await request(leo.app.getHttpServer())
+      .post('/v1/dev/token')
+      .send({ role: 'admin' })
+      .expect(404);
     const docs = await request(leo.app.getHttpServer()).get('/docs-json').expect(200);
     expect(Object.keys(docs.body.paths)).not.toContain('/v1/dev/token');
   });
@@ -159,7 +189,10 @@ describe('dev tokens disabled', () => {
       .setSubject('x')
       .setExpirationTime('5m')
       .sign(new TextEncoder().encode('x'.repeat(40)));
-    await request(leo.app.getHttpServer()).get('/v1/me').set('Authorization', `Bearer ${token}`).expect(401);
+    await request(leo.app.getHttpServer())
+      .get('/v1/me')
+      .set('Authorization', `Bearer ${token}`)
+      .expect(401);
   });
 });
 
@@ -208,24 +241,44 @@ describe('tokens from an external OpenID Connect issuer', () => {
       leo_roles: 'citizen',
       'https://id.oidc.se/claim/personalIdentityNumber': CITIZEN,
     });
-    const me = await request(leo.app.getHttpServer()).get('/v1/me').set('Authorization', `Bearer ${token}`);
+    const me = await request(leo.app.getHttpServer())
+      .get('/v1/me')
+      .set('Authorization', `Bearer ${token}`);
     expect(me.status).toBe(200);
     expect(me.body).toEqual({ role: 'citizen', subject: 'pairwise-abc' });
   });
 
   it('refuses the wrong audience, and a citizen token without a valid personal number', async () => {
     const wrongAudience = await sign({ leo_roles: 'admin' }, 'someone-else');
-    await request(leo.app.getHttpServer()).get('/v1/me').set('Authorization', `Bearer ${wrongAudience}`).expect(401);
-    const noNumber = await sign({ leo_roles: 'citizen', 'https://id.oidc.se/claim/personalIdentityNumber': '123' });
-    await request(leo.app.getHttpServer()).get('/v1/me').set('Authorization', `Bearer ${noNumber}`).expect(401);
+    await request(leo.app.getHttpServer())
+      .get('/v1/me')
+      .set('Authorization', `Bearer ${wrongAudience}`)
+      .expect(401);
+    const noNumber = await sign({
+      leo_roles: 'citizen',
+      'https://id.oidc.se/claim/personalIdentityNumber': '123',
+    });
+    await request(leo.app.getHttpServer())
+      .get('/v1/me')
+      .set('Authorization', `Bearer ${noNumber}`)
+      .expect(401);
   });
 
   it('refuses an unsigned token (alg none)', async () => {
     const header = Buffer.from(JSON.stringify({ alg: 'none' })).toString('base64url');
     const payload = Buffer.from(
-      JSON.stringify({ iss: issuer, aud: 'leo-api', sub: 'x', leo_roles: 'admin', exp: Date.now() / 1000 + 60 }),
+      JSON.stringify({
+        iss: issuer,
+        aud: 'leo-api',
+        sub: 'x',
+        leo_roles: 'admin',
+        exp: Date.now() / 1000 + 60,
+      }),
     ).toString('base64url');
-    await request(leo.app.getHttpServer()).get('/v1/me').set('Authorization', `Bearer ${header}.${payload}.`).expect(401);
+    await request(leo.app.getHttpServer())
+      .get('/v1/me')
+      .set('Authorization', `Bearer ${header}.${payload}.`)
+      .expect(401);
   });
 });
 
@@ -266,7 +319,12 @@ describe('access is declared per route, and the default is deny', () => {
     const config = testConfig(database);
     @Module({
       imports: [
-        ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, ignoreEnvVars: true, load: [() => config] }),
+        ConfigModule.forRoot({
+          isGlobal: true,
+          ignoreEnvFile: true,
+          ignoreEnvVars: true,
+          load: [() => config],
+        }),
         AuthModule.forRoot({ api: true, devTokens: true }),
       ],
       controllers: [controller],
@@ -281,10 +339,18 @@ describe('access is declared per route, and the default is deny', () => {
     await app.init();
     try {
       const server = app.getHttpServer();
-      const citizen = await request(server).post('/v1/dev/token').send({ role: 'citizen', personalNumber: CITIZEN });
+      const citizen = await request(server)
+        .post('/v1/dev/token')
+        .send({ role: 'citizen', personalNumber: CITIZEN });
       const admin = await request(server).post('/v1/dev/token').send({ role: 'admin' });
-      await request(server).get('/probe/admin').set('Authorization', `Bearer ${citizen.body.accessToken}`).expect(403);
-      await request(server).get('/probe/admin').set('Authorization', `Bearer ${admin.body.accessToken}`).expect(200);
+      await request(server)
+        .get('/probe/admin')
+        .set('Authorization', `Bearer ${citizen.body.accessToken as string}`)
+        .expect(403);
+      await request(server)
+        .get('/probe/admin')
+        .set('Authorization', `Bearer ${admin.body.accessToken as string}`)
+        .expect(200);
       await request(server).get('/probe/admin').expect(401);
       await request(server).get('/probe/open').expect(200);
     } finally {

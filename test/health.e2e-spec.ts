@@ -19,7 +19,10 @@ describe('health', () => {
 
   it('is ready when Postgres and Redis answer', async () => {
     const response = await request(leo.app.getHttpServer()).get('/health/ready').expect(200);
-    expect(response.body.info).toMatchObject({ postgres: { status: 'up' }, redis: { status: 'up' } });
+    expect(response.body.info).toMatchObject({
+      postgres: { status: 'up' },
+      redis: { status: 'up' },
+    });
   });
 
   it('carries a request id, echoing a well-formed one from the caller', async () => {
@@ -28,7 +31,9 @@ describe('health', () => {
       .set('x-request-id', 'abc12345-trace')
       .expect(200);
     expect(given.headers['x-request-id']).toBe('abc12345-trace');
-    const minted = await request(leo.app.getHttpServer()).get('/health/live').set('x-request-id', 'bad id!');
+    const minted = await request(leo.app.getHttpServer())
+      .get('/health/live')
+      .set('x-request-id', 'bad id!');
     expect(minted.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
   });
 
@@ -63,6 +68,9 @@ describe('health when Redis is unreachable', () => {
   it('is live but not ready, and says which dependency is down', async () => {
     await request(leo.app.getHttpServer()).get('/health/live').expect(200);
     const response = await request(leo.app.getHttpServer()).get('/health/ready').expect(503);
-    expect(response.body.details).toMatchObject({ postgres: { status: 'up' }, redis: { status: 'down' } });
+    expect(response.body.details).toMatchObject({
+      postgres: { status: 'up' },
+      redis: { status: 'down' },
+    });
   });
 });

@@ -28,12 +28,18 @@ class AddProbeColumn1700000000002 implements MigrationInterface {
   }
 }
 
-const optionsFor = (database: TestDatabase, migrations?: DataSourceOptions['migrations']): DataSourceOptions => ({
+const optionsFor = (
+  database: TestDatabase,
+  migrations?: DataSourceOptions['migrations'],
+): DataSourceOptions => ({
   ...databaseOptions({ database: { url: database.url, poolSize: 2 }, role: 'all' }),
   ...(migrations ? { migrations } : {}),
 });
 
-async function query<T extends pg.QueryResultRow>(database: TestDatabase, sql: string): Promise<T[]> {
+async function query<T extends pg.QueryResultRow>(
+  database: TestDatabase,
+  sql: string,
+): Promise<T[]> {
   const client = new pg.Client({ connectionString: database.url });
   await client.connect();
   try {
@@ -63,7 +69,10 @@ describe('migrations', () => {
     expect(first.applied).toHaveLength(MIGRATIONS.length);
     const again = await runMigrationsLocked(optionsFor(database));
     expect(again.applied).toEqual([]);
-    const recorded = await query<{ name: string }>(database, 'SELECT name FROM migrations ORDER BY id');
+    const recorded = await query<{ name: string }>(
+      database,
+      'SELECT name FROM migrations ORDER BY id',
+    );
     expect(recorded.map((r) => r.name)).toEqual(MIGRATIONS.map((m) => new m().name ?? m.name));
   });
 
@@ -77,8 +86,14 @@ describe('migrations', () => {
     const applied = reports.map((r) => r.applied.length).sort();
     expect(applied).toEqual([0, 0, 0, 2]);
     expect(Math.max(...reports.map((r) => r.waitedForLockMs))).toBeGreaterThanOrEqual(250);
-    const recorded = await query<{ name: string }>(database, 'SELECT name FROM migrations ORDER BY id');
-    expect(recorded.map((r) => r.name)).toEqual(['CreateProbeTable1700000000001', 'AddProbeColumn1700000000002']);
+    const recorded = await query<{ name: string }>(
+      database,
+      'SELECT name FROM migrations ORDER BY id',
+    );
+    expect(recorded.map((r) => r.name)).toEqual([
+      'CreateProbeTable1700000000001',
+      'AddProbeColumn1700000000002',
+    ]);
     const columns = await query<{ column_name: string }>(
       database,
       "SELECT column_name FROM information_schema.columns WHERE table_name = 'probe' ORDER BY ordinal_position",
@@ -88,7 +103,10 @@ describe('migrations', () => {
 
   it('revert the last migration only', async () => {
     const database = await fresh();
-    const options = optionsFor(database, [CreateProbeTable1700000000001, AddProbeColumn1700000000002]);
+    const options = optionsFor(database, [
+      CreateProbeTable1700000000001,
+      AddProbeColumn1700000000002,
+    ]);
     await runMigrationsLocked(options);
     await revertLastMigrationLocked(options);
     const recorded = await query<{ name: string }>(database, 'SELECT name FROM migrations');
@@ -111,7 +129,9 @@ describe('migrations', () => {
     }
     const database = await fresh();
     await expect(
-      runMigrationsLocked(optionsFor(database, [CreateProbeTable1700000000001, Broken1700000000003])),
+      runMigrationsLocked(
+        optionsFor(database, [CreateProbeTable1700000000001, Broken1700000000003]),
+      ),
     ).rejects.toThrow(/no_such_table/);
     const tables = await query<{ table_name: string }>(
       database,

@@ -29,7 +29,10 @@ describe('typed queues on the configured Redis and prefix', () => {
   it('delivers each payload to the handler for its job name, under the hash-tagged prefix', async () => {
     const name = agencyQueueName('testverket');
     const seen: string[] = [];
-    const events = new QueueEvents(name, { connection: redisOptions(leo.config.redis.url), prefix: queues.prefix });
+    const events = new QueueEvents(name, {
+      connection: redisOptions(leo.config.redis.url),
+      prefix: queues.prefix,
+    });
     await events.waitUntilReady();
     queues.worker<GreetingJobs, string>(name, {
       'greeting.send': async ({ to, times }) => {
@@ -47,7 +50,11 @@ describe('typed queues on the configured Redis and prefix', () => {
     expect(seen).toEqual(['Annax2']);
 
     // The job id is the idempotency key: adding it again is a no-op.
-    const again = await queue.add('greeting.send', { to: 'Anna', times: 2 }, { jobId: 'step-run-1' });
+    const again = await queue.add(
+      'greeting.send',
+      { to: 'Anna', times: 2 },
+      { jobId: 'step-run-1' },
+    );
     expect(again.id).toBe('step-run-1');
     await new Promise((r) => setTimeout(r, 200));
     expect(seen).toEqual(['Annax2']);
@@ -60,15 +67,24 @@ describe('typed queues on the configured Redis and prefix', () => {
 
   it('fails a job whose name has no handler at once, without retrying', async () => {
     const name = agencyQueueName('okandverket');
-    const events = new QueueEvents(name, { connection: redisOptions(leo.config.redis.url), prefix: queues.prefix });
+    const events = new QueueEvents(name, {
+      connection: redisOptions(leo.config.redis.url),
+      prefix: queues.prefix,
+    });
     await events.waitUntilReady();
     queues.worker<GreetingJobs, string>(name, {
       'greeting.send': async () => 'ok',
       'greeting.slow': async () => 'ok',
     });
     const raw = queues.queue<GreetingJobs>(name).raw;
-    const job = await raw.add('greeting.unknown', { x: 1 }, { attempts: 5, backoff: { type: 'fixed', delay: 10 } });
-    await expect(job.waitUntilFinished(events, 10_000)).rejects.toThrow(/no handler for job "greeting.unknown"/);
+    const job = await raw.add(
+      'greeting.unknown',
+      { x: 1 },
+      { attempts: 5, backoff: { type: 'fixed', delay: 10 } },
+    );
+    await expect(job.waitUntilFinished(events, 10_000)).rejects.toThrow(
+      /no handler for job "greeting.unknown"/,
+    );
     const failed = (await raw.getJob(job.id ?? '')) as Job;
     expect(failed.attemptsMade).toBe(1);
     await events.close();

@@ -3,7 +3,9 @@ import { readFileSync } from 'node:fs';
 import { ENVIRONMENT_VARIABLE_NAMES } from '../src/config/config.schema.js';
 
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-const packageJson = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
+const packageJson = JSON.parse(
+  readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
+) as {
   scripts: Record<string, string>;
 };
 const ci = readFileSync(new URL('../.ci/run', import.meta.url), 'utf8');
@@ -21,7 +23,12 @@ describe('README', () => {
     expect(quickStart).toContain('npm test');
     expect(packageJson.scripts.start).toBeDefined();
     expect(packageJson.scripts.test).toBeDefined();
-    const commands = ci.split('\n').filter((l) => l.trim() && !l.trim().startsWith('#') && !l.startsWith('set ') && !l.startsWith('cd '));
+    const commands = ci
+      .split('\n')
+      .filter(
+        (l) =>
+          l.trim() && !l.trim().startsWith('#') && !l.startsWith('set ') && !l.startsWith('cd '),
+      );
     expect(commands).toEqual(['npm ci --no-audit --no-fund', 'npm test']);
   });
 });

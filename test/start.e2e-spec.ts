@@ -27,7 +27,10 @@ interface Running {
 
 function baseEnv(extra: Record<string, string>): Record<string, string> {
   // Only what a fresh shell has: nothing of the test run's own configuration leaks in.
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' };
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/tmp',
+  };
   return { ...env, LOG_LEVEL: 'info', ...extra };
 }
 
@@ -35,7 +38,8 @@ const runs: Running[] = [];
 
 afterAll(() => {
   // A failed expectation must not leave a leo running.
-  for (const run of runs) if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
+  for (const run of runs)
+    if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL');
 });
 
 async function start(extra: Record<string, string>): Promise<Running> {
@@ -48,14 +52,18 @@ async function start(extra: Record<string, string>): Promise<Running> {
   const lines: string[] = [];
   const stderr: string[] = [];
   let buffer = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
+  child.stdout.on('data', (chunk: Buffer) => {
     buffer += chunk.toString();
     const parts = buffer.split('\n');
     buffer = parts.pop() ?? '';
     lines.push(...parts);
   });
-  child.stderr?.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => {
+      resolve(code);
+    });
+  });
   const run = { child, port, lines, stderr, exited };
   runs.push(run);
   return run;
@@ -65,7 +73,9 @@ async function ready(run: Running, timeoutMs = 45_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (run.child.exitCode !== null) {
-      throw new Error(`leo exited with ${run.child.exitCode}: ${run.stderr.join('')}${run.lines.join('\n')}`);
+      throw new Error(
+        `leo exited with ${run.child.exitCode}: ${run.stderr.join('')}${run.lines.join('\n')}`,
+      );
     }
     try {
       const response = await fetch(`http://127.0.0.1:${run.port}/health/ready`);
@@ -73,7 +83,8 @@ async function ready(run: Running, timeoutMs = 45_000): Promise<void> {
     } catch {
       // not listening yet
     }
-    if (Date.now() > deadline) throw new Error(`not ready in ${timeoutMs} ms:\n${run.lines.join('\n')}`);
+    if (Date.now() > deadline)
+      throw new Error(`not ready in ${timeoutMs} ms:\n${run.lines.join('\n')}`);
     await sleep(100);
   }
 }
@@ -87,7 +98,9 @@ function pidIn(file: string): number {
 async function exitWithin(run: Running, ms: number): Promise<number | null> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`still running after ${ms} ms`)), ms);
+    timer = setTimeout(() => {
+      reject(new Error(`still running after ${ms} ms`));
+    }, ms);
   });
   try {
     return await Promise.race([run.exited, timeout]);
@@ -121,7 +134,10 @@ describe('npm start with embedded infrastructure', () => {
     expect(logged(run, 'initialising a new Postgres cluster')).toBe(true);
     const readyLine = run.lines.find((l) => l.includes('leo is ready'));
     expect(readyLine).toBeDefined();
-    expect(JSON.parse(readyLine ?? '{}')).toMatchObject({ embedded: ['postgres', 'redis'], devTokens: true });
+    expect(JSON.parse(readyLine ?? '{}')).toMatchObject({
+      embedded: ['postgres', 'redis'],
+      devTokens: true,
+    });
     expect(readyLine).toContain(`/docs`);
 
     const docs = await fetch(`http://127.0.0.1:${run.port}/docs`);
@@ -183,7 +199,9 @@ describe('npm start with embedded infrastructure', () => {
     await ready(first);
     const second = await start({ LEO_DATA_DIR: dataDir });
     await expect(exitWithin(second, 30_000)).resolves.toBe(1);
-    expect(second.lines.join('\n')).toMatch(/Another leo \(pid \d+\) is running with the data directory/);
+    expect(second.lines.join('\n')).toMatch(
+      /Another leo \(pid \d+\) is running with the data directory/,
+    );
     await ready(first, 5_000); // undisturbed
     first.child.kill('SIGINT');
     await expect(exitWithin(first, 30_000)).resolves.toBe(0);
@@ -211,7 +229,9 @@ describe('npm start with configured infrastructure', () => {
       LEO_ROLE: 'engine',
     });
     await ready(run);
-    const readyLine = JSON.parse(run.lines.find((l) => l.includes('leo is ready')) ?? '{}') as Record<string, unknown>;
+    const readyLine = JSON.parse(
+      run.lines.find((l) => l.includes('leo is ready')) ?? '{}',
+    ) as Record<string, unknown>;
     expect(readyLine).toMatchObject({ embedded: [], role: 'engine' });
     expect(existsSync(dataDir)).toBe(false);
     // The engine role serves health but not the API.

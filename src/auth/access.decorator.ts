@@ -14,7 +14,9 @@ export const Public = (): MethodDecorator & ClassDecorator =>
  * Only callers signed in with one of these roles. A route that declares neither this nor
  * `@Public()` is refused to everyone, and start-up fails listing it (RouteAccessAudit).
  */
-export const Roles = (...roles: [PrincipalRole, ...PrincipalRole[]]): MethodDecorator & ClassDecorator =>
+export const Roles = (
+  ...roles: [PrincipalRole, ...PrincipalRole[]]
+): MethodDecorator & ClassDecorator =>
   applyDecorators(
     SetMetadata(ACCESS_METADATA, { kind: 'roles', roles } satisfies AccessRule),
     ApiBearerAuth(),

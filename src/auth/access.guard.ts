@@ -29,9 +29,14 @@ export class AccessGuard implements CanActivate {
 
     const request = context.switchToHttp().getRequest<Request & AuthenticatedRequest>();
     const header = request.headers.authorization;
-    const match = typeof header === 'string' ? /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header.trim()) : null;
+    const match =
+      typeof header === 'string' ? /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header.trim()) : null;
     if (!match?.[1]) {
-      throw new DomainError('unauthenticated', 'missing-token', 'Sign in: this route needs a bearer token.');
+      throw new DomainError(
+        'unauthenticated',
+        'missing-token',
+        'Sign in: this route needs a bearer token.',
+      );
     }
     const principal = await this.tokens.verify(match[1]);
     if (!rule.roles.includes(principal.role)) {

@@ -13,7 +13,9 @@ export class AuthModule {
    * exists only when dev tokens are enabled, so in production it is not merely closed but absent.
    */
   static forRoot(options: { api: boolean; devTokens: boolean }): DynamicModule {
-    const controllers = options.api ? [MeController, ...(options.devTokens ? [DevTokenController] : [])] : [];
+    const controllers = options.api
+      ? [MeController, ...(options.devTokens ? [DevTokenController] : [])]
+      : [];
     return {
       module: AuthModule,
       global: true,

@@ -7,10 +7,16 @@ export interface AuthenticatedRequest {
 }
 
 /** The signed-in caller, as established by the AccessGuard. */
-export const CurrentPrincipal = createParamDecorator((_data: unknown, context: ExecutionContext): Principal => {
-  const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
-  if (!request.principal) {
-    throw new DomainError('unauthenticated', 'unauthenticated', 'This route needs a signed-in caller.');
-  }
-  return request.principal;
-});
+export const CurrentPrincipal = createParamDecorator(
+  (_data: unknown, context: ExecutionContext): Principal => {
+    const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
+    if (!request.principal) {
+      throw new DomainError(
+        'unauthenticated',
+        'unauthenticated',
+        'This route needs a signed-in caller.',
+      );
+    }
+    return request.principal;
+  },
+);

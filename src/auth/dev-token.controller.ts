@@ -32,21 +32,31 @@ export class DevTokenController {
       case 'citizen': {
         const personalNumber = normalisePersonalNumber(request.personalNumber ?? '');
         if (!personalNumber) {
-          throw new DomainError('invalid', 'validation-failed', 'The request has 1 invalid field: personalNumber.', [
-            {
-              path: 'personalNumber',
-              reason: 'personalNumber must be a valid Swedish personal identity number or coordination number',
-              code: 'personalNumber',
-            },
-          ]);
+          throw new DomainError(
+            'invalid',
+            'validation-failed',
+            'The request has 1 invalid field: personalNumber.',
+            [
+              {
+                path: 'personalNumber',
+                reason:
+                  'personalNumber must be a valid Swedish personal identity number or coordination number',
+                code: 'personalNumber',
+              },
+            ],
+          );
         }
         // A pairwise-style subject that does not reveal the number, as e-ID brokers issue.
         const subject =
-          request.subject ?? `citizen-${createHash('sha256').update(personalNumber).digest('hex').slice(0, 20)}`;
+          request.subject ??
+          `citizen-${createHash('sha256').update(personalNumber).digest('hex').slice(0, 20)}`;
         return { role: 'citizen', subject, personalNumber };
       }
-      case 'agency':
-        return { role: 'agency', subject: request.subject ?? `agency-${request.agency}`, agency: request.agency ?? '' };
+      case 'agency': {
+        // Validation requires `agency` for this role.
+        const agency = request.agency ?? '';
+        return { role: 'agency', subject: request.subject ?? `agency-${agency}`, agency };
+      }
       case 'admin':
         return { role: 'admin', subject: request.subject ?? 'dev-admin' };
     }

@@ -18,13 +18,21 @@ export class DevTokenRequestDto {
   @MaxLength(20)
   personalNumber?: string;
 
-  @ApiPropertyOptional({ description: 'For role agency: the agency code.', example: 'skatteverket' })
+  @ApiPropertyOptional({
+    description: 'For role agency: the agency code.',
+    example: 'skatteverket',
+  })
   @ValidateIf((o: DevTokenRequestDto) => o.role === 'agency' || o.agency !== undefined)
   @IsString()
-  @Matches(AGENCY_CODE_PATTERN, { message: 'agency must be a lower-case agency code such as skatteverket' })
+  @Matches(AGENCY_CODE_PATTERN, {
+    message: 'agency must be a lower-case agency code such as skatteverket',
+  })
   agency?: string;
 
-  @ApiPropertyOptional({ description: 'The token subject; derived when omitted.', example: 'admin-anna' })
+  @ApiPropertyOptional({
+    description: 'The token subject; derived when omitted.',
+    example: 'admin-anna',
+  })
   @IsOptional()
   @IsString()
   @Matches(/^[A-Za-z0-9._:@-]{1,64}$/, { message: 'subject must be 1-64 letters, digits or ._:@-' })

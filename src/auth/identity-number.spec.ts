@@ -12,16 +12,21 @@ interface OrgEntry {
   valid_as_personnummer: boolean;
 }
 
-const fixture = <T>(name: string): T =>
-  JSON.parse(readFileSync(new URL(`../../test/fixtures/personnummer/${name}`, import.meta.url), 'utf8')) as T;
+const fixture = (name: string): unknown =>
+  JSON.parse(
+    readFileSync(new URL(`../../test/fixtures/personnummer/${name}`, import.meta.url), 'utf8'),
+  );
 
 describe('normalisePersonalNumber (conformance with the personnummer/meta test list)', () => {
-  const list = fixture<ListEntry[]>('list.json');
-  const orgNumbers = fixture<OrgEntry[]>('orgnumber.json');
+  const list = fixture('list.json') as ListEntry[];
+  const orgNumbers = fixture('orgnumber.json') as OrgEntry[];
 
-  it.each(list.map((e) => [e.long_format, e.type, e.valid] as const))('%s (%s) valid=%s', (number, _type, valid) => {
-    expect(normalisePersonalNumber(number)).toBe(valid ? number : undefined);
-  });
+  it.each(list.map((e) => [e.long_format, e.type, e.valid] as const))(
+    '%s (%s) valid=%s',
+    (number, _type, valid) => {
+      expect(normalisePersonalNumber(number)).toBe(valid ? number : undefined);
+    },
+  );
 
   it.each(orgNumbers.map((e) => [e.short_format, e.valid_as_personnummer] as const))(
     'organisation number %s is a personal number: %s',

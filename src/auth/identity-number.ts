@@ -15,7 +15,10 @@ const Personnummer = createRequire(import.meta.url)('personnummer') as Personnum
 export function normalisePersonalNumber(input: string): string | undefined {
   if (typeof input !== 'string' || input.length > 20) return undefined;
   try {
-    const parsed = Personnummer.parse(input, { allowCoordinationNumber: true, allowInterimNumber: false });
+    const parsed = Personnummer.parse(input, {
+      allowCoordinationNumber: true,
+      allowInterimNumber: false,
+    });
     return parsed.format(true);
   } catch {
     return undefined;

@@ -20,7 +20,17 @@ export const DEV_ISSUER = 'urn:leo:dev';
 export const DEV_AUDIENCE = 'leo';
 
 /** Asymmetric algorithms accepted from an OpenID Connect issuer; never `none` or HMAC. */
-const OIDC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'EdDSA'];
+const OIDC_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'EdDSA',
+];
 
 const unauthenticated = (message: string): DomainError =>
   new DomainError('unauthenticated', 'invalid-token', message);
@@ -40,7 +50,9 @@ export class TokenVerifier {
     this.auth = config.get('auth', { infer: true });
     this.jwks = this.auth.oidc ? createRemoteJWKSet(new URL(this.auth.oidc.jwksUrl)) : undefined;
     this.devKey =
-      this.auth.devTokens && this.auth.devSecret ? new TextEncoder().encode(this.auth.devSecret) : undefined;
+      this.auth.devTokens && this.auth.devSecret
+        ? new TextEncoder().encode(this.auth.devSecret)
+        : undefined;
   }
 
   async verify(token: string): Promise<Principal> {
@@ -70,7 +82,8 @@ export class TokenVerifier {
       }
     } catch (error) {
       if (error instanceof DomainError) throw error;
-      if (error instanceof joseErrors.JWTExpired) throw unauthenticated('The bearer token has expired.');
+      if (error instanceof joseErrors.JWTExpired)
+        throw unauthenticated('The bearer token has expired.');
       if (error instanceof joseErrors.JOSEError) {
         throw unauthenticated(`The bearer token was refused (${error.code}).`);
       }
@@ -86,7 +99,8 @@ export class TokenVerifier {
     }
     const claimed = payload[this.auth.claims.roles];
     const roles = (Array.isArray(claimed) ? claimed : [claimed]).filter(
-      (r): r is PrincipalRole => typeof r === 'string' && (PRINCIPAL_ROLES as readonly string[]).includes(r),
+      (r): r is PrincipalRole =>
+        typeof r === 'string' && (PRINCIPAL_ROLES as readonly string[]).includes(r),
     );
     // A token speaks for one kind of caller; one carrying several is refused rather than guessed.
     if (roles.length !== 1) {
@@ -119,12 +133,12 @@ export class TokenVerifier {
   }
 
   /** Signs a development token. Only reachable when AUTH_DEV_TOKENS is on. */
-  async signDevToken(
-    principal: Principal,
-  ): Promise<{ accessToken: string; expiresIn: number }> {
-    if (!this.devKey) throw new DomainError('not-found', 'dev-tokens-disabled', 'Dev tokens are disabled.');
+  async signDevToken(principal: Principal): Promise<{ accessToken: string; expiresIn: number }> {
+    if (!this.devKey)
+      throw new DomainError('not-found', 'dev-tokens-disabled', 'Dev tokens are disabled.');
     const claims: JWTPayload = { [this.auth.claims.roles]: [principal.role] };
-    if (principal.role === 'citizen') claims[this.auth.claims.personalNumber] = principal.personalNumber;
+    if (principal.role === 'citizen')
+      claims[this.auth.claims.personalNumber] = principal.personalNumber;
     if (principal.role === 'agency') claims[this.auth.claims.agency] = principal.agency;
     const expiresIn = this.auth.devTokenTtlSeconds;
     const accessToken = await new SignJWT(claims)

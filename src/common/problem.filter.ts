@@ -67,9 +67,11 @@ export class ProblemFilter implements ExceptionFilter {
   catch(exception: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
     const response = http.getResponse<Response>();
-    const request = http.getRequest<Request & { id?: unknown }>();
+    // Outside an HTTP context there is no request. Its id is set by pino-http's genReqId (see
+    // loggerParams), which always returns a string.
+    const request = http.getRequest<(Request & { id?: string }) | undefined>();
     const problem = this.toProblem(exception);
-    if (request?.id !== undefined) problem.requestId = String(request.id);
+    if (request?.id !== undefined) problem.requestId = request.id;
     if (problem.status >= 500) {
       this.logger.error({ err: exception, requestId: problem.requestId }, 'unhandled error');
     }
@@ -92,10 +94,12 @@ export class ProblemFilter implements ExceptionFilter {
     }
     // Body-parser errors (bad JSON, too large), which the Express adapter may wrap: answered
     // with fixed text, since a parser message can quote the body.
-    const parser = (exception instanceof HttpException ? exception.cause : exception) as ParserError | undefined;
+    const parser = (exception instanceof HttpException ? exception.cause : exception) as
+      ParserError | undefined;
     const parserStatus = parser?.status ?? parser?.statusCode;
     if (typeof parserStatus === 'number' && parserStatus >= 400 && parserStatus < 500) {
-      const code = parser?.type === 'entity.parse.failed' ? 'malformed-json' : codeForStatus(parserStatus);
+      const code =
+        parser?.type === 'entity.parse.failed' ? 'malformed-json' : codeForStatus(parserStatus);
       const detail =
         code === 'malformed-json'
           ? 'The request body is not valid JSON.'
@@ -112,15 +116,22 @@ export class ProblemFilter implements ExceptionFilter {
     }
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
-      const body = exception.getResponse();
+      // Typed `string | object`, but it is whatever the exception was constructed with.
+      const body: unknown = exception.getResponse();
       const message =
         typeof body === 'string'
           ? body
           : typeof body === 'object' && body !== null && 'message' in body
-            ? String((body as { message: unknown }).message)
+            ? String(body.message)
             : exception.message;
       const code = codeForStatus(status);
-      return { type: `urn:leo:problem:${code}`, title: TITLES[status] ?? 'Error', status, code, detail: message };
+      return {
+        type: `urn:leo:problem:${code}`,
+        title: TITLES[status] ?? 'Error',
+        status,
+        code,
+        detail: message,
+      };
     }
     return {
       type: 'urn:leo:problem:internal',

@@ -67,7 +67,9 @@ describe('loadConfig', () => {
   });
 
   it('flags an unknown variable with one of our prefixes (a typo would otherwise be ignored)', () => {
-    expect(problemsOf({ LEO_ROEL: 'api' })).toEqual([expect.stringMatching(/^LEO_ROEL: unknown variable/)]);
+    expect(problemsOf({ LEO_ROEL: 'api' })).toEqual([
+      expect.stringMatching(/^LEO_ROEL: unknown variable/),
+    ]);
   });
 
   it('requires DATABASE_URL and REDIS_URL and refuses dev tokens in production', () => {

@@ -21,7 +21,7 @@ import {
  * {@link AppConfig} built here (through @nestjs/config's ConfigService or as a plain object).
  *
  * Each variable is documented by its decorators and by the configuration reference in the
- * README; `test/config.spec.ts` checks the two agree.
+ * README; `test/readme.spec.ts` checks the two agree.
  */
 
 export const ROLES = ['all', 'api', 'engine', 'adapters'] as const;
@@ -243,7 +243,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     if (value !== undefined) raw[name] = value;
   }
   const vars = plainToInstance(EnvironmentVariables, raw);
-  const problems = describe(validateSync(vars, { whitelist: true, forbidUnknownValues: true, stopAtFirstError: true }));
+  const problems = describe(
+    validateSync(vars, { whitelist: true, forbidUnknownValues: true, stopAtFirstError: true }),
+  );
 
   for (const name of Object.keys(env)) {
     if (OWN_PREFIXES.some((p) => name.startsWith(p)) && !known.has(name)) {
@@ -270,7 +272,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       ['AUTH_JWKS_URL', vars.AUTH_JWKS_URL],
     ] as const) {
       if (value === undefined) {
-        problems.push(`${name}: required when any of AUTH_ISSUER, AUTH_AUDIENCE, AUTH_JWKS_URL is set`);
+        problems.push(
+          `${name}: required when any of AUTH_ISSUER, AUTH_AUDIENCE, AUTH_JWKS_URL is set`,
+        );
       }
     }
   }

@@ -13,7 +13,10 @@ import { databaseOptions } from './database.options.js';
     TypeOrmModule.forRootAsync({
       inject: [ConfigService],
       useFactory: (config: ConfigService<ResolvedConfig, true>) =>
-        databaseOptions({ database: config.get('database', { infer: true }), role: config.get('role', { infer: true }) }),
+        databaseOptions({
+          database: config.get('database', { infer: true }),
+          role: config.get('role', { infer: true }),
+        }),
     }),
   ],
 })

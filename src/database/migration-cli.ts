@@ -10,7 +10,8 @@ const USAGE = 'usage: npm run migration:run | migration:revert | migration:gener
 
 /** Writes a migration from the difference between the entities and the migrated database. */
 async function generate(options: ReturnType<typeof databaseOptions>, name: string): Promise<void> {
-  if (!/^[A-Z][A-Za-z0-9]+$/.test(name)) throw new Error(`the name must be PascalCase, e.g. AddCases (${USAGE})`);
+  if (!/^[A-Z][A-Za-z0-9]+$/.test(name))
+    throw new Error(`the name must be PascalCase, e.g. AddCases (${USAGE})`);
   await runMigrationsLocked(options);
   const dataSource = new DataSource(options);
   await dataSource.initialize();
@@ -26,7 +27,8 @@ async function generate(options: ReturnType<typeof databaseOptions>, name: strin
     const render = (queries: typeof sql.upQueries): string =>
       queries
         .map((q) => {
-          const params = q.parameters && q.parameters.length > 0 ? `, ${JSON.stringify(q.parameters)}` : '';
+          const params =
+            q.parameters && q.parameters.length > 0 ? `, ${JSON.stringify(q.parameters)}` : '';
           return `    await queryRunner.query(${JSON.stringify(q.query)}${params});`;
         })
         .join('\n');
@@ -52,12 +54,20 @@ ${render([...sql.downQueries].reverse())}
       "import type { MigrationInterface } from 'typeorm';",
       `import type { MigrationInterface } from 'typeorm';\nimport { ${className} } from './${fileBase}.js';`,
     );
-    index = index.replace(/export const MIGRATIONS: MigrationClass\[\] = \[([^\]]*)\];/, (_all, list: string) => {
-      const items = list.split(',').map((s) => s.trim()).filter(Boolean);
-      return `export const MIGRATIONS: MigrationClass[] = [${[...items, className].join(', ')}];`;
-    });
+    index = index.replace(
+      /export const MIGRATIONS: MigrationClass\[\] = \[([^\]]*)\];/,
+      (_all, list: string) => {
+        const items = list
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean);
+        return `export const MIGRATIONS: MigrationClass[] = [${[...items, className].join(', ')}];`;
+      },
+    );
     await writeFile(indexFile, index);
-    process.stdout.write(`Wrote src/database/migrations/${fileBase}.ts; review it, then build and run it.\n`);
+    process.stdout.write(
+      `Wrote src/database/migrations/${fileBase}.ts; review it, then build and run it.\n`,
+    );
   } finally {
     await dataSource.destroy();
   }
@@ -66,14 +76,18 @@ ${render([...sql.downQueries].reverse())}
 async function main(): Promise<void> {
   const [command, name] = process.argv.slice(2);
   const config = loadConfig(process.env);
-  const infra = await startLocalInfrastructure(config, (m) => process.stderr.write(`${m}\n`), { redis: false });
+  const infra = await startLocalInfrastructure(config, (m) => process.stderr.write(`${m}\n`), {
+    redis: false,
+  });
   try {
     const options = databaseOptions(infra.config, { applicationName: 'leo-migrations' });
     switch (command) {
       case 'run': {
         const report = await runMigrationsLocked(options);
         process.stdout.write(
-          report.applied.length ? `Applied: ${report.applied.join(', ')}\n` : 'No pending migrations.\n',
+          report.applied.length
+            ? `Applied: ${report.applied.join(', ')}\n`
+            : 'No pending migrations.\n',
         );
         break;
       }
@@ -94,6 +108,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`${error instanceof ConfigError || error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(
+    `${error instanceof ConfigError || error instanceof Error ? error.message : String(error)}\n`,
+  );
   process.exitCode = 1;
 });

@@ -1,7 +1,12 @@
 import { Controller, Get, Res, ServiceUnavailableException } from '@nestjs/common';
 import type { Response } from 'express';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
-import { HealthCheck, HealthCheckService, TypeOrmHealthIndicator, type HealthCheckResult } from '@nestjs/terminus';
+import {
+  HealthCheck,
+  HealthCheckService,
+  TypeOrmHealthIndicator,
+  type HealthCheckResult,
+} from '@nestjs/terminus';
 import { Public } from '../auth/access.decorator.js';
 import { LifecycleState } from './lifecycle.state.js';
 import { RedisHealthIndicator } from './redis.health.js';
@@ -29,7 +34,9 @@ export class HealthController {
   @Get('ready')
   @Public()
   @HealthCheck()
-  @ApiOperation({ summary: 'Readiness: Postgres and Redis answer, and the process is not shutting down' })
+  @ApiOperation({
+    summary: 'Readiness: Postgres and Redis answer, and the process is not shutting down',
+  })
   async ready(@Res({ passthrough: true }) response: Response): Promise<HealthCheckResult> {
     if (this.lifecycle.isDraining) {
       response.status(503);

@@ -71,7 +71,8 @@ async function reachableByOthers(dir: string, ids: Ids): Promise<boolean> {
   for (;;) {
     const info = await stat(current).catch(() => undefined);
     if (info) {
-      const searchable = info.uid === ids.uid ? (info.mode & 0o100) !== 0 : (info.mode & 0o001) !== 0;
+      const searchable =
+        info.uid === ids.uid ? (info.mode & 0o100) !== 0 : (info.mode & 0o001) !== 0;
       if (!searchable) return false;
     }
     const parent = path.dirname(current);
@@ -97,7 +98,9 @@ async function stopStaleServer(dir: string, log: (m: string) => void): Promise<v
   await rm(pidFile, { force: true });
 }
 
-export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedService> {
+export async function startEmbeddedPostgres(
+  options: EmbeddedPostgresOptions,
+): Promise<EmbeddedService> {
   const bin = await binaries();
   const ids = postgresUser();
   let dir = path.resolve(options.dir);
@@ -105,7 +108,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     // e.g. a checkout under /root: the postgres user cannot enter it.
     const hash = createHash('sha256').update(dir).digest('hex').slice(0, 12);
     const fallback = path.join(tmpdir(), `leo-postgres-${hash}`);
-    options.log(`${dir} is not reachable by the postgres user; keeping Postgres data in ${fallback}`);
+    options.log(
+      `${dir} is not reachable by the postgres user; keeping Postgres data in ${fallback}`,
+    );
     dir = fallback;
   }
   const passwordFile = `${dir}.password`;
@@ -134,7 +139,11 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
           '--encoding=UTF8',
           '--no-locale',
         ],
-        { ...(ids ?? {}), stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } },
+        {
+          ...(ids ?? {}),
+          stdio: ['ignore', 'ignore', 'pipe'],
+          env: { ...process.env, LC_ALL: 'C' },
+        },
       );
     } finally {
       await rm(pwfile, { force: true });
@@ -161,7 +170,12 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       '-c',
       'max_connections=200',
     ],
-    { ...(ids ?? {}), detached: true, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LC_ALL: 'C' } },
+    {
+      ...(ids ?? {}),
+      detached: true,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, LC_ALL: 'C' },
+    },
   );
   child.stderr?.pipe(logStream);
   let exited: string | undefined;
@@ -189,8 +203,11 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const client = admin('postgres');
   await client.connect();
   try {
-    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [options.database]);
-    if (found.rowCount === 0) await client.query(`CREATE DATABASE ${client.escapeIdentifier(options.database)}`);
+    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [
+      options.database,
+    ]);
+    if (found.rowCount === 0)
+      await client.query(`CREATE DATABASE ${client.escapeIdentifier(options.database)}`);
   } finally {
     await client.end();
   }

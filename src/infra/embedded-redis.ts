@@ -44,14 +44,18 @@ export function findOrInstallRedisServer(log: (m: string) => void): string {
   const aptGet = which('apt-get');
   if (userInfo().uid !== 0 || !aptGet) {
     throw new RedisServerMissingError(
-      userInfo().uid !== 0 ? ' (not root, so leo did not install it)' : ' (no apt-get to install it with)',
+      userInfo().uid !== 0
+        ? ' (not root, so leo did not install it)'
+        : ' (no apt-get to install it with)',
     );
   }
   log('redis-server is missing: installing Debian package redis-server with apt-get');
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   const install = (): boolean =>
-    spawnSync(aptGet, ['install', '-y', '--no-install-recommends', 'redis-server'], { stdio: 'ignore', env })
-      .status === 0;
+    spawnSync(aptGet, ['install', '-y', '--no-install-recommends', 'redis-server'], {
+      stdio: 'ignore',
+      env,
+    }).status === 0;
   if (!install()) {
     spawnSync(aptGet, ['update'], { stdio: 'ignore', env });
     if (!install()) throw new RedisServerMissingError(' and `apt-get install redis-server` failed');
@@ -64,7 +68,12 @@ export function findOrInstallRedisServer(log: (m: string) => void): string {
 async function stopStaleServer(pidFile: string, log: (m: string) => void): Promise<void> {
   if (!existsSync(pidFile)) return;
   const pid = Number((await readFile(pidFile, 'utf8')).trim());
-  if (Number.isInteger(pid) && pid > 0 && isAlive(pid) && ((await commandLine(pid)) ?? '').includes('redis-server')) {
+  if (
+    Number.isInteger(pid) &&
+    pid > 0 &&
+    isAlive(pid) &&
+    ((await commandLine(pid)) ?? '').includes('redis-server')
+  ) {
     log(`stopping a redis-server (pid ${pid}) left running by an earlier run`);
     await stopPid(pid, 'SIGTERM', 15_000);
   }
@@ -87,15 +96,24 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions): Promise
   const child = spawn(
     executable,
     [
-      '--port', String(port),
-      '--bind', '127.0.0.1',
-      '--dir', dir,
-      '--appendonly', 'yes',
-      '--save', '',
-      '--pidfile', pidFile,
-      '--logfile', path.join(dir, 'redis.log'),
-      '--daemonize', 'no',
-      '--requirepass', password,
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--appendonly',
+      'yes',
+      '--save',
+      '',
+      '--pidfile',
+      pidFile,
+      '--logfile',
+      path.join(dir, 'redis.log'),
+      '--daemonize',
+      'no',
+      '--requirepass',
+      password,
     ],
     // detached: the terminal's Ctrl-C must not stop Redis before leo has finished its jobs.
     { detached: true, stdio: 'ignore' },
@@ -112,11 +130,17 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions): Promise
   await waitFor(
     'embedded Redis',
     async () => {
-      const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+      const client = new Redis(url, {
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+      });
       client.on('error', () => undefined); // refused until it listens: that is what we wait out
       try {
         await client.connect();
-        return (await client.ping()) === 'PONG';
+        // Whatever listens on the port answers; ioredis types the reply as 'PONG' regardless.
+        const reply: string = await client.ping();
+        return reply === 'PONG';
       } finally {
         client.disconnect();
       }

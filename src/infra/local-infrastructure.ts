@@ -67,7 +67,11 @@ export async function startLocalInfrastructure(
     }
     let databaseUrl = config.database.url;
     if (!databaseUrl) {
-      const service = await startEmbeddedPostgres({ dir: path.join(dataDir, 'postgres'), database: 'leo', log });
+      const service = await startEmbeddedPostgres({
+        dir: path.join(dataDir, 'postgres'),
+        database: 'leo',
+        log,
+      });
       services.push({ name: 'postgres', service });
       databaseUrl = service.url;
       log(`embedded Postgres ready (data in ${service.dataDir})`);
@@ -79,7 +83,9 @@ export async function startLocalInfrastructure(
       redisUrl = service.url;
       log(`redis-server ready (data in ${service.dataDir})`);
     }
-    const secret = config.auth.devTokens ? (config.auth.devSecret ?? (await devSecret(dataDir))) : undefined;
+    const secret = config.auth.devTokens
+      ? (config.auth.devSecret ?? (await devSecret(dataDir)))
+      : undefined;
     return {
       config: {
         ...config,

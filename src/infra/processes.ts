@@ -40,7 +40,11 @@ export async function commandLine(pid: number): Promise<string | undefined> {
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until `pid` has exited, signalling it first; escalates to SIGKILL after `timeoutMs`. */
-export async function stopPid(pid: number, signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
+export async function stopPid(
+  pid: number,
+  signal: NodeJS.Signals,
+  timeoutMs: number,
+): Promise<void> {
   try {
     process.kill(pid, signal);
   } catch {
@@ -62,7 +66,11 @@ export async function stopPid(pid: number, signal: NodeJS.Signals, timeoutMs: nu
 }
 
 /** Sends `signal` to a child and resolves when it has exited (SIGKILL after `timeoutMs`). */
-export function stopChild(child: ChildProcess, signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
+export function stopChild(
+  child: ChildProcess,
+  signal: NodeJS.Signals,
+  timeoutMs: number,
+): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);

@@ -17,10 +17,7 @@ import { RedisProbe } from './redis-probe.js';
       }),
     }),
   ],
-  providers: [
-    QueueService,
-    RedisProbe,
-  ],
+  providers: [QueueService, RedisProbe],
   exports: [QueueService, RedisProbe],
 })
 export class QueueModule {}

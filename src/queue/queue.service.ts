@@ -46,7 +46,9 @@ export class QueueService implements OnApplicationShutdown {
     let queue = this.queues.get(name);
     if (!queue) {
       queue = new Queue(name, { connection: this.shared.connection, prefix: this.prefix });
-      queue.on('error', (error) => this.logger.error({ queue: name, err: error }, 'queue error'));
+      queue.on('error', (error) => {
+        this.logger.error({ queue: name, err: error }, 'queue error');
+      });
       this.queues.set(name, queue);
     }
     return new TypedQueue<C>(queue);
@@ -66,14 +68,18 @@ export class QueueService implements OnApplicationShutdown {
       name,
       async (job: Job) => {
         if (!known.has(job.name)) {
-          throw new UnrecoverableError(`no handler for job ${JSON.stringify(job.name)} on queue ${name}`);
+          throw new UnrecoverableError(
+            `no handler for job ${JSON.stringify(job.name)} on queue ${name}`,
+          );
         }
         const handler = handlers[job.name as JobName<C>];
         return handler(job.data as C[JobName<C>], job);
       },
       { ...settings, connection: this.shared.connection, prefix: this.prefix, autorun: true },
     );
-    worker.on('error', (error) => this.logger.error({ queue: name, err: error }, 'worker error'));
+    worker.on('error', (error) => {
+      this.logger.error({ queue: name, err: error }, 'worker error');
+    });
     this.workers.push(worker);
     return worker;
   }

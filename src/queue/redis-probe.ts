@@ -28,7 +28,9 @@ export class RedisProbe implements OnApplicationShutdown {
     const started = performance.now();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(() => {
+        reject(new Error(`no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
     });
     try {
       await Promise.race([this.client.ping(), timeout]);
@@ -40,7 +42,9 @@ export class RedisProbe implements OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     if (this.client.status === 'ready') {
-      await this.client.quit().catch(() => this.client.disconnect());
+      await this.client.quit().catch(() => {
+        this.client.disconnect();
+      });
     } else {
       // Not connected (Redis down): stop reconnecting rather than wait for it.
       this.client.disconnect();

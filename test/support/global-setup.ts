@@ -20,7 +20,9 @@ async function dropStaleDatabases(admin: pg.Client): Promise<void> {
   for (const { datname } of rows) {
     const started = Number.parseInt(datname.slice(TEST_DB_PREFIX.length).split('_')[0] ?? '', 36);
     if (Number.isFinite(started) && Date.now() - started > STALE_AFTER_MS) {
-      await admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(datname)} WITH (FORCE)`).catch(() => undefined);
+      await admin
+        .query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(datname)} WITH (FORCE)`)
+        .catch(() => undefined);
     }
   }
 }
@@ -40,7 +42,10 @@ export default async function globalSetup(): Promise<void> {
     await admin.end();
   }
   await runMigrationsLocked(
-    databaseOptions({ database: { url: withDatabase(services.adminDatabaseUrl, template), poolSize: 2 }, role: 'all' }),
+    databaseOptions({
+      database: { url: withDatabase(services.adminDatabaseUrl, template), poolSize: 2 },
+      role: 'all',
+    }),
   );
 
   // Read by test/support/test-env.ts in every worker (workers inherit the environment).
@@ -49,6 +54,8 @@ export default async function globalSetup(): Promise<void> {
   process.env.LEOTEST_TEMPLATE_DATABASE = template;
   process.env.LEOTEST_REDIS_URL = services.redisUrl;
   if (process.env.LEOTEST_VERBOSE) {
-    process.stderr.write(`\ntest services: postgres ${services.sources.postgres}, redis ${services.sources.redis}\n`);
+    process.stderr.write(
+      `\ntest services: postgres ${services.sources.postgres}, redis ${services.sources.redis}\n`,
+    );
   }
 }

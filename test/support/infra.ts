@@ -34,11 +34,18 @@ async function postgresAnswers(url: string): Promise<boolean> {
 }
 
 async function redisAnswers(url: string): Promise<boolean> {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1_500 });
+  const client = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 1_500,
+  });
   client.on('error', () => undefined);
   try {
     await client.connect();
-    return (await client.ping()) === 'PONG';
+    // Whatever listens on the port answers; ioredis types the reply as 'PONG' regardless.
+    const reply: string = await client.ping();
+    return reply === 'PONG';
   } catch {
     return false;
   } finally {
@@ -56,7 +63,8 @@ export async function acquireTestServices(env: NodeJS.ProcessEnv): Promise<TestS
   const forceEmbedded = env.LEOTEST_INFRA === 'embedded';
   const stops: Array<() => Promise<void>> = [];
   let scratch: string | undefined;
-  const scratchDir = async (): Promise<string> => (scratch ??= await mkdtemp(path.join(tmpdir(), 'leo-test-')));
+  const scratchDir = async (): Promise<string> =>
+    (scratch ??= await mkdtemp(path.join(tmpdir(), 'leo-test-')));
   const log = (): void => undefined;
 
   let adminDatabaseUrl: string;
@@ -65,7 +73,10 @@ export async function acquireTestServices(env: NodeJS.ProcessEnv): Promise<TestS
     adminDatabaseUrl = withDatabase(env.DATABASE_URL, 'postgres');
     if (!(await postgresAnswers(adminDatabaseUrl))) adminDatabaseUrl = env.DATABASE_URL;
     postgresSource = 'DATABASE_URL';
-  } else if (!forceEmbedded && (await postgresAnswers('postgresql://postgres@127.0.0.1:5432/postgres'))) {
+  } else if (
+    !forceEmbedded &&
+    (await postgresAnswers('postgresql://postgres@127.0.0.1:5432/postgres'))
+  ) {
     adminDatabaseUrl = 'postgresql://postgres@127.0.0.1:5432/postgres';
     postgresSource = '127.0.0.1:5432';
   } else {

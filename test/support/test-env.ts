@@ -7,7 +7,8 @@ import { withDatabase } from './infra.js';
 
 function required(name: string): string {
   const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run the e2e tests through \`npm test\` (global setup)`);
+  if (!value)
+    throw new Error(`${name} is not set: run the e2e tests through \`npm test\` (global setup)`);
   return value;
 }
 
@@ -64,7 +65,10 @@ export async function createTestDatabase(options: { empty?: boolean } = {}): Pro
   return {
     name,
     url: withDatabase(adminDatabaseUrl(), name),
-    drop: () => withAdmin((admin) => admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(name)} WITH (FORCE)`)).then(() => undefined),
+    drop: () =>
+      withAdmin((admin) =>
+        admin.query(`DROP DATABASE IF EXISTS ${admin.escapeIdentifier(name)} WITH (FORCE)`),
+      ).then(() => undefined),
   };
 }
 
@@ -74,7 +78,10 @@ export function testQueuePrefix(): string {
 }
 
 /** The environment a test instance of leo reads, with a fresh dev-token secret. */
-export function testEnvironment(database: TestDatabase, overrides: Record<string, string> = {}): Record<string, string> {
+export function testEnvironment(
+  database: TestDatabase,
+  overrides: Record<string, string> = {},
+): Record<string, string> {
   return {
     NODE_ENV: 'test',
     LOG_LEVEL: 'silent',
@@ -88,7 +95,10 @@ export function testEnvironment(database: TestDatabase, overrides: Record<string
   };
 }
 
-export function testConfig(database: TestDatabase, overrides: Record<string, string> = {}): ResolvedConfig {
+export function testConfig(
+  database: TestDatabase,
+  overrides: Record<string, string> = {},
+): ResolvedConfig {
   return loadConfig(testEnvironment(database, overrides)) as ResolvedConfig;
 }
 

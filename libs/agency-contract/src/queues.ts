@@ -9,7 +9,9 @@ export const AGENCY_CODE_PATTERN = /^[a-z][a-z0-9-]{1,31}$/;
 /** The queue an agency's adapter consumes its jobs from. */
 export function agencyQueueName(agencyCode: string): `agency.${string}` {
   if (!AGENCY_CODE_PATTERN.test(agencyCode)) {
-    throw new Error(`invalid agency code ${JSON.stringify(agencyCode)}: expected ${AGENCY_CODE_PATTERN}`);
+    throw new Error(
+      `invalid agency code ${JSON.stringify(agencyCode)}: expected ${String(AGENCY_CODE_PATTERN)}`,
+    );
   }
   return `agency.${agencyCode}`;
 }
