@@ -75,6 +75,9 @@ ${render([...sql.downQueries].reverse())}
 
 async function main(): Promise<void> {
   const [command, name] = process.argv.slice(2);
+  if (!['run', 'revert', 'generate'].includes(command ?? '') || (command === 'generate' && !name)) {
+    throw new Error(USAGE);
+  }
   const config = loadConfig(process.env);
   const infra = await startLocalInfrastructure(config, (m) => process.stderr.write(`${m}\n`), {
     redis: false,
