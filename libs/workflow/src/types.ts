@@ -1,0 +1,207 @@
+/**
+ * The life-event definition language. Wire names (keys, codes, field names) are permanent.
+ *
+ * A definition is authored as YAML or JSON (see docs/schemas/life-event.schema.json), validated
+ * against a catalogue of fact types and agencies, and once published never changes: a case runs
+ * the version it began on.
+ */
+
+/** Texts shown to people, in Swedish and English. */
+export interface LocalisedText {
+  sv: string;
+  en: string;
+}
+
+/** A JSON Logic rule (https://jsonlogic.com) over facts, e.g. {">": [{"var": "business.expectedTurnover"}, 120000]}. */
+export type JsonLogicRule =
+  boolean | number | string | null | JsonLogicRule[] | { [operator: string]: JsonLogicRule };
+
+export const STEP_KINDS = ['automatic', 'decision', 'citizen-task'] as const;
+/**
+ * automatic: the agency answers within its time limit; decision: the agency answers later (a
+ * pending result, then a decision); citizen-task: the citizen must act (sign, pay, upload).
+ */
+export type StepKind = (typeof STEP_KINDS)[number];
+
+export const FAILURE_POLICIES = ['action-required', 'fail-case'] as const;
+/** What a failed step (rejected, or out of attempts) does to its case. */
+export type FailurePolicy = (typeof FAILURE_POLICIES)[number];
+
+export interface BackoffPolicy {
+  /** Always exponential: delay = min(maxDelayMs, initialDelayMs * multiplier^(attempt-1)), then jittered. */
+  type: 'exponential';
+  initialDelayMs: number;
+  maxDelayMs: number;
+  multiplier: number;
+  /** Fraction of the delay randomised away (0 = none, 1 = full jitter). */
+  jitter: number;
+}
+
+export interface RetryPolicy {
+  /** Total attempts including the first (1 = no retry). */
+  attempts: number;
+  backoff: BackoffPolicy;
+}
+
+export interface StepDefinition {
+  /** Unique within the definition; kebab-case. */
+  id: string;
+  /** An agency code from the catalogue, e.g. `bolagsverket`. */
+  agency: string;
+  /** One of that agency's actions, e.g. `register-sole-trader`. */
+  action: string;
+  kind: StepKind;
+  title?: LocalisedText;
+  /** Fact keys the step consumes: exactly what its job will carry to the agency. */
+  needs: string[];
+  /** Fact keys the step yields: the only facts its result may set. */
+  produces: string[];
+  /** Run only when this JSON Logic rule over facts is truthy; otherwise the step is skipped. */
+  when?: JsonLogicRule;
+  /** Step ids this step runs after, besides those whose produced facts it needs. */
+  after?: string[];
+  /** Defaults: 5 attempts, 1 s initial delay doubling to at most 5 min, 20 % jitter. */
+  retry?: RetryPolicy;
+  /** ISO 8601 duration, e.g. `P30D`: past it the step is overdue and escalated. */
+  deadline?: string;
+  /** Default `action-required`. */
+  onFailure?: FailurePolicy;
+}
+
+export interface LifeEventDefinition {
+  /** Permanent, kebab-case, e.g. `start-business`. */
+  key: string;
+  /** Positive integer; a published version never changes. */
+  version: number;
+  title: LocalisedText;
+  description: LocalisedText;
+  /**
+   * The case inputs: facts this life event may ask of the citizen or look up from an
+   * authoritative agency (catalogue source `citizen` or `lookup:<agency>`).
+   */
+  inputs: string[];
+  steps: StepDefinition[];
+}
+
+// ---- the catalogue a definition is validated against -------------------------------------
+
+export const SENSITIVITIES = ['public', 'personal', 'sensitive'] as const;
+/**
+ * public: not about a person (an SNI code); personal: personal data (name, address, identity
+ * number); sensitive: special categories or data needing extra care (health, protected identity).
+ */
+export type Sensitivity = (typeof SENSITIVITIES)[number];
+
+/** Where the authoritative value of a fact comes from. */
+export type FactSource =
+  { kind: 'citizen' } | { kind: 'lookup'; agency: string } | { kind: 'produced' };
+
+export interface FactType {
+  /** Permanent, dotted lower camel case, e.g. `person.address`, `business.orgNumber`. */
+  key: string;
+  /** JSON Schema (draft 2020-12) of the value; may use leo's formats (personnummer, …). */
+  schema: Record<string, unknown>;
+  label: LocalisedText;
+  description?: LocalisedText;
+  sensitivity: Sensitivity;
+  source: FactSource;
+}
+
+export interface AgencyAction {
+  /** Permanent, kebab-case, e.g. `register-sole-trader`. */
+  name: string;
+  title: LocalisedText;
+  /** Fact keys this action can produce; a step may declare only these in `produces`. */
+  produces: string[];
+}
+
+export interface Agency {
+  /** Permanent, lower case, e.g. `skatteverket`; the queue is `agency.<code>`. */
+  code: string;
+  name: LocalisedText;
+  adapter: 'mock' | 'http';
+  actions: AgencyAction[];
+  /** Fact keys this agency can be asked for (it is the authoritative source). */
+  lookups: string[];
+}
+
+export interface Catalogue {
+  facts: ReadonlyMap<string, FactType>;
+  agencies: ReadonlyMap<string, Agency>;
+}
+
+// ---- validation results ------------------------------------------------------------------
+
+export type Severity = 'error' | 'warning';
+
+export interface Diagnostic {
+  severity: Severity;
+  /** Stable machine-readable code, e.g. `need-unavailable`; see DIAGNOSTIC_CODES. */
+  code: string;
+  /** JSON pointer into the definition, e.g. `/steps/2/needs/0`. */
+  path: string;
+  message: string;
+}
+
+// ---- planning ----------------------------------------------------------------------------
+
+/** The step-run state machine of the engine. */
+export const STEP_STATES = [
+  'pending',
+  'ready',
+  'dispatched',
+  'awaiting-decision',
+  'awaiting-citizen',
+  'completed',
+  'failed',
+  'skipped',
+  'cancelled',
+] as const;
+export type StepState = (typeof STEP_STATES)[number];
+
+/** A step with the defaults of `withDefaults` applied: what a published version stores. */
+export type StepWithDefaults = StepDefinition & {
+  after: string[];
+  retry: RetryPolicy;
+  onFailure: FailurePolicy;
+};
+
+export interface DefinitionWithDefaults extends LifeEventDefinition {
+  steps: StepWithDefaults[];
+}
+
+/**
+ * What `plan` says of one step. `in-progress` covers the engine states dispatched,
+ * awaiting-decision and awaiting-citizen; `undecided`: its `when` reads an input not yet known.
+ */
+export type PlannedStatus =
+  | 'ready'
+  | 'waiting'
+  | 'skipped'
+  | 'blocked'
+  | 'undecided'
+  | 'in-progress'
+  | 'completed'
+  | 'failed'
+  | 'cancelled';
+
+export interface PlannedStep {
+  id: string;
+  status: PlannedStatus;
+  /** Step ids of its dependencies that have not (yet) completed or been skipped. */
+  waitingFor: string[];
+  /**
+   * Facts it cannot run (or, when undecided, be decided) without that are not known and that no
+   * unfinished dependency will produce.
+   */
+  missingFacts: string[];
+}
+
+export interface Plan {
+  /** In definition order. */
+  steps: PlannedStep[];
+  /** Input facts to obtain now: asked of the citizen, or looked up from an agency. */
+  missing: { citizen: string[]; lookup: { key: string; agency: string }[] };
+  /** Every step is completed, skipped, failed or cancelled. */
+  complete: boolean;
+}
