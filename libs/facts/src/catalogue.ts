@@ -1,0 +1,449 @@
+import { parseDocument } from 'yaml';
+import {
+  SENSITIVITIES,
+  type Agency,
+  type AgencyAction,
+  type FactSource,
+  type FactType,
+  type LocalisedText,
+  type Sensitivity,
+} from '../../workflow/src/types.js';
+import { createSchemaCompiler } from './schema.js';
+
+/** A problem in a catalogue file or entry: a JSON pointer into it and what is wrong there. */
+export interface CatalogueProblem {
+  path: string;
+  message: string;
+}
+
+export interface FactCatalogueParseResult {
+  /** The well-formed entries; an entry with a problem is left out. */
+  facts: FactType[];
+  problems: CatalogueProblem[];
+}
+
+export interface AgenciesParseResult {
+  /** The well-formed entries; an entry with a problem is left out. */
+  agencies: Agency[];
+  problems: CatalogueProblem[];
+}
+
+/** Dotted lower camel case with at least two segments: `person.address`, `business.orgNumber`. */
+export const FACT_KEY_PATTERN = /^[a-z][a-zA-Z0-9]*(?:\.[a-z][a-zA-Z0-9]*)+$/;
+/** Agency codes are lower case (the queue is `agency.<code>`): `skatteverket`. */
+export const AGENCY_CODE_PATTERN = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
+/** Action names are kebab-case: `register-sole-trader`. */
+export const ACTION_NAME_PATTERN = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
+
+const ADAPTERS = ['mock', 'http'] as const;
+const LOOKUP_PREFIX = 'lookup:';
+
+/**
+ * Reads a fact source as written in facts.yaml: `citizen`, `produced` or `lookup:<agency code>`.
+ * Returns undefined for anything else.
+ */
+export function parseFactSource(text: string): FactSource | undefined {
+  if (text === 'citizen' || text === 'produced') return { kind: text };
+  if (text.startsWith(LOOKUP_PREFIX)) {
+    const agency = text.slice(LOOKUP_PREFIX.length);
+    if (AGENCY_CODE_PATTERN.test(agency)) return { kind: 'lookup', agency };
+  }
+  return undefined;
+}
+
+/** The written form of a fact source, as in facts.yaml. */
+export function formatFactSource(source: FactSource): string {
+  return source.kind === 'lookup' ? `${LOOKUP_PREFIX}${source.agency}` : source.kind;
+}
+
+/**
+ * Parses config/facts.yaml (or the same format as JSON): a list of fact types whose `source` is
+ * written as a string. Checks each entry's shape and that its schema compiles with leo's formats.
+ * A `source` already in object form (`{kind: lookup, agency: …}`, as stored) is accepted too, so
+ * an entry read back from the API can be sent again.
+ */
+export function parseFactCatalogue(text: string): FactCatalogueParseResult {
+  const problems: CatalogueProblem[] = [];
+  const root = parseYamlList(text, problems);
+  if (root === undefined) return { facts: [], problems };
+
+  const compiler = createSchemaCompiler();
+  const facts: FactType[] = [];
+  const seen = new Map<string, number>();
+  root.forEach((entry, index) => {
+    const at = new Problems(`/${index}`, problems);
+    const fact = readFact(entry, at);
+    if (!fact) return;
+    const first = seen.get(fact.key);
+    if (first !== undefined) {
+      at.add('/key', `duplicate fact key ${fact.key} (first at /${first})`);
+      return;
+    }
+    seen.set(fact.key, index);
+    const compileError = compiler.tryCompile(fact.schema);
+    if (compileError !== undefined) {
+      at.add('/schema', `schema does not compile: ${compileError}`);
+      return;
+    }
+    facts.push(fact);
+  });
+  return { facts, problems };
+}
+
+/** Parses config/agencies.yaml (or the same format as JSON): a list of agencies. */
+export function parseAgencies(text: string): AgenciesParseResult {
+  const problems: CatalogueProblem[] = [];
+  const root = parseYamlList(text, problems);
+  if (root === undefined) return { agencies: [], problems };
+
+  const agencies: Agency[] = [];
+  const seen = new Map<string, number>();
+  root.forEach((entry, index) => {
+    const at = new Problems(`/${index}`, problems);
+    const agency = readAgency(entry, at);
+    if (!agency) return;
+    const first = seen.get(agency.code);
+    if (first !== undefined) {
+      at.add('/code', `duplicate agency code ${agency.code} (first at /${first})`);
+      return;
+    }
+    seen.set(agency.code, index);
+    agencies.push(agency);
+  });
+  return { agencies, problems };
+}
+
+/**
+ * Checks the facts and agencies against each other. Paths are `/facts/<index>/…` and
+ * `/agencies/<index>/…`, indexes into the given arrays:
+ * - a `lookup:<agency>` source names a known agency, which lists the fact in its `lookups`;
+ * - an agency's `lookups` are known facts whose source is a lookup from that agency;
+ * - an action's `produces` are known facts whose source is `produced`;
+ * - every `produced` fact can be produced by some action (otherwise nothing could ever set it);
+ * - fact keys and agency codes are unique.
+ */
+export function checkCatalogue(facts: FactType[], agencies: Agency[]): CatalogueProblem[] {
+  const problems: CatalogueProblem[] = [];
+  const factIndex = new Map<string, number>();
+  facts.forEach((fact, i) => {
+    const first = factIndex.get(fact.key);
+    if (first === undefined) factIndex.set(fact.key, i);
+    else
+      problems.push({
+        path: `/facts/${i}/key`,
+        message: `duplicate fact key ${fact.key} (first at /facts/${first})`,
+      });
+  });
+  const agencyIndex = new Map<string, number>();
+  agencies.forEach((agency, j) => {
+    const first = agencyIndex.get(agency.code);
+    if (first === undefined) agencyIndex.set(agency.code, j);
+    else
+      problems.push({
+        path: `/agencies/${j}/code`,
+        message: `duplicate agency code ${agency.code} (first at /agencies/${first})`,
+      });
+  });
+
+  facts.forEach((fact, i) => {
+    if (fact.source.kind !== 'lookup') return;
+    const j = agencyIndex.get(fact.source.agency);
+    const agency = j === undefined ? undefined : agencies[j];
+    if (agency === undefined) {
+      problems.push({
+        path: `/facts/${i}/source`,
+        message: `unknown agency ${fact.source.agency}`,
+      });
+    } else if (!agency.lookups.includes(fact.key)) {
+      problems.push({
+        path: `/facts/${i}/source`,
+        message: `agency ${agency.code} does not list ${fact.key} among its lookups`,
+      });
+    }
+  });
+
+  const producible = new Set<string>();
+  agencies.forEach((agency, j) => {
+    agency.lookups.forEach((key, k) => {
+      const fact = factAt(facts, factIndex, key);
+      const path = `/agencies/${j}/lookups/${k}`;
+      if (!fact) problems.push({ path, message: `unknown fact ${key}` });
+      else if (fact.source.kind !== 'lookup' || fact.source.agency !== agency.code) {
+        problems.push({
+          path,
+          message: `${key} has source ${formatFactSource(fact.source)}, not ${LOOKUP_PREFIX}${agency.code}`,
+        });
+      }
+    });
+    agency.actions.forEach((action, a) => {
+      action.produces.forEach((key, p) => {
+        const fact = factAt(facts, factIndex, key);
+        const path = `/agencies/${j}/actions/${a}/produces/${p}`;
+        if (!fact) problems.push({ path, message: `unknown fact ${key}` });
+        else if (fact.source.kind !== 'produced') {
+          problems.push({
+            path,
+            message: `${key} has source ${formatFactSource(fact.source)}; only facts with source produced can be produced by an action`,
+          });
+        } else producible.add(key);
+      });
+    });
+  });
+
+  facts.forEach((fact, i) => {
+    if (fact.source.kind === 'produced' && !producible.has(fact.key)) {
+      problems.push({
+        path: `/facts/${i}/source`,
+        message: `no agency action produces ${fact.key}`,
+      });
+    }
+  });
+  return problems;
+}
+
+function factAt(facts: FactType[], index: Map<string, number>, key: string): FactType | undefined {
+  const i = index.get(key);
+  return i === undefined ? undefined : facts[i];
+}
+
+// ---- reading ------------------------------------------------------------------------------
+
+/** Collects problems under a JSON pointer prefix. */
+class Problems {
+  constructor(
+    private readonly prefix: string,
+    private readonly sink: CatalogueProblem[],
+  ) {}
+
+  add(path: string, message: string): void {
+    this.sink.push({ path: `${this.prefix}${path}`, message });
+  }
+
+  count(): number {
+    return this.sink.length;
+  }
+
+  under(path: string): Problems {
+    return new Problems(`${this.prefix}${path}`, this.sink);
+  }
+}
+
+function parseYamlList(text: string, problems: CatalogueProblem[]): unknown[] | undefined {
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length > 0) {
+    for (const error of doc.errors)
+      problems.push({ path: '', message: `not valid YAML: ${error.message}` });
+    return undefined;
+  }
+  const root: unknown = doc.toJS({ maxAliasCount: 1000 });
+  if (!Array.isArray(root)) {
+    problems.push({ path: '', message: 'must be a list' });
+    return undefined;
+  }
+  return root as unknown[];
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function escapePointer(segment: string): string {
+  return segment.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+function readObject(
+  value: unknown,
+  at: Problems,
+  path: string,
+  allowed: readonly string[],
+): Record<string, unknown> | undefined {
+  if (!isRecord(value)) {
+    at.add(path, 'must be an object');
+    return undefined;
+  }
+  for (const name of Object.keys(value)) {
+    if (!allowed.includes(name))
+      at.add(`${path}/${escapePointer(name)}`, 'is not a known property');
+  }
+  return value;
+}
+
+function readString(
+  object: Record<string, unknown>,
+  name: string,
+  at: Problems,
+  pattern?: { regex: RegExp; describe: string },
+): string | undefined {
+  const value = object[name];
+  if (value === undefined) {
+    at.add(`/${name}`, 'is required');
+    return undefined;
+  }
+  if (typeof value !== 'string' || value.trim() === '') {
+    at.add(`/${name}`, 'must be a non-empty string');
+    return undefined;
+  }
+  if (pattern && !pattern.regex.test(value)) {
+    at.add(`/${name}`, `must be ${pattern.describe}`);
+    return undefined;
+  }
+  return value;
+}
+
+function readText(object: Record<string, unknown>, name: string, at: Problems, required: boolean) {
+  const value = object[name];
+  if (value === undefined) {
+    if (required) at.add(`/${name}`, 'is required');
+    return undefined;
+  }
+  const text = readObject(value, at, `/${name}`, ['sv', 'en']);
+  if (!text) return undefined;
+  const inner = at.under(`/${name}`);
+  const sv = readString(text, 'sv', inner);
+  const en = readString(text, 'en', inner);
+  return sv !== undefined && en !== undefined ? ({ sv, en } satisfies LocalisedText) : undefined;
+}
+
+function readStringList(
+  object: Record<string, unknown>,
+  name: string,
+  at: Problems,
+  pattern: { regex: RegExp; describe: string },
+): string[] | undefined {
+  const value = object[name];
+  if (value === undefined) {
+    at.add(`/${name}`, 'is required (use [] for none)');
+    return undefined;
+  }
+  if (!Array.isArray(value)) {
+    at.add(`/${name}`, 'must be a list');
+    return undefined;
+  }
+  const before = at.count();
+  const items: string[] = [];
+  (value as unknown[]).forEach((item, i) => {
+    if (typeof item !== 'string' || !pattern.regex.test(item)) {
+      at.add(`/${name}/${i}`, `must be ${pattern.describe}`);
+    } else if (items.includes(item)) {
+      at.add(`/${name}/${i}`, `${item} is listed twice`);
+    } else items.push(item);
+  });
+  return at.count() === before ? items : undefined;
+}
+
+const FACT_KEY = {
+  regex: FACT_KEY_PATTERN,
+  describe: 'a fact key in dotted lower camel case (person.address)',
+};
+
+function readFact(entry: unknown, at: Problems): FactType | undefined {
+  const object = readObject(entry, at, '', [
+    'key',
+    'schema',
+    'label',
+    'description',
+    'sensitivity',
+    'source',
+  ]);
+  if (!object) return undefined;
+  const before = at.count();
+
+  const key = readString(object, 'key', at, FACT_KEY);
+  const label = readText(object, 'label', at, true);
+  const description = readText(object, 'description', at, false);
+
+  let schema: Record<string, unknown> | undefined;
+  if (object.schema === undefined) at.add('/schema', 'is required');
+  else if (!isRecord(object.schema)) at.add('/schema', 'must be a JSON Schema object');
+  // A copy: YAML anchors make several facts share one schema object.
+  else schema = structuredClone(object.schema);
+
+  let sensitivity: Sensitivity | undefined;
+  const rawSensitivity = object.sensitivity;
+  if (rawSensitivity === undefined) at.add('/sensitivity', 'is required');
+  else if (!SENSITIVITIES.includes(rawSensitivity as Sensitivity)) {
+    at.add('/sensitivity', `must be one of ${SENSITIVITIES.join(', ')}`);
+  } else sensitivity = rawSensitivity as Sensitivity;
+
+  const source = readSource(object.source, at);
+
+  if (at.count() !== before || !key || !label || !schema || !sensitivity || !source)
+    return undefined;
+  return { key, schema, label, ...(description ? { description } : {}), sensitivity, source };
+}
+
+function readSource(value: unknown, at: Problems): FactSource | undefined {
+  const expected = 'citizen, produced or lookup:<agency code>';
+  if (value === undefined) {
+    at.add('/source', 'is required');
+    return undefined;
+  }
+  if (typeof value === 'string') {
+    const source = parseFactSource(value);
+    if (!source) at.add('/source', `must be ${expected}`);
+    return source;
+  }
+  if (isRecord(value)) {
+    // The stored form, e.g. read back from the API.
+    const kind = value.kind;
+    const agency = value.agency;
+    if ((kind === 'citizen' || kind === 'produced') && Object.keys(value).length === 1)
+      return { kind };
+    if (kind === 'lookup' && typeof agency === 'string' && Object.keys(value).length === 2) {
+      const source = parseFactSource(`${LOOKUP_PREFIX}${agency}`);
+      if (source) return source;
+    }
+  }
+  at.add('/source', `must be ${expected}`);
+  return undefined;
+}
+
+function readAgency(entry: unknown, at: Problems): Agency | undefined {
+  const object = readObject(entry, at, '', ['code', 'name', 'adapter', 'actions', 'lookups']);
+  if (!object) return undefined;
+  const before = at.count();
+
+  const code = readString(object, 'code', at, {
+    regex: AGENCY_CODE_PATTERN,
+    describe: 'a lower-case code (skatteverket)',
+  });
+  const name = readText(object, 'name', at, true);
+
+  let adapter: Agency['adapter'] | undefined;
+  if (object.adapter === undefined) at.add('/adapter', 'is required');
+  else if (!ADAPTERS.includes(object.adapter as Agency['adapter'])) {
+    at.add('/adapter', `must be one of ${ADAPTERS.join(', ')}`);
+  } else adapter = object.adapter as Agency['adapter'];
+
+  const actions: AgencyAction[] = [];
+  if (object.actions === undefined) at.add('/actions', 'is required (use [] for none)');
+  else if (!Array.isArray(object.actions)) at.add('/actions', 'must be a list');
+  else {
+    (object.actions as unknown[]).forEach((raw, i) => {
+      const action = readAction(raw, at.under(`/actions/${i}`));
+      if (!action) return;
+      if (actions.some((other) => other.name === action.name)) {
+        at.add(`/actions/${i}/name`, `duplicate action ${action.name}`);
+      } else actions.push(action);
+    });
+  }
+
+  const lookups = readStringList(object, 'lookups', at, FACT_KEY);
+
+  if (at.count() !== before || !code || !name || !adapter || !lookups) return undefined;
+  return { code, name, adapter, actions, lookups };
+}
+
+function readAction(entry: unknown, at: Problems): AgencyAction | undefined {
+  const object = readObject(entry, at, '', ['name', 'title', 'produces']);
+  if (!object) return undefined;
+  const before = at.count();
+  const name = readString(object, 'name', at, {
+    regex: ACTION_NAME_PATTERN,
+    describe: 'a kebab-case action name (register-sole-trader)',
+  });
+  const title = readText(object, 'title', at, true);
+  const produces = readStringList(object, 'produces', at, FACT_KEY);
+  if (at.count() !== before || !name || !title || !produces) return undefined;
+  return { name, title, produces };
+}
