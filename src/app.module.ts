@@ -5,6 +5,7 @@ import { LoggerModule } from 'nestjs-pino';
 import { AuthModule } from './auth/auth.module.js';
 import type { ResolvedConfig, Role } from './config/config.schema.js';
 import { DatabaseModule } from './database/database.module.js';
+import { DefinitionsModule } from './definitions/definitions.module.js';
 import { HealthModule } from './health/health.module.js';
 import { createRootLogger, loggerParams } from './observability/logging.js';
 import { QueueModule } from './queue/queue.module.js';
@@ -44,6 +45,7 @@ export class AppModule {
         QueueModule,
         HealthModule,
         AuthModule.forRoot({ api: runs.api, devTokens: config.auth.devTokens }),
+        DefinitionsModule.forRoot({ api: runs.api }),
       ],
     };
   }

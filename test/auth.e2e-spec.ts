@@ -18,6 +18,23 @@ import {
 
 const CITIZEN = '199012119948'; // a valid test number from the personnummer list
 
+/** A token shaped like leo's dev tokens, signed with any secret: to test what leo refuses. */
+function hs256(
+  claims: Record<string, unknown>,
+  secret: string,
+  subject: string,
+  expires: { issuedAt?: number; expiresAt: number | string } = { expiresAt: '5m' },
+): Promise<string> {
+  const token = new SignJWT(claims)
+    .setProtectedHeader({ alg: 'HS256' })
+    .setIssuer('urn:leo:dev')
+    .setAudience('leo')
+    .setSubject(subject)
+    .setExpirationTime(expires.expiresAt);
+  if (expires.issuedAt !== undefined) token.setIssuedAt(expires.issuedAt);
+  return token.sign(new TextEncoder().encode(secret));
+}
+
 async function devToken(leo: TestApp, body: Record<string, unknown>): Promise<string> {
   const response = await request(leo.app.getHttpServer())
     .post('/v1/dev/token')
@@ -115,27 +132,21 @@ describe('dev tokens and the session route', () => {
     await request(server).get('/v1/me').set('Authorization', 'Bearer not-a-jwt').expect(401);
     await request(server).get('/v1/me').set('Authorization', 'Basic dXNlcjpwYXNz').expect(401);
 
-    const forged = await new SignJWT({ leo_roles: ['admin'] })
-      .setProtectedHeader({ alg: 'HS256' })
-      .setIssuer('urn:leo:dev')
-      .setAudience('leo')
-      .setSubject('mallory')
-      .setExpirationTime('5m')
-      .sign(new TextEncoder().encode('a-different-secret-of-sufficient-length!!'));
+    const forged = await hs256(
+      { leo_roles: ['admin'] },
+      'a-different-secret-of-sufficient-length!!',
+      'mallory',
+    );
     const refused = await request(server)
       .get('/v1/me')
       .set('Authorization', `Bearer ${forged}`)
       .expect(401);
     expect(refused.body.code).toBe('invalid-token');
 
-    const expired = await new SignJWT({ leo_roles: ['admin'] })
-      .setProtectedHeader({ alg: 'HS256' })
-      .setIssuer('urn:leo:dev')
-      .setAudience('leo')
-      .setSubject('old')
-      .setIssuedAt(Math.floor(Date.now() / 1000) - 7200)
-      .setExpirationTime(Math.floor(Date.now() / 1000) - 3600)
-      .sign(new TextEncoder().encode(leo.config.auth.devSecret ?? ''));
+    const expired = await hs256({ leo_roles: ['admin'] }, leo.config.auth.devSecret ?? '', 'old', {
+      issuedAt: Math.floor(Date.now() / 1000) - 7200,
+      expiresAt: Math.floor(Date.now() / 1000) - 3600,
+    });
     const late = await request(server)
       .get('/v1/me')
       .set('Authorization', `Bearer ${expired}`)
@@ -144,13 +155,11 @@ describe('dev tokens and the session route', () => {
   });
 
   it('refuses a token carrying two roles rather than guessing', async () => {
-    const token = await new SignJWT({ leo_roles: ['admin', 'citizen'] })
-      .setProtectedHeader({ alg: 'HS256' })
-      .setIssuer('urn:leo:dev')
-      .setAudience('leo')
-      .setSubject('both')
-      .setExpirationTime('5m')
-      .sign(new TextEncoder().encode(leo.config.auth.devSecret ?? ''));
+    const token = await hs256(
+      { leo_roles: ['admin', 'citizen'] },
+      leo.config.auth.devSecret ?? '',
+      'both',
+    );
     await request(leo.app.getHttpServer())
       .get('/v1/me')
       .set('Authorization', `Bearer ${token}`)
@@ -182,13 +191,7 @@ describe('dev tokens disabled', () => {
   });
 
   it('does not accept dev-signed tokens', async () => {
-    const token = await new SignJWT({ leo_roles: ['admin'] })
-      .setProtectedHeader({ alg: 'HS256' })
-      .setIssuer('urn:leo:dev')
-      .setAudience('leo')
-      .setSubject('x')
-      .setExpirationTime('5m')
-      .sign(new TextEncoder().encode('x'.repeat(40)));
+    const token = await hs256({ leo_roles: ['admin'] }, 'x'.repeat(40), 'x');
     await request(leo.app.getHttpServer())
       .get('/v1/me')
       .set('Authorization', `Bearer ${token}`)

@@ -33,6 +33,11 @@ export async function createApp(
     abortOnError: false,
   });
   app.useLogger(app.get(Logger));
+  // Administrators author life events in YAML: accept it as text, parsed where it is used.
+  app.useBodyParser('text', {
+    type: ['application/yaml', 'application/x-yaml', 'text/yaml'],
+    limit: '512kb',
+  });
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new ProblemFilter());
   app.getHttpAdapter().getInstance().disable('x-powered-by');

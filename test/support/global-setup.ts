@@ -1,5 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
+import { DataSource } from 'typeorm';
+import {
+  CatalogueSeedService,
+  DEFAULT_SEED_DIR,
+} from '../../src/definitions/catalogue-seed.service.js';
+import { DefinitionsRepository } from '../../src/definitions/definitions.repository.js';
 import { runMigrationsLocked } from '../../src/database/migrate.js';
 import { databaseOptions } from '../../src/database/database.options.js';
 import { acquireTestServices, withDatabase, type TestServices } from './infra.js';
@@ -41,12 +47,19 @@ export default async function globalSetup(): Promise<void> {
   } finally {
     await admin.end();
   }
-  await runMigrationsLocked(
-    databaseOptions({
-      database: { url: withDatabase(services.adminDatabaseUrl, template), poolSize: 2 },
-      role: 'all',
-    }),
-  );
+  const templateOptions = databaseOptions({
+    database: { url: withDatabase(services.adminDatabaseUrl, template), poolSize: 2 },
+    role: 'all',
+  });
+  await runMigrationsLocked(templateOptions);
+  // Seed the template too, so each test database starts as a started leo leaves it.
+  const dataSource = new DataSource(templateOptions);
+  await dataSource.initialize();
+  try {
+    await new CatalogueSeedService(new DefinitionsRepository(dataSource)).seed(DEFAULT_SEED_DIR);
+  } finally {
+    await dataSource.destroy();
+  }
 
   // Read by test/support/test-env.ts in every worker (workers inherit the environment).
   process.env.LEOTEST_RUN_ID = runId;

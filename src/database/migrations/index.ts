@@ -1,4 +1,5 @@
 import type { MigrationInterface } from 'typeorm';
+import { Definitions1763884800000 } from './1763884800000-definitions.js';
 
 type MigrationClass = new () => MigrationInterface;
 
@@ -6,4 +7,4 @@ type MigrationClass = new () => MigrationInterface;
  * Every migration, in order. Listed explicitly rather than found by a glob, so the set that runs
  * is the set that was compiled and reviewed. `npm run migration:generate` appends here.
  */
-export const MIGRATIONS: MigrationClass[] = [];
+export const MIGRATIONS: MigrationClass[] = [Definitions1763884800000];

@@ -1,0 +1,96 @@
+import { Body, Controller, Get, Param, Put } from '@nestjs/common';
+import {
+  ApiBody,
+  ApiConflictResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
+import { Roles } from '../auth/access.decorator.js';
+import { CurrentPrincipal } from '../auth/current-principal.decorator.js';
+import type { Principal } from '../auth/principal.js';
+import { CatalogueService } from './catalogue.service.js';
+import {
+  CatalogueEntryDto,
+  CatalogueRevisionDto,
+  entryView,
+  revisionView,
+} from './definitions.dto.js';
+import { DefinitionsRepository } from './definitions.repository.js';
+
+@ApiTags('admin: catalogue')
+@Roles('admin')
+@Controller('v1/admin')
+export class AdminCatalogueController {
+  constructor(
+    private readonly catalogue: CatalogueService,
+    private readonly repository: DefinitionsRepository,
+  ) {}
+
+  @Get('fact-types')
+  @ApiOperation({ summary: 'The fact catalogue' })
+  @ApiOkResponse({ type: [CatalogueEntryDto] })
+  async factTypes(): Promise<CatalogueEntryDto[]> {
+    return (await this.catalogue.listFactTypes()).map(entryView);
+  }
+
+  @Get('fact-types/:key')
+  @ApiOkResponse({ type: CatalogueEntryDto })
+  async factType(@Param('key') key: string): Promise<CatalogueEntryDto> {
+    return entryView(await this.catalogue.factType(key));
+  }
+
+  @Get('fact-types/:key/revisions')
+  @ApiOperation({ summary: 'Every revision of a fact type: who changed it to what, when' })
+  @ApiOkResponse({ type: [CatalogueRevisionDto] })
+  async factTypeRevisions(@Param('key') key: string): Promise<CatalogueRevisionDto[]> {
+    await this.catalogue.factType(key);
+    return (await this.repository.listCatalogueRevisions('fact-type', key)).map(revisionView);
+  }
+
+  @Put('fact-types/:key')
+  @ApiOperation({ summary: 'Create or replace a fact type (same format as config/facts.yaml)' })
+  @ApiBody({ schema: { type: 'object', additionalProperties: true } })
+  @ApiOkResponse({ type: CatalogueEntryDto })
+  @ApiConflictResponse({ description: 'The change would make a published life event invalid.' })
+  async putFactType(
+    @Param('key') key: string,
+    @Body() body: unknown,
+    @CurrentPrincipal() principal: Principal,
+  ): Promise<CatalogueEntryDto> {
+    return entryView(await this.catalogue.putFactType(key, body, principal.subject));
+  }
+
+  @Get('agencies')
+  @ApiOperation({ summary: 'The agencies, their actions and lookups' })
+  @ApiOkResponse({ type: [CatalogueEntryDto] })
+  async agencies(): Promise<CatalogueEntryDto[]> {
+    return (await this.catalogue.listAgencies()).map(entryView);
+  }
+
+  @Get('agencies/:code')
+  @ApiOkResponse({ type: CatalogueEntryDto })
+  async agency(@Param('code') code: string): Promise<CatalogueEntryDto> {
+    return entryView(await this.catalogue.agency(code));
+  }
+
+  @Get('agencies/:code/revisions')
+  @ApiOkResponse({ type: [CatalogueRevisionDto] })
+  async agencyRevisions(@Param('code') code: string): Promise<CatalogueRevisionDto[]> {
+    await this.catalogue.agency(code);
+    return (await this.repository.listCatalogueRevisions('agency', code)).map(revisionView);
+  }
+
+  @Put('agencies/:code')
+  @ApiOperation({ summary: 'Create or replace an agency (same format as config/agencies.yaml)' })
+  @ApiBody({ schema: { type: 'object', additionalProperties: true } })
+  @ApiOkResponse({ type: CatalogueEntryDto })
+  @ApiConflictResponse({ description: 'The change would make a published life event invalid.' })
+  async putAgency(
+    @Param('code') code: string,
+    @Body() body: unknown,
+    @CurrentPrincipal() principal: Principal,
+  ): Promise<CatalogueEntryDto> {
+    return entryView(await this.catalogue.putAgency(code, body, principal.subject));
+  }
+}

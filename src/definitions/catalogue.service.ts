@@ -1,0 +1,143 @@
+import { Injectable } from '@nestjs/common';
+import { checkCatalogue, parseAgencies, parseFactCatalogue } from '#facts';
+import { validate, type Agency, type Catalogue, type FactType } from '#workflow';
+import { DomainError, type FieldProblem } from '../common/domain-error.js';
+import type { CatalogueEntryRow } from './definition.entities.js';
+import { entryChecksum } from './catalogue-seed.service.js';
+import { DefinitionsRepository } from './definitions.repository.js';
+
+/**
+ * Administrators' edits of fact types and agencies. An edit is refused when it would make a
+ * published definition invalid (it could then ask twice, or send a fact nobody may receive):
+ * deprecate or republish those first.
+ */
+@Injectable()
+export class CatalogueService {
+  constructor(private readonly repository: DefinitionsRepository) {}
+
+  listFactTypes(): Promise<Array<CatalogueEntryRow<'fact-type'>>> {
+    return this.repository.listEntries('fact-type');
+  }
+
+  async factType(key: string): Promise<CatalogueEntryRow<'fact-type'>> {
+    const row = await this.repository.findEntry('fact-type', key);
+    if (!row) throw new DomainError('not-found', 'fact-type-not-found', `No fact type ${key}.`);
+    return row;
+  }
+
+  listAgencies(): Promise<Array<CatalogueEntryRow<'agency'>>> {
+    return this.repository.listEntries('agency');
+  }
+
+  async agency(code: string): Promise<CatalogueEntryRow<'agency'>> {
+    const row = await this.repository.findEntry('agency', code);
+    if (!row) throw new DomainError('not-found', 'agency-not-found', `No agency ${code}.`);
+    return row;
+  }
+
+  async putFactType(
+    key: string,
+    body: unknown,
+    by: string,
+  ): Promise<CatalogueEntryRow<'fact-type'>> {
+    // The same reader as config/facts.yaml, so an entry reads the same from a file or the API.
+    const parsed = parseFactCatalogue(JSON.stringify([body]));
+    const fact = parsed.facts[0];
+    if (parsed.problems.length > 0 || !fact) {
+      throw invalid(
+        parsed.problems.map((p) => ({ path: p.path.replace(/^\/0/, ''), reason: p.message })),
+      );
+    }
+    if (fact.key !== key)
+      throw invalid([{ path: '/key', reason: `must be ${key}, the fact type being edited` }]);
+    return this.repository.transaction(async (manager) => {
+      await this.repository.lockCatalogue(manager);
+      const current = await this.repository.loadCatalogue(manager);
+      const next: Catalogue = {
+        facts: new Map(current.facts).set(key, fact),
+        agencies: current.agencies,
+      };
+      await this.refuseIfBreaking(next, manager);
+      const checksum = entryChecksum(fact);
+      return this.repository.saveEntry(manager, 'fact-type', key, {
+        body: fact,
+        checksum,
+        origin: 'admin',
+        by,
+      });
+    });
+  }
+
+  async putAgency(code: string, body: unknown, by: string): Promise<CatalogueEntryRow<'agency'>> {
+    const parsed = parseAgencies(JSON.stringify([body]));
+    const agency = parsed.agencies[0];
+    if (parsed.problems.length > 0 || !agency) {
+      throw invalid(
+        parsed.problems.map((p) => ({ path: p.path.replace(/^\/0/, ''), reason: p.message })),
+      );
+    }
+    if (agency.code !== code)
+      throw invalid([{ path: '/code', reason: `must be ${code}, the agency being edited` }]);
+    return this.repository.transaction(async (manager) => {
+      await this.repository.lockCatalogue(manager);
+      const current = await this.repository.loadCatalogue(manager);
+      const next: Catalogue = {
+        facts: current.facts,
+        agencies: new Map(current.agencies).set(code, agency),
+      };
+      await this.refuseIfBreaking(next, manager);
+      const checksum = entryChecksum(agency);
+      return this.repository.saveEntry(manager, 'agency', code, {
+        body: agency,
+        checksum,
+        origin: 'admin',
+        by,
+      });
+    });
+  }
+
+  private async refuseIfBreaking(
+    next: Catalogue,
+    manager: Parameters<DefinitionsRepository['listPublished']>[0],
+  ): Promise<void> {
+    const facts: FactType[] = [...next.facts.values()];
+    const agencies: Agency[] = [...next.agencies.values()];
+    const catalogueProblems = checkCatalogue(facts, agencies);
+    if (catalogueProblems.length > 0) {
+      throw new DomainError(
+        'unprocessable',
+        'catalogue-inconsistent',
+        'The change leaves the catalogue inconsistent.',
+        catalogueProblems.map((p) => ({ path: p.path, reason: p.message })),
+      );
+    }
+    const broken: FieldProblem[] = [];
+    for (const row of await this.repository.listPublished(manager)) {
+      for (const d of validate(row.body, next)) {
+        if (d.severity === 'error')
+          broken.push({
+            path: `${row.key}@${row.version}${d.path}`,
+            reason: d.message,
+            code: d.code,
+          });
+      }
+    }
+    if (broken.length > 0) {
+      throw new DomainError(
+        'conflict',
+        'breaks-published-definitions',
+        'The change would make published life events invalid; deprecate or republish them first.',
+        broken,
+      );
+    }
+  }
+}
+
+function invalid(problems: FieldProblem[]): DomainError {
+  return new DomainError(
+    'invalid',
+    'validation-failed',
+    `The request has ${problems.length} invalid field(s).`,
+    problems,
+  );
+}

@@ -1,0 +1,28 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { AdminCatalogueController } from './admin-catalogue.controller.js';
+import { AdminLifeEventsController } from './admin-life-events.controller.js';
+import { CatalogueSeedService } from './catalogue-seed.service.js';
+import { CatalogueService } from './catalogue.service.js';
+import { DefinitionsRepository } from './definitions.repository.js';
+import { DefinitionsService } from './definitions.service.js';
+
+/**
+ * Life-event definitions and the catalogue. Every role seeds the catalogue at start-up (under a
+ * lock, idempotently) so no role ever runs against an empty one; only `api` serves the admin API.
+ */
+@Module({})
+export class DefinitionsModule {
+  static forRoot(options: { api: boolean }): DynamicModule {
+    return {
+      module: DefinitionsModule,
+      controllers: options.api ? [AdminLifeEventsController, AdminCatalogueController] : [],
+      providers: [
+        DefinitionsRepository,
+        DefinitionsService,
+        CatalogueService,
+        CatalogueSeedService,
+      ],
+      exports: [DefinitionsRepository, DefinitionsService],
+    };
+  }
+}
