@@ -2,8 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Controller, Get, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { createServer, type Server } from 'node:http';
-import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import request from 'supertest';
+import { freePort } from '../src/infra/processes.js';
 import { Public, Roles } from '../src/auth/access.decorator.js';
 import { AuthModule } from '../src/auth/auth.module.js';
 import { ProblemFilter } from '../src/common/problem.filter.js';
@@ -18,20 +19,25 @@ import {
 
 const CITIZEN = '199012119948'; // a valid test number from the personnummer list
 
-/** A token shaped like leo's dev tokens, signed with any secret: to test what leo refuses. */
+const now = (): number => Math.floor(Date.now() / 1000);
+
+/**
+ * A token shaped like leo's dev tokens, signed with any secret: to test what leo refuses.
+ * `issuedAt`/`expiresAt` false leave the claim out.
+ */
 function hs256(
   claims: Record<string, unknown>,
   secret: string,
   subject: string,
-  expires: { issuedAt?: number; expiresAt: number | string } = { expiresAt: '5m' },
+  times: { issuedAt?: number | false; expiresAt?: number | string | false } = {},
 ): Promise<string> {
   const token = new SignJWT(claims)
     .setProtectedHeader({ alg: 'HS256' })
     .setIssuer('urn:leo:dev')
     .setAudience('leo')
-    .setSubject(subject)
-    .setExpirationTime(expires.expiresAt);
-  if (expires.issuedAt !== undefined) token.setIssuedAt(expires.issuedAt);
+    .setSubject(subject);
+  if (times.issuedAt !== false) token.setIssuedAt(times.issuedAt ?? now());
+  if (times.expiresAt !== false) token.setExpirationTime(times.expiresAt ?? '5m');
   return token.sign(new TextEncoder().encode(secret));
 }
 
@@ -144,8 +150,8 @@ describe('dev tokens and the session route', () => {
     expect(refused.body.code).toBe('invalid-token');
 
     const expired = await hs256({ leo_roles: ['admin'] }, leo.config.auth.devSecret ?? '', 'old', {
-      issuedAt: Math.floor(Date.now() / 1000) - 7200,
-      expiresAt: Math.floor(Date.now() / 1000) - 3600,
+      issuedAt: now() - 7200,
+      expiresAt: now() - 3600,
     });
     const late = await request(server)
       .get('/v1/me')
@@ -154,16 +160,57 @@ describe('dev tokens and the session route', () => {
     expect(late.body.detail).toContain('expired');
   });
 
-  it('refuses a token carrying two roles rather than guessing', async () => {
+  it.each([
+    ['exp', { expiresAt: false }],
+    ['iat', { issuedAt: false }],
+  ] as const)('refuses a dev-signed token without %s', async (claim, times) => {
     const token = await hs256(
-      { leo_roles: ['admin', 'citizen'] },
+      { leo_roles: ['admin'] },
       leo.config.auth.devSecret ?? '',
-      'both',
+      'x',
+      times,
     );
+    const response = await request(leo.app.getHttpServer())
+      .get('/v1/me')
+      .set('Authorization', `Bearer ${token}`)
+      .expect(401);
+    expect(response.body).toMatchObject({ code: 'invalid-token' });
+    expect(response.body.detail).toContain(`"${claim}" claim is missing`);
+  });
+
+  it('refuses a dev token older than the dev token lifetime, whatever its exp says', async () => {
+    const token = await hs256({ leo_roles: ['admin'] }, leo.config.auth.devSecret ?? '', 'x', {
+      issuedAt: now() - leo.config.auth.devTokenTtlSeconds - 60,
+      expiresAt: now() + 3600,
+    });
     await request(leo.app.getHttpServer())
       .get('/v1/me')
       .set('Authorization', `Bearer ${token}`)
-      .expect(403);
+      .expect(401);
+  });
+
+  it('refuses a citizen token whose subject is the personal identity number', async () => {
+    // Subjects are stored and may be logged: a subject spelling out the number would leak it.
+    const subjects = [CITIZEN, CITIZEN.slice(2), `se:${CITIZEN.slice(0, 8)}-${CITIZEN.slice(8)}`];
+    for (const subject of subjects) {
+      const token = await hs256(
+        { leo_roles: ['citizen'], 'https://id.oidc.se/claim/personalIdentityNumber': CITIZEN },
+        leo.config.auth.devSecret ?? '',
+        subject,
+      );
+      const response = await request(leo.app.getHttpServer())
+        .get('/v1/me')
+        .set('Authorization', `Bearer ${token}`)
+        .expect(401);
+      expect(response.body.code).toBe('invalid-token');
+      expect(JSON.stringify(response.body)).not.toContain(CITIZEN.slice(2));
+      // Nor does the dev token route mint one.
+      const minted = await request(leo.app.getHttpServer())
+        .post('/v1/dev/token')
+        .send({ role: 'citizen', personalNumber: CITIZEN, subject })
+        .expect(400);
+      expect(minted.body.errors).toEqual([expect.objectContaining({ path: 'subject' })]);
+    }
   });
 });
 
@@ -202,13 +249,14 @@ describe('dev tokens disabled', () => {
 describe('tokens from an external OpenID Connect issuer', () => {
   let leo: TestApp;
   let jwksServer: Server;
-  let privateKey: Awaited<ReturnType<typeof generateKeyPair>>['privateKey'];
+  let privateKey: CryptoKey;
+  let jwk: JWK;
   let issuer: string;
 
   beforeAll(async () => {
     const keys = await generateKeyPair('ES256');
     privateKey = keys.privateKey;
-    const jwk: JWK = { ...(await exportJWK(keys.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
+    jwk = { ...(await exportJWK(keys.publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
     jwksServer = createServer((_req, res) => {
       res.setHeader('Content-Type', 'application/json');
       res.end(JSON.stringify({ keys: [jwk] }));
@@ -229,15 +277,32 @@ describe('tokens from an external OpenID Connect issuer', () => {
     await new Promise((resolve) => jwksServer.close(resolve));
   });
 
-  const sign = (claims: Record<string, unknown>, audience = 'leo-api'): Promise<string> =>
-    new SignJWT(claims)
+  const sign = (
+    claims: Record<string, unknown>,
+    audience = 'leo-api',
+    options: {
+      issuer?: string;
+      subject?: string;
+      issuedAt?: number | false;
+      expiresAt?: number | string | false;
+    } = {},
+  ): Promise<string> => {
+    const token = new SignJWT(claims)
       .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
-      .setIssuer(issuer)
+      .setIssuer(options.issuer ?? issuer)
       .setAudience(audience)
-      .setSubject('pairwise-abc')
-      .setIssuedAt()
-      .setExpirationTime('5m')
-      .sign(privateKey);
+      .setSubject(options.subject ?? 'pairwise-abc');
+    if (options.issuedAt !== false) token.setIssuedAt(options.issuedAt ?? now());
+    if (options.expiresAt !== false) token.setExpirationTime(options.expiresAt ?? '5m');
+    return token.sign(privateKey);
+  };
+
+  const status = async (token: string): Promise<{ status: number; code: unknown }> => {
+    const response = await request(leo.app.getHttpServer())
+      .get('/v1/me')
+      .set('Authorization', `Bearer ${token}`);
+    return { status: response.status, code: (response.body as { code?: unknown }).code };
+  };
 
   it('accepts a citizen token with the Swedish OIDC personal number claim', async () => {
     const token = await sign({
@@ -267,21 +332,145 @@ describe('tokens from an external OpenID Connect issuer', () => {
       .expect(401);
   });
 
-  it('refuses an unsigned token (alg none)', async () => {
-    const header = Buffer.from(JSON.stringify({ alg: 'none' })).toString('base64url');
-    const payload = Buffer.from(
-      JSON.stringify({
-        iss: issuer,
-        aud: 'leo-api',
-        sub: 'x',
-        leo_roles: 'admin',
-        exp: Date.now() / 1000 + 60,
-      }),
-    ).toString('base64url');
-    await request(leo.app.getHttpServer())
+  it('refuses a signed token without exp (it would never expire) or without iat', async () => {
+    expect(await status(await sign({ leo_roles: 'admin' }))).toEqual({
+      status: 200,
+      code: undefined,
+    });
+    expect(
+      await status(await sign({ leo_roles: 'admin' }, 'leo-api', { expiresAt: false })),
+    ).toEqual({ status: 401, code: 'invalid-token' });
+    expect(
+      await status(await sign({ leo_roles: 'admin' }, 'leo-api', { issuedAt: false })),
+    ).toEqual({ status: 401, code: 'invalid-token' });
+  });
+
+  it('refuses a token issued more than 12 hours ago, whatever its exp says', async () => {
+    const old = await sign({ leo_roles: 'admin' }, 'leo-api', {
+      issuedAt: now() - 13 * 3600,
+      expiresAt: now() + 3600,
+    });
+    expect(await status(old)).toEqual({ status: 401, code: 'invalid-token' });
+  });
+
+  it('refuses an HS256 token claiming the issuer (asymmetric algorithms only)', async () => {
+    // The classic confusion: HMAC keyed with the issuer's public key, which anyone can fetch.
+    // Refused twice over: by leo's asymmetric allow-list and by jose, which never takes a
+    // symmetric algorithm's key from a JWKS. (`alg: none` has no test: jose's jwtVerify never
+    // accepts an unsecured token, whatever the allow-lists say, so no such test could fail.)
+    const token = await new SignJWT({ leo_roles: 'admin' })
+      .setProtectedHeader({ alg: 'HS256', kid: 'k1' })
+      .setIssuer(issuer)
+      .setAudience('leo-api')
+      .setSubject('mallory')
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(new TextEncoder().encode(JSON.stringify(jwk)));
+    expect(await status(token)).toEqual({ status: 401, code: 'invalid-token' });
+  });
+
+  it('refuses a token from a foreign issuer, even one signed with a key leo knows', async () => {
+    const foreign = await sign({ leo_roles: 'admin' }, 'leo-api', {
+      issuer: 'https://idp.foreign.example',
+    });
+    expect(await status(foreign)).toEqual({ status: 401, code: 'invalid-token' });
+  });
+
+  it('refuses a citizen token whose subject is the personal identity number', async () => {
+    for (const subject of [CITIZEN, `${CITIZEN.slice(2, 8)}-${CITIZEN.slice(8)}`]) {
+      const token = await sign(
+        { leo_roles: 'citizen', 'https://id.oidc.se/claim/personalIdentityNumber': CITIZEN },
+        'leo-api',
+        { subject },
+      );
+      expect(await status(token)).toEqual({ status: 401, code: 'invalid-token' });
+    }
+  });
+});
+
+describe('an identity provider that does not answer', () => {
+  let leo: TestApp;
+  let idp: Server;
+  let answer: 'error' | 'garbage' = 'error';
+  let privateKey: CryptoKey;
+  let issuer: string;
+
+  beforeAll(async () => {
+    ({ privateKey } = await generateKeyPair('ES256'));
+    idp = createServer((_req, res) => {
+      if (answer === 'error') {
+        res.statusCode = 502;
+        res.end('bad gateway');
+      } else {
+        res.setHeader('Content-Type', 'application/json');
+        res.end('{"keys": "none"}');
+      }
+    });
+    await new Promise<void>((resolve) => idp.listen(0, '127.0.0.1', resolve));
+    const address = idp.address();
+    issuer = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    leo = await startTestApp({
+      AUTH_DEV_TOKENS: 'false',
+      AUTH_ISSUER: issuer,
+      AUTH_AUDIENCE: 'leo-api',
+      AUTH_JWKS_URL: `${issuer}/jwks`,
+    });
+  });
+  afterAll(async () => {
+    await leo.close();
+    if (idp.listening) await new Promise((resolve) => idp.close(resolve));
+  });
+
+  const token = (): Promise<string> =>
+    new SignJWT({ leo_roles: 'admin' })
+      .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
+      .setIssuer(issuer)
+      .setAudience('leo-api')
+      .setSubject('pairwise-abc')
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(privateKey);
+
+  const expectUnavailable = async (): Promise<void> => {
+    const response = await request(leo.app.getHttpServer())
       .get('/v1/me')
-      .set('Authorization', `Bearer ${header}.${payload}.`)
-      .expect(401);
+      .set('Authorization', `Bearer ${await token()}`);
+    expect(response.status).toBe(503);
+    expect(response.headers['content-type']).toContain('application/problem+json');
+    expect(response.headers['www-authenticate']).toBeUndefined();
+    expect(response.body).toMatchObject({ status: 503, code: 'identity-provider-unavailable' });
+  };
+
+  it('answers 503, not 401 or 500, while its keys cannot be fetched', async () => {
+    answer = 'error';
+    await expectUnavailable();
+    answer = 'garbage';
+    await expectUnavailable();
+    // Down altogether: nothing listens on the port any more.
+    await new Promise((resolve) => idp.close(resolve));
+    await expectUnavailable();
+  });
+
+  it('answers 503 when its address refuses connections from the start', async () => {
+    const closed = `http://127.0.0.1:${await freePort()}`;
+    const down = await startTestApp(
+      {
+        AUTH_DEV_TOKENS: 'false',
+        AUTH_ISSUER: issuer,
+        AUTH_AUDIENCE: 'leo-api',
+        AUTH_JWKS_URL: `${closed}/jwks`,
+      },
+      { database: leo.database },
+    );
+    try {
+      const response = await request(down.app.getHttpServer())
+        .get('/v1/me')
+        .set('Authorization', `Bearer ${await token()}`)
+        .expect(503);
+      expect(response.body.code).toBe('identity-provider-unavailable');
+    } finally {
+      await down.close();
+    }
   });
 });
 

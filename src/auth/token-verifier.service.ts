@@ -32,8 +32,51 @@ const OIDC_ALGORITHMS = [
   'EdDSA',
 ];
 
+/** The oldest OIDC token (by `iat`) leo accepts, whatever its `exp` says. */
+const OIDC_MAX_TOKEN_AGE = '12h';
+
+/** How long leo waits for the identity provider's keys before answering 503. */
+const JWKS_TIMEOUT_MS = 5_000;
+
 const unauthenticated = (message: string): DomainError =>
   new DomainError('unauthenticated', 'invalid-token', message);
+
+/**
+ * The identity provider's keys, fetched and cached by `jose`, with its failures told apart: a
+ * token naming no published key is the token's fault (401), but an identity provider that does
+ * not answer, answers an error or answers garbage is not the caller's: 503, so clients retry and
+ * monitoring sees an outage rather than a wave of refused sign-ins.
+ */
+function remoteKeys(url: URL): JWTVerifyGetKey {
+  const jwks = createRemoteJWKSet(url, { timeoutDuration: JWKS_TIMEOUT_MS });
+  return async (header, token) => {
+    try {
+      return await jwks(header, token);
+    } catch (error) {
+      if (
+        error instanceof joseErrors.JWKSNoMatchingKey ||
+        error instanceof joseErrors.JWKSMultipleMatchingKeys ||
+        error instanceof joseErrors.JOSENotSupported
+      ) {
+        throw error;
+      }
+      // A network error (refused, DNS, reset), JWKSTimeout, a non-200 answer or a malformed set.
+      throw new DomainError(
+        'unavailable',
+        'identity-provider-unavailable',
+        'The identity provider cannot be reached to verify the bearer token; try again shortly.',
+        [],
+        { cause: error },
+      );
+    }
+  };
+}
+
+/** Whether a subject spells out the identity number, in its 12- or 10-digit form. */
+function subjectRevealsNumber(subject: string, personalNumber: string): boolean {
+  const digits = subject.replace(/\D/g, '');
+  return digits.includes(personalNumber) || digits.includes(personalNumber.slice(2));
+}
 
 /**
  * Verifies bearer tokens and turns their claims into a Principal. In production the tokens come
@@ -48,7 +91,7 @@ export class TokenVerifier {
 
   constructor(config: ConfigService<ResolvedConfig, true>) {
     this.auth = config.get('auth', { infer: true });
-    this.jwks = this.auth.oidc ? createRemoteJWKSet(new URL(this.auth.oidc.jwksUrl)) : undefined;
+    this.jwks = this.auth.oidc ? remoteKeys(new URL(this.auth.oidc.jwksUrl)) : undefined;
     this.devKey =
       this.auth.devTokens && this.auth.devSecret
         ? new TextEncoder().encode(this.auth.devSecret)
@@ -69,12 +112,17 @@ export class TokenVerifier {
           issuer: DEV_ISSUER,
           audience: DEV_AUDIENCE,
           algorithms: ['HS256'],
+          requiredClaims: ['exp', 'iat'],
+          maxTokenAge: this.auth.devTokenTtlSeconds,
         }));
       } else if (this.auth.oidc && this.jwks && issuer === this.auth.oidc.issuer) {
         ({ payload } = await jwtVerify(token, this.jwks, {
           issuer: this.auth.oidc.issuer,
           audience: this.auth.oidc.audience,
           algorithms: OIDC_ALGORITHMS,
+          // jose checks `exp` only when present: a token without it would never expire.
+          requiredClaims: ['exp', 'iat'],
+          maxTokenAge: OIDC_MAX_TOKEN_AGE,
           clockTolerance: 30,
         }));
       } else {
@@ -84,6 +132,12 @@ export class TokenVerifier {
       if (error instanceof DomainError) throw error;
       if (error instanceof joseErrors.JWTExpired)
         throw unauthenticated('The bearer token has expired.');
+      if (error instanceof joseErrors.JWTClaimValidationFailed) {
+        // `claim` is the registered claim's name (iss, aud, exp, iat, …), never its value.
+        throw unauthenticated(
+          `The bearer token was refused: its "${error.claim}" claim is ${error.reason === 'missing' ? 'missing' : 'not acceptable'}.`,
+        );
+      }
       if (error instanceof joseErrors.JOSEError) {
         throw unauthenticated(`The bearer token was refused (${error.code}).`);
       }
@@ -118,6 +172,12 @@ export class TokenVerifier {
         if (!personalNumber) {
           throw unauthenticated('The citizen token carries no valid personal identity number.');
         }
+        // Subjects are stored and may be logged; identity numbers must be neither.
+        if (subjectRevealsNumber(subject, personalNumber)) {
+          throw unauthenticated(
+            "The citizen token's subject contains the personal identity number; leo needs a subject that does not reveal it (a pairwise or random identifier).",
+          );
+        }
         return { role, subject, personalNumber };
       }
       case 'agency': {
@@ -136,6 +196,23 @@ export class TokenVerifier {
   async signDevToken(principal: Principal): Promise<{ accessToken: string; expiresIn: number }> {
     if (!this.devKey)
       throw new DomainError('not-found', 'dev-tokens-disabled', 'Dev tokens are disabled.');
+    if (
+      principal.role === 'citizen' &&
+      subjectRevealsNumber(principal.subject, principal.personalNumber)
+    ) {
+      throw new DomainError(
+        'invalid',
+        'validation-failed',
+        'The request has 1 invalid field: subject.',
+        [
+          {
+            path: 'subject',
+            reason: 'subject must not contain the personal identity number',
+            code: 'subject',
+          },
+        ],
+      );
+    }
     const claims: JWTPayload = { [this.auth.claims.roles]: [principal.role] };
     if (principal.role === 'citizen')
       claims[this.auth.claims.personalNumber] = principal.personalNumber;

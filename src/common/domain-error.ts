@@ -9,7 +9,8 @@ export type ErrorKind =
   | 'forbidden' // 403
   | 'not-found' // 404
   | 'conflict' // 409: the state does not allow it (stale preview, already published)
-  | 'unprocessable'; // 422: well-formed but refused (a definition with errors)
+  | 'unprocessable' // 422: well-formed but refused (a definition with errors)
+  | 'unavailable'; // 503: a service leo depends on (the identity provider) does not answer
 
 export interface FieldProblem {
   /** Where: a dotted path into the request body (`address.postalCode`, `steps.2.needs`). */
@@ -26,8 +27,10 @@ export class DomainError extends Error {
     readonly code: string,
     message: string,
     readonly problems: readonly FieldProblem[] = [],
+    /** `cause`: what went wrong underneath, for the logs (never shown to the client). */
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = 'DomainError';
   }
 }

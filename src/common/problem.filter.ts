@@ -7,6 +7,7 @@ import {
   Logger,
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
+import { sqlStateOf } from '../observability/logging.js';
 import { DomainError, type ErrorKind, type FieldProblem } from './domain-error.js';
 
 const STATUS_BY_KIND: Record<ErrorKind, number> = {
@@ -16,6 +17,23 @@ const STATUS_BY_KIND: Record<ErrorKind, number> = {
   'not-found': HttpStatus.NOT_FOUND,
   conflict: HttpStatus.CONFLICT,
   unprocessable: HttpStatus.UNPROCESSABLE_ENTITY,
+  unavailable: HttpStatus.SERVICE_UNAVAILABLE,
+};
+
+/**
+ * Database errors only client input can cause, by SQLSTATE: a backstop behind validation,
+ * answered 4xx with fixed text (the database's own message quotes the offending value).
+ */
+const INVALID_INPUT = 'invalid-input';
+const CONFLICT = 'conflict';
+const CLIENT_DATABASE_ERRORS: Readonly<Record<string, typeof INVALID_INPUT | typeof CONFLICT>> = {
+  '22P05': INVALID_INPUT, // untranslatable character
+  '22021': INVALID_INPUT, // invalid byte sequence (e.g. a NUL character)
+  '22003': INVALID_INPUT, // numeric value out of range
+  '22P02': INVALID_INPUT, // invalid text representation (not a uuid, not a number)
+  '54001': INVALID_INPUT, // statement too complex (e.g. a huge list)
+  '23001': CONFLICT, // restrict violation: still in use
+  '23505': CONFLICT, // unique violation: already there
 };
 
 /** An RFC 9457 problem document, leo's one error shape. */
@@ -70,14 +88,38 @@ export class ProblemFilter implements ExceptionFilter {
     // Outside an HTTP context there is no request. Its id is set by pino-http's genReqId (see
     // loggerParams), which always returns a string.
     const request = http.getRequest<(Request & { id?: string }) | undefined>();
-    const problem = this.toProblem(exception);
+    const sqlState = sqlStateOf(exception);
+    const clientDatabaseError =
+      sqlState === undefined ? undefined : CLIENT_DATABASE_ERRORS[sqlState];
+    const problem = clientDatabaseError
+      ? this.databaseProblem(clientDatabaseError)
+      : this.toProblem(exception);
     if (request?.id !== undefined) problem.requestId = request.id;
     if (problem.status >= 500) {
+      // `err` goes through the allow-list serializer (observability/logging.ts): a database
+      // error is logged with its SQLSTATE and a scrubbed message, never its query or values.
       this.logger.error({ err: exception, requestId: problem.requestId }, 'unhandled error');
+    } else if (clientDatabaseError) {
+      // Validation should have refused the input before the database did: worth a look.
+      this.logger.warn({ sqlState, requestId: problem.requestId }, 'database refused client input');
     }
     if (response.headersSent) return;
     if (problem.status === 401) response.setHeader('WWW-Authenticate', 'Bearer');
     response.status(problem.status).type('application/problem+json').json(problem);
+  }
+
+  private databaseProblem(code: typeof INVALID_INPUT | typeof CONFLICT): Problem {
+    const status = code === CONFLICT ? HttpStatus.CONFLICT : HttpStatus.BAD_REQUEST;
+    return {
+      type: `urn:leo:problem:${code}`,
+      title: TITLES[status] ?? 'Error',
+      status,
+      code,
+      detail:
+        code === CONFLICT
+          ? 'The request conflicts with what exists: it is already there, or still in use.'
+          : 'The request contains a value that cannot be stored or compared.',
+    };
   }
 
   private toProblem(exception: unknown): Problem {

@@ -58,6 +58,40 @@ describe('loadConfig', () => {
 
   it('never echoes a secret in its message', () => {
     const problems = problemsOf({ AUTH_DEV_SECRET: 'hunter2' });
+    expect(problems).toEqual([expect.stringMatching(/^AUTH_DEV_SECRET: /)]);
+    expect(problems.join('\n')).not.toContain('hunter2');
+  });
+
+  it.each([
+    [
+      'DATABASE_URL',
+      'mysql://leo:hunter2@db.example:3306/leo',
+      '"mysql://leo:***@db.example:3306/leo"',
+    ],
+    ['DATABASE_URL', 'leo:hunter2@db.example/leo', '"leo:***@db.example/leo"'],
+    // Written without percent-encoding, a password may hold `/`, `:` and `@`.
+    ['DATABASE_URL', 'mysql://leo:hun/t:e@r2@db.example/leo', '"mysql://leo:***@db.example/leo"'],
+    ['DATABASE_URL', 'mysql://db.example/leo?user=leo&password=hunter2', 'password=***'],
+    ['REDIS_URL', 'http://:hunter2@cache.example:6379', '"http://:***@cache.example:6379"'],
+    [
+      'REDIS_URL',
+      'tcp://default:hunter2@cache.example:6379/0',
+      '"tcp://default:***@cache.example:6379/0"',
+    ],
+  ])('never echoes the password of %s=%s, but shows the rest', (name, value, shown) => {
+    const problems = problemsOf({ AUTH_DEV_TOKENS: 'true', [name]: value });
+    expect(problems).toEqual([expect.stringMatching(new RegExp(`^${name}: `))]);
+    expect(problems.join('\n')).not.toContain('hunter2');
+    expect(problems[0]).toContain(shown);
+  });
+
+  it('never echoes the credentials of a URL given to another variable', () => {
+    const problems = problemsOf({
+      AUTH_ISSUER: 'ftp://admin:hunter2@idp.example',
+      AUTH_AUDIENCE: 'leo',
+      AUTH_JWKS_URL: 'https://idp.example/jwks',
+    });
+    expect(problems).toEqual([expect.stringMatching(/^AUTH_ISSUER: /)]);
     expect(problems.join('\n')).not.toContain('hunter2');
   });
 
@@ -100,6 +134,21 @@ describe('loadConfig', () => {
       jwksUrl: 'https://idp.example.se/jwks',
     });
     expect(config.role).toBe('engine');
+  });
+
+  it.each(['AUTH_ISSUER', 'AUTH_JWKS_URL'])('refuses a plain-http %s in production', (name) => {
+    const env: Record<string, string> = {
+      NODE_ENV: 'production',
+      DATABASE_URL: 'postgresql://leo@db:5432/leo',
+      REDIS_URL: 'rediss://cache:6380/2',
+      AUTH_ISSUER: 'https://idp.example.se',
+      AUTH_AUDIENCE: 'leo',
+      AUTH_JWKS_URL: 'https://idp.example.se/jwks',
+    };
+    env[name] = 'http://idp.example.se/x';
+    expect(problemsOf(env)).toEqual([`${name}: must be an https:// URL when NODE_ENV=production`]);
+    // Development and tests may use a local identity provider over http.
+    expect(problemsOf({ ...env, NODE_ENV: 'test', AUTH_DEV_TOKENS: 'false' })).toEqual([]);
   });
 
   it('wants all three OpenID Connect settings or none', () => {

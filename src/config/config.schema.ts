@@ -4,6 +4,7 @@ import {
   IsBoolean,
   IsIn,
   IsInt,
+  IsNumber,
   IsOptional,
   IsString,
   IsUrl,
@@ -46,8 +47,16 @@ const toInt = ({ value }: { value: unknown }): unknown => {
   return Number.parseInt(value, 10);
 };
 
+const toNumber = ({ value }: { value: unknown }): unknown => {
+  if (typeof value !== 'string' || !/^(?:\d+(?:\.\d*)?|\.\d+)$/.test(value.trim())) return value;
+  return Number(value);
+};
+
 const emptyToUndefined = ({ value }: { value: unknown }): unknown =>
   typeof value === 'string' && value.trim() === '' ? undefined : value;
+
+/** Thirty days: a demo can keep a decision pending for weeks, never for ever. */
+const MAX_MOCK_DECISION_DELAY_MS = 30 * 24 * 3_600_000;
 
 export class EnvironmentVariables {
   @IsOptional()
@@ -159,6 +168,36 @@ export class EnvironmentVariables {
   @Max(86_400)
   @IsInt()
   AUTH_DEV_TOKEN_TTL_SECONDS?: number;
+
+  // The mock agencies (role `adapters`): simulated latency, failures and decisions.
+
+  @IsOptional()
+  @Transform(toInt)
+  @Min(0)
+  @Max(600_000)
+  @IsInt()
+  MOCK_AGENCY_LATENCY_MS?: number;
+
+  @IsOptional()
+  @Transform(toNumber)
+  @Min(0)
+  @Max(1)
+  @IsNumber({ allowNaN: false, allowInfinity: false })
+  MOCK_AGENCY_FAILURE_RATE?: number;
+
+  @IsOptional()
+  @Transform(toInt)
+  @Min(0)
+  @Max(MAX_MOCK_DECISION_DELAY_MS)
+  @IsInt()
+  MOCK_DECISION_DELAY_MS?: number;
+
+  @IsOptional()
+  @Transform(toNumber)
+  @Min(0)
+  @Max(1)
+  @IsNumber({ allowNaN: false, allowInfinity: false })
+  MOCK_REJECTION_RATE?: number;
 }
 
 /** The names of every variable leo reads: used to flag unknown `LEO_`/`AUTH_` names. */
@@ -183,10 +222,14 @@ export const ENVIRONMENT_VARIABLE_NAMES: readonly string[] = Object.freeze([
   'AUTH_DEV_TOKENS',
   'AUTH_DEV_SECRET',
   'AUTH_DEV_TOKEN_TTL_SECONDS',
+  'MOCK_AGENCY_LATENCY_MS',
+  'MOCK_AGENCY_FAILURE_RATE',
+  'MOCK_DECISION_DELAY_MS',
+  'MOCK_REJECTION_RATE',
 ]);
 
 /** Prefixes that are ours: a variable with one of them that we do not know is a typo. */
-const OWN_PREFIXES = ['LEO_', 'AUTH_', 'DATABASE_', 'QUEUE_'];
+const OWN_PREFIXES = ['LEO_', 'AUTH_', 'DATABASE_', 'QUEUE_', 'MOCK_'];
 
 export interface OidcConfig {
   issuer: string;
@@ -213,6 +256,19 @@ export interface AppConfig {
     devSecret: string | undefined;
     devTokenTtlSeconds: number;
   };
+  /** The mock agencies' behaviour (see src/adapters). */
+  mockAgencies: MockAgenciesConfig;
+}
+
+export interface MockAgenciesConfig {
+  /** Simulated latency before each answer. */
+  latencyMs: number;
+  /** Fraction (0–1) of attempts answered `retryable-error` `unavailable` before doing anything. */
+  failureRate: number;
+  /** How long a decision takes after a `pending` answer; 0: decide at once (no `pending`). */
+  decisionDelayMs: number;
+  /** Fraction (0–1) of refusable decisions (e.g. an alcohol licence) that are refusals. */
+  rejectionRate: number;
 }
 
 /** A configuration problem, with one line per variable naming it and the reason. */
@@ -223,9 +279,32 @@ export class ConfigError extends Error {
   }
 }
 
+/** Parts of a URL's query string that are credentials (libpq takes `?password=`). */
+const CREDENTIAL_PARAMETER = /([?&][^=&#]*(?:pass|pwd|secret|token|key)[^=&#]*=)[^&#]*/gi;
+
+/**
+ * A value as a configuration problem may show it: never a secret (`AUTH_*SECRET*`, anything
+ * named like a secret or password) and never a URL's credentials: the password of the userinfo
+ * (`postgres://leo:***@db/leo`; everything up to the last `@`, since a password written without
+ * percent-encoding may itself hold `@`, `/` or `:`) and credential query parameters.
+ */
+export function shownValue(name: string, value: unknown): string {
+  if (/SECRET|PASSWORD/i.test(name)) return '(hidden)';
+  if (typeof value !== 'string') return JSON.stringify(value);
+  if (!name.endsWith('_URL') && !value.includes('://')) return JSON.stringify(value);
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(value)?.[0] ?? '';
+  let masked = value;
+  const at = value.lastIndexOf('@');
+  if (at >= scheme.length) {
+    const user = value.slice(scheme.length, at).split(':', 1)[0] ?? '';
+    masked = `${scheme}${user}:***${value.slice(at)}`;
+  }
+  return JSON.stringify(masked.replace(CREDENTIAL_PARAMETER, '$1***'));
+}
+
 function describe(errors: ValidationError[]): string[] {
   return errors.map((e) => {
-    const shown = e.property.includes('SECRET') ? '(hidden)' : JSON.stringify(e.value);
+    const shown = shownValue(e.property, e.value);
     const reasons = Object.values(e.constraints ?? {}).map((r) => r.replace(`${e.property} `, ''));
     return `${e.property}: ${reasons.join('; ')} (got ${shown})`;
   });
@@ -261,6 +340,17 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     if (!vars.DATABASE_URL) problems.push('DATABASE_URL: required when NODE_ENV=production');
     if (!vars.REDIS_URL) problems.push('REDIS_URL: required when NODE_ENV=production');
     if (devTokens) problems.push('AUTH_DEV_TOKENS: must not be enabled when NODE_ENV=production');
+    // Keys fetched, or an issuer named, over plain http could be swapped on the way: anyone could
+    // then sign tokens leo accepts. http stays allowed in development and tests (a local JWKS).
+    for (const [name, value] of [
+      ['AUTH_ISSUER', vars.AUTH_ISSUER],
+      ['AUTH_JWKS_URL', vars.AUTH_JWKS_URL],
+    ] as const) {
+      const alreadyRefused = problems.some((p) => p.startsWith(`${name}: `));
+      if (value !== undefined && !alreadyRefused && !/^https:\/\//i.test(value)) {
+        problems.push(`${name}: must be an https:// URL when NODE_ENV=production`);
+      }
+    }
   }
 
   const oidcParts = [vars.AUTH_ISSUER, vars.AUTH_AUDIENCE, vars.AUTH_JWKS_URL];
@@ -314,6 +404,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       devTokens,
       devSecret: vars.AUTH_DEV_SECRET,
       devTokenTtlSeconds: vars.AUTH_DEV_TOKEN_TTL_SECONDS ?? 3600,
+    },
+    mockAgencies: {
+      latencyMs: vars.MOCK_AGENCY_LATENCY_MS ?? 0,
+      failureRate: vars.MOCK_AGENCY_FAILURE_RATE ?? 0,
+      decisionDelayMs: vars.MOCK_DECISION_DELAY_MS ?? 2_000,
+      rejectionRate: vars.MOCK_REJECTION_RATE ?? 0.1,
     },
   };
 }
