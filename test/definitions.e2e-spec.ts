@@ -9,6 +9,7 @@ import {
   CatalogueSeedService,
   DEFAULT_SEED_DIR,
 } from '../src/definitions/catalogue-seed.service.js';
+import { EngineService } from '../src/engine/engine.service.js';
 import { startTestApp, type TestApp } from './support/test-env.js';
 
 const SEEDED = ['become-parent', 'death-of-relative', 'move-house', 'start-business'];
@@ -420,6 +421,103 @@ describe('life-event definitions and the catalogue', () => {
     expect(paths.some((p) => p.includes('label'))).toBe(true);
     expect(paths.some((p) => p.includes('sensitivity'))).toBe(true);
     await asAdmin.get('/v1/admin/fact-types/test.thing').expect(404);
+  });
+
+  it('answers malformed path parameters and unstorable documents with 400, never 500', async () => {
+    for (const url of [
+      '/v1/admin/life-events/start-business/versions/99999999999',
+      '/v1/admin/life-events/start-business/versions/0',
+      '/v1/admin/life-events/start-business/versions/-1',
+      '/v1/admin/life-events/bad%00key/versions',
+      '/v1/admin/fact-types/not%00a.key',
+      '/v1/admin/agencies/X',
+    ]) {
+      const response = await asAdmin.get(url);
+      expect({ url, status: response.status }).toEqual({ url, status: 400 });
+    }
+    const nul = await asAdmin
+      .post('/v1/admin/life-events')
+      .send({ ...errand('nul-errand'), title: { sv: 'a\u0000b', en: 'x' } });
+    expect(nul.status).toBe(400);
+    let deep: unknown = 'leaf';
+    for (let i = 0; i < 5_000; i += 1) deep = [deep];
+    const tooDeep = await asAdmin
+      .post('/v1/admin/life-events')
+      .send({ ...errand('deep-errand'), when: deep });
+    expect(tooDeep.status).toBe(400);
+    expect(
+      await sql("SELECT 1 FROM life_event_definitions WHERE key IN ('nul-errand', 'deep-errand')"),
+    ).toEqual([]);
+  });
+
+  it('deprecates once under concurrency, and discarding a missing draft is a 404', async () => {
+    await asAdmin.post('/v1/admin/life-events').send(errand('race-errand')).expect(201);
+    await asAdmin.post('/v1/admin/life-events/race-errand/draft/publish').expect(200);
+    const responses = await Promise.all(
+      Array.from({ length: 6 }, () =>
+        asAdmin.post('/v1/admin/life-events/race-errand/versions/1/deprecate'),
+      ),
+    );
+    expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 200]);
+    const [row] = await sql<{ status: string }>(
+      "SELECT status FROM life_event_definitions WHERE key = 'race-errand'",
+    );
+    expect(row?.status).toBe('deprecated');
+    await asAdmin.delete('/v1/admin/life-events/race-errand/draft').expect(404);
+  });
+
+  it('protects a deprecated version that cases still run on from catalogue edits', async () => {
+    await asAdmin.post('/v1/admin/life-events').send(errand('inuse-errand')).expect(201);
+    await asAdmin.post('/v1/admin/life-events/inuse-errand/draft/publish').expect(200);
+    await leo.app.get(EngineService).startCase({
+      subjectId: 'subject-inuse',
+      lifeEventKey: 'inuse-errand',
+      facts: { 'business.name': 'Testbolaget' },
+    });
+    await asAdmin.post('/v1/admin/life-events/inuse-errand/versions/1/deprecate').expect(200);
+    const current = await asAdmin.get('/v1/admin/agencies/skatteverket').expect(200);
+    // Moving the F-tax status from the F-tax action to another leaves the catalogue consistent but
+    // strands every version whose F-tax step produces it.
+    const entry = current.body.entry as { actions: Array<{ name: string; produces: string[] }> };
+    const moved = {
+      ...entry,
+      actions: entry.actions.map((a) =>
+        a.name === 'register-f-tax'
+          ? { ...a, produces: a.produces.filter((p) => p !== 'business.fTaxStatus') }
+          : a.name === 'register-vat'
+            ? { ...a, produces: [...a.produces, 'business.fTaxStatus'] }
+            : a,
+      ),
+    };
+    const refused = await asAdmin.put('/v1/admin/agencies/skatteverket').send(moved).expect(409);
+    expect(
+      (refused.body.errors as Array<{ path: string }>).some((e) =>
+        e.path.startsWith('inuse-errand@1/'),
+      ),
+    ).toBe(true);
+  });
+
+  it('never rolls a catalogue entry back to an older seed (a rolling deployment restarting an old image)', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'leo-seed-'));
+    try {
+      await cp(DEFAULT_SEED_DIR, dir, { recursive: true });
+      const file = path.join(dir, 'agencies.yaml');
+      const agencies = parseYaml(await readFile(file, 'utf8')) as Array<{
+        code: string;
+        name: { en: string };
+      }>;
+      const tv = agencies.find((a) => a.code === 'transportstyrelsen');
+      if (tv) tv.name.en = 'Swedish Transport Agency (new image)';
+      await writeFile(file, toYaml(agencies));
+      const forward = await leo.app.get(CatalogueSeedService).seed(dir);
+      expect(forward.agencies.updated).toEqual(['transportstyrelsen']);
+      const back = await leo.app.get(CatalogueSeedService).seed(DEFAULT_SEED_DIR);
+      expect(back.agencies.updated).toEqual([]);
+      const still = await asAdmin.get('/v1/admin/agencies/transportstyrelsen').expect(200);
+      expect(still.body.entry.name.en).toBe('Swedish Transport Agency (new image)');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('lets only administrators near any of it', async () => {

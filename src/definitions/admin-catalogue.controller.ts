@@ -7,6 +7,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { Roles } from '../auth/access.decorator.js';
+import { AgencyCodeParam, FactKeyParam } from '../common/params.js';
 import { CurrentPrincipal } from '../auth/current-principal.decorator.js';
 import type { Principal } from '../auth/principal.js';
 import { CatalogueService } from './catalogue.service.js';
@@ -36,14 +37,16 @@ export class AdminCatalogueController {
 
   @Get('fact-types/:key')
   @ApiOkResponse({ type: CatalogueEntryDto })
-  async factType(@Param('key') key: string): Promise<CatalogueEntryDto> {
+  async factType(@Param('key', FactKeyParam) key: string): Promise<CatalogueEntryDto> {
     return entryView(await this.catalogue.factType(key));
   }
 
   @Get('fact-types/:key/revisions')
   @ApiOperation({ summary: 'Every revision of a fact type: who changed it to what, when' })
   @ApiOkResponse({ type: [CatalogueRevisionDto] })
-  async factTypeRevisions(@Param('key') key: string): Promise<CatalogueRevisionDto[]> {
+  async factTypeRevisions(
+    @Param('key', FactKeyParam) key: string,
+  ): Promise<CatalogueRevisionDto[]> {
     await this.catalogue.factType(key);
     return (await this.repository.listCatalogueRevisions('fact-type', key)).map(revisionView);
   }
@@ -54,7 +57,7 @@ export class AdminCatalogueController {
   @ApiOkResponse({ type: CatalogueEntryDto })
   @ApiConflictResponse({ description: 'The change would make a published life event invalid.' })
   async putFactType(
-    @Param('key') key: string,
+    @Param('key', FactKeyParam) key: string,
     @Body() body: unknown,
     @CurrentPrincipal() principal: Principal,
   ): Promise<CatalogueEntryDto> {
@@ -70,13 +73,15 @@ export class AdminCatalogueController {
 
   @Get('agencies/:code')
   @ApiOkResponse({ type: CatalogueEntryDto })
-  async agency(@Param('code') code: string): Promise<CatalogueEntryDto> {
+  async agency(@Param('code', AgencyCodeParam) code: string): Promise<CatalogueEntryDto> {
     return entryView(await this.catalogue.agency(code));
   }
 
   @Get('agencies/:code/revisions')
   @ApiOkResponse({ type: [CatalogueRevisionDto] })
-  async agencyRevisions(@Param('code') code: string): Promise<CatalogueRevisionDto[]> {
+  async agencyRevisions(
+    @Param('code', AgencyCodeParam) code: string,
+  ): Promise<CatalogueRevisionDto[]> {
     await this.catalogue.agency(code);
     return (await this.repository.listCatalogueRevisions('agency', code)).map(revisionView);
   }
@@ -87,7 +92,7 @@ export class AdminCatalogueController {
   @ApiOkResponse({ type: CatalogueEntryDto })
   @ApiConflictResponse({ description: 'The change would make a published life event invalid.' })
   async putAgency(
-    @Param('code') code: string,
+    @Param('code', AgencyCodeParam) code: string,
     @Body() body: unknown,
     @CurrentPrincipal() principal: Principal,
   ): Promise<CatalogueEntryDto> {

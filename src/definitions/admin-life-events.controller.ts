@@ -25,7 +25,7 @@ import {
   versionView,
 } from './definitions.dto.js';
 import { DefinitionsService } from './definitions.service.js';
-import { VersionParam } from './params.js';
+import { LifeEventKeyParam, VersionParam } from '../common/params.js';
 
 const DEFINITION_BODY = {
   description:
@@ -90,7 +90,7 @@ export class AdminLifeEventsController {
   @ApiOperation({ summary: 'All versions of a life event, newest first' })
   @ApiOkResponse({ type: [LifeEventVersionDto] })
   @ApiNotFoundResponse()
-  async versions(@Param('key') key: string): Promise<LifeEventVersionDto[]> {
+  async versions(@Param('key', LifeEventKeyParam) key: string): Promise<LifeEventVersionDto[]> {
     return (await this.definitions.versions(key)).map(versionView);
   }
 
@@ -99,7 +99,7 @@ export class AdminLifeEventsController {
   @ApiOkResponse({ type: LifeEventDocumentDto })
   @ApiNotFoundResponse()
   async version(
-    @Param('key') key: string,
+    @Param('key', LifeEventKeyParam) key: string,
     @Param('version', VersionParam) version: number,
   ): Promise<LifeEventDocumentDto> {
     return documentView(await this.definitions.version(key, version));
@@ -113,7 +113,7 @@ export class AdminLifeEventsController {
   @ApiProduces('text/vnd.mermaid')
   @ApiOkResponse({ description: 'Mermaid source', schema: { type: 'string' } })
   diagram(
-    @Param('key') key: string,
+    @Param('key', LifeEventKeyParam) key: string,
     @Param('version', VersionParam) version: number,
   ): Promise<string> {
     return this.definitions.diagram(key, version);
@@ -126,7 +126,7 @@ export class AdminLifeEventsController {
   })
   @ApiOkResponse({ type: LifeEventVersionDto })
   async deprecate(
-    @Param('key') key: string,
+    @Param('key', LifeEventKeyParam) key: string,
     @Param('version', VersionParam) version: number,
     @CurrentPrincipal() principal: Principal,
   ): Promise<LifeEventVersionDto> {
@@ -137,7 +137,7 @@ export class AdminLifeEventsController {
   @ApiOperation({ summary: 'The open draft with its diagnostics' })
   @ApiOkResponse({ type: DraftDto })
   @ApiNotFoundResponse()
-  async draft(@Param('key') key: string): Promise<DraftDto> {
+  async draft(@Param('key', LifeEventKeyParam) key: string): Promise<DraftDto> {
     const { row, diagnostics } = await this.definitions.draft(key);
     return draftView(row, diagnostics);
   }
@@ -146,7 +146,10 @@ export class AdminLifeEventsController {
   @ApiOperation({ summary: 'Replace the draft' })
   @ApiBody(DEFINITION_BODY)
   @ApiOkResponse({ type: DraftDto })
-  async replaceDraft(@Param('key') key: string, @Body() body: unknown): Promise<DraftDto> {
+  async replaceDraft(
+    @Param('key', LifeEventKeyParam) key: string,
+    @Body() body: unknown,
+  ): Promise<DraftDto> {
     const { row, diagnostics } = await this.definitions.replaceDraft(key, body);
     return draftView(row, diagnostics);
   }
@@ -155,7 +158,7 @@ export class AdminLifeEventsController {
   @HttpCode(204)
   @ApiOperation({ summary: 'Discard the draft' })
   @ApiNoContentResponse()
-  async discardDraft(@Param('key') key: string): Promise<void> {
+  async discardDraft(@Param('key', LifeEventKeyParam) key: string): Promise<void> {
     await this.definitions.discardDraft(key);
   }
 
@@ -170,7 +173,7 @@ export class AdminLifeEventsController {
     description: 'The draft has errors; `errors` lists each with its JSON pointer.',
   })
   async publish(
-    @Param('key') key: string,
+    @Param('key', LifeEventKeyParam) key: string,
     @CurrentPrincipal() principal: Principal,
   ): Promise<DraftDto> {
     const { row, diagnostics } = await this.definitions.publishDraft(key, principal.subject);

@@ -6,15 +6,14 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { checkCatalogue, parseAgencies, parseFactCatalogue } from '#facts';
 import {
-  canonicalJson,
   validate,
   withDefaults,
   type Agency,
   type FactType,
   type LifeEventDefinition,
 } from '#workflow';
-import { createHash } from 'node:crypto';
 import { DefinitionsRepository } from './definitions.repository.js';
+import { breakingChanges, entryChecksum } from './catalogue-rules.js';
 import { contentChecksum, problemsOf } from './definitions.service.js';
 
 /** `config/` of this checkout or image: beside the package.json above this file (in src/ or dist/src/), whatever the cwd. */
@@ -31,10 +30,6 @@ export const DEFAULT_SEED_DIR = path.join(
   packageRoot(path.dirname(fileURLToPath(import.meta.url))),
   'config',
 );
-
-export function entryChecksum(entry: FactType | Agency): string {
-  return `sha256:${createHash('sha256').update(canonicalJson(entry)).digest('hex')}`;
-}
 
 export interface SeedReport {
   factTypes: { added: string[]; updated: string[]; keptAdminEdits: string[] };
@@ -158,6 +153,12 @@ export class CatalogueSeedService implements OnApplicationBootstrap {
         const checksum = entryChecksum(entry.body);
         const existing = await this.repository.findEntry(entry.kind, entry.key, manager);
         if (existing?.seedChecksum === checksum) continue;
+        // An older image restarting during a rolling deployment must not roll the entry back.
+        if (
+          existing &&
+          (await this.repository.hasRevision(manager, entry.kind, entry.key, checksum))
+        )
+          continue;
         if (existing?.origin === 'admin') {
           entry.report.keptAdminEdits.push(entry.key);
           continue;
@@ -177,8 +178,28 @@ export class CatalogueSeedService implements OnApplicationBootstrap {
       }
 
       const catalogue = await this.repository.loadCatalogue(manager);
+      // A seed may not strand a version that cases depend on, any more than an administrator may.
+      const broken = breakingChanges(catalogue, await this.repository.listInUse(manager));
+      if (broken.length > 0) {
+        throw new SeedError(
+          'The seeded catalogue would make life events in use invalid',
+          broken.map((p) => `${p.path}: ${p.code ?? 'error'}: ${p.reason}`),
+        );
+      }
+      // Only what is not yet published must validate: a version already published (perhaps since
+      // deprecated) was validated when it was, against the catalogue of its time.
+      const fresh: typeof files.lifeEvents = [];
+      for (const entry of files.lifeEvents) {
+        const known = await this.repository.findByChecksum(
+          manager,
+          entry.definition.key,
+          contentChecksum(entry.definition),
+        );
+        if (known) report.lifeEvents.unchanged.push(entry.definition.key);
+        else fresh.push(entry);
+      }
       const problems: string[] = [];
-      for (const { file, definition } of files.lifeEvents) {
+      for (const { file, definition } of fresh) {
         const errors = validate(definition, catalogue).filter((d) => d.severity === 'error');
         problems.push(
           ...problemsOf(errors).map((p) => `${file}:${p.path}: ${p.code ?? 'error'}: ${p.reason}`),
@@ -186,12 +207,7 @@ export class CatalogueSeedService implements OnApplicationBootstrap {
       }
       if (problems.length > 0) throw new SeedError('Seeded life events do not validate', problems);
 
-      for (const { definition } of files.lifeEvents) {
-        const checksum = contentChecksum(definition);
-        if (await this.repository.findByChecksum(manager, definition.key, checksum)) {
-          report.lifeEvents.unchanged.push(definition.key);
-          continue;
-        }
+      for (const { definition } of fresh) {
         const open = await this.repository.findDraft(definition.key, manager);
         if (open) {
           // An administrator is editing this life event: their draft is not overwritten, and the

@@ -1,9 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { checkCatalogue, parseAgencies, parseFactCatalogue } from '#facts';
-import { validate, type Agency, type Catalogue, type FactType } from '#workflow';
+import type { Agency, Catalogue, FactType } from '#workflow';
 import { DomainError, type FieldProblem } from '../common/domain-error.js';
+import { assertStorableJson } from '../common/params.js';
 import type { CatalogueEntryRow } from './definition.entities.js';
-import { entryChecksum } from './catalogue-seed.service.js';
+import { breakingChanges, entryChecksum } from './catalogue-rules.js';
 import { DefinitionsRepository } from './definitions.repository.js';
 
 /**
@@ -41,6 +42,7 @@ export class CatalogueService {
     by: string,
   ): Promise<CatalogueEntryRow<'fact-type'>> {
     // The same reader as config/facts.yaml, so an entry reads the same from a file or the API.
+    assertStorableJson(body);
     const parsed = parseFactCatalogue(JSON.stringify([body]));
     const fact = parsed.facts[0];
     if (parsed.problems.length > 0 || !fact) {
@@ -69,6 +71,7 @@ export class CatalogueService {
   }
 
   async putAgency(code: string, body: unknown, by: string): Promise<CatalogueEntryRow<'agency'>> {
+    assertStorableJson(body);
     const parsed = parseAgencies(JSON.stringify([body]));
     const agency = parsed.agencies[0];
     if (parsed.problems.length > 0 || !agency) {
@@ -111,22 +114,12 @@ export class CatalogueService {
         catalogueProblems.map((p) => ({ path: p.path, reason: p.message })),
       );
     }
-    const broken: FieldProblem[] = [];
-    for (const row of await this.repository.listPublished(manager)) {
-      for (const d of validate(row.body, next)) {
-        if (d.severity === 'error')
-          broken.push({
-            path: `${row.key}@${row.version}${d.path}`,
-            reason: d.message,
-            code: d.code,
-          });
-      }
-    }
+    const broken = breakingChanges(next, await this.repository.listInUse(manager));
     if (broken.length > 0) {
       throw new DomainError(
         'conflict',
         'breaks-published-definitions',
-        'The change would make published life events invalid; deprecate or republish them first.',
+        'The change would make life events in use invalid (published, or deprecated with running cases).',
         broken,
       );
     }

@@ -15,6 +15,7 @@ export class DefinitionsModule {
   static forRoot(options: { api: boolean }): DynamicModule {
     return {
       module: DefinitionsModule,
+      global: true,
       controllers: options.api ? [AdminLifeEventsController, AdminCatalogueController] : [],
       providers: [
         DefinitionsRepository,

@@ -139,8 +139,12 @@ export class DefinitionsRepository {
     });
   }
 
-  findVersion(key: string, version: number): Promise<LifeEventDefinitionRow | null> {
-    return this.dataSource.manager.findOne(LifeEventDefinitionRow, { where: { key, version } });
+  findVersion(
+    key: string,
+    version: number,
+    manager: EntityManager = this.dataSource.manager,
+  ): Promise<LifeEventDefinitionRow | null> {
+    return manager.findOne(LifeEventDefinitionRow, { where: { key, version } });
   }
 
   findDraft(
@@ -158,6 +162,75 @@ export class DefinitionsRepository {
       where: { status: 'published' },
       order: { key: 'ASC', version: 'DESC' },
     });
+  }
+
+  /** The newest published (not deprecated) version: the one a new case starts on. */
+  findCurrent(
+    key: string,
+    manager: EntityManager = this.dataSource.manager,
+  ): Promise<LifeEventDefinitionRow | null> {
+    return manager.findOne(LifeEventDefinitionRow, {
+      where: { key, status: 'published' },
+      order: { version: 'DESC' },
+    });
+  }
+
+  findById(
+    id: string,
+    manager: EntityManager = this.dataSource.manager,
+  ): Promise<LifeEventDefinitionRow | null> {
+    return manager.findOne(LifeEventDefinitionRow, { where: { id } });
+  }
+
+  /**
+   * The versions cases depend on: every published one, and each deprecated one that still has a
+   * case that has not finished.
+   */
+  listInUse(manager: EntityManager = this.dataSource.manager): Promise<LifeEventDefinitionRow[]> {
+    return manager
+      .createQueryBuilder(LifeEventDefinitionRow, 'd')
+      .where(
+        `d.status = 'published' OR (d.status = 'deprecated' AND EXISTS (
+           SELECT 1 FROM cases c WHERE c.definition_id = d.id AND c.status NOT IN ('completed', 'failed', 'cancelled')))`,
+      )
+      .orderBy('d.key', 'ASC')
+      .addOrderBy('d.version', 'DESC')
+      .getMany();
+  }
+
+  /** Whether this exact content was ever applied to the entry (a seed must only move forward). */
+  async hasRevision(
+    manager: EntityManager,
+    kind: CatalogueKind,
+    key: string,
+    checksum: string,
+  ): Promise<boolean> {
+    return (
+      (await manager.count(CatalogueRevisionRow, { where: { kind, entryKey: key, checksum } })) > 0
+    );
+  }
+
+  /** Deprecates a published version atomically; returns null when it was not published. */
+  async deprecateVersion(
+    manager: EntityManager,
+    key: string,
+    version: number,
+    by: string,
+  ): Promise<LifeEventDefinitionRow | null> {
+    const result = await manager
+      .createQueryBuilder()
+      .update(LifeEventDefinitionRow)
+      .set({
+        status: 'deprecated',
+        deprecatedAt: () => 'now()',
+        deprecatedBy: by,
+        updatedAt: () => 'now()',
+      })
+      .where("key = :key AND version = :version AND status = 'published'", { key, version })
+      .execute();
+    return (result.affected ?? 0) > 0
+      ? manager.findOne(LifeEventDefinitionRow, { where: { key, version } })
+      : null;
   }
 
   async findByChecksum(
@@ -228,8 +301,10 @@ export class DefinitionsRepository {
     return manager.save(draft);
   }
 
-  async deleteDraft(manager: EntityManager, draft: LifeEventDefinitionRow): Promise<void> {
-    await manager.delete(LifeEventDefinitionRow, { id: draft.id, status: 'draft' });
+  /** Deletes the draft; false when it is no longer a draft (published meanwhile). */
+  async deleteDraft(manager: EntityManager, draft: LifeEventDefinitionRow): Promise<boolean> {
+    const result = await manager.delete(LifeEventDefinitionRow, { id: draft.id, status: 'draft' });
+    return (result.affected ?? 0) > 0;
   }
 
   /**
@@ -254,17 +329,5 @@ export class DefinitionsRepository {
     draft.publishedAt = now;
     draft.publishedBy = by;
     return manager.save(draft);
-  }
-
-  async deprecate(
-    manager: EntityManager,
-    row: LifeEventDefinitionRow,
-    by: string,
-  ): Promise<LifeEventDefinitionRow> {
-    row.status = 'deprecated';
-    row.deprecatedAt = new Date();
-    row.deprecatedBy = by;
-    row.updatedAt = row.deprecatedAt;
-    return manager.save(row);
   }
 }

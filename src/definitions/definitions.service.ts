@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { parse as parseYaml } from 'yaml';
 import {
+  DEFINITION_KEY_PATTERN,
   definitionChecksum,
   toMermaid,
   validate,
@@ -10,10 +11,11 @@ import {
   type LifeEventDefinition,
 } from '#workflow';
 import { DomainError, type FieldProblem } from '../common/domain-error.js';
+import { assertStorableJson } from '../common/params.js';
 import type { LifeEventDefinitionRow } from './definition.entities.js';
 import { DefinitionsRepository } from './definitions.repository.js';
 
-const KEY_PATTERN = /^[a-z][a-z0-9-]{1,62}$/;
+const KEY_PATTERN = DEFINITION_KEY_PATTERN;
 
 export function problemsOf(diagnostics: readonly Diagnostic[]): FieldProblem[] {
   return diagnostics.map((d) => ({ path: d.path, reason: d.message, code: d.code }));
@@ -68,6 +70,7 @@ export function readDefinitionBody(body: unknown): { definition: LifeEventDefini
       { path: '/key', reason: `must be a kebab-case key matching ${KEY_PATTERN.source}` },
     ]);
   }
+  assertStorableJson(value);
   // Saved as authored: a draft may be incomplete; `validate` reports what is wrong with it.
   return { definition: value as LifeEventDefinition };
 }
@@ -142,9 +145,11 @@ export class DefinitionsService {
 
   async discardDraft(key: string): Promise<void> {
     await this.repository.transaction(async (manager) => {
+      await this.repository.lockCatalogue(manager);
       const draft = await this.repository.findDraft(key, manager);
-      if (!draft) throw new DomainError('not-found', 'no-draft', `Life event ${key} has no draft.`);
-      await this.repository.deleteDraft(manager, draft);
+      if (!draft || !(await this.repository.deleteDraft(manager, draft))) {
+        throw new DomainError('not-found', 'no-draft', `Life event ${key} has no draft.`);
+      }
     });
   }
 
@@ -179,10 +184,13 @@ export class DefinitionsService {
     });
   }
 
+  /** Deprecates a published version; deprecating a deprecated one again is a no-op. */
   async deprecate(key: string, version: number, by: string): Promise<LifeEventDefinitionRow> {
     return this.repository.transaction(async (manager) => {
-      const row = await this.repository.findVersion(key, version);
-      if (!row) throw notFound(`${key} version ${version}`);
+      const deprecated = await this.repository.deprecateVersion(manager, key, version, by);
+      if (deprecated) return deprecated;
+      const row = await this.repository.findVersion(key, version, manager);
+      if (!row) throw notFound(`${key} version ${String(version)}`);
       if (row.status === 'draft') {
         throw new DomainError(
           'conflict',
@@ -190,8 +198,7 @@ export class DefinitionsService {
           'A draft cannot be deprecated; discard it instead.',
         );
       }
-      if (row.status === 'deprecated') return row;
-      return this.repository.deprecate(manager, row, by);
+      return row;
     });
   }
 

@@ -1,5 +1,8 @@
 import { parseDocument } from 'yaml';
+import { AGENCY_CODE_PATTERN } from '#agency-contract';
 import {
+  ACTION_NAME_PATTERN,
+  FACT_KEY_PATTERN,
   SENSITIVITIES,
   type Agency,
   type AgencyAction,
@@ -7,7 +10,7 @@ import {
   type FactType,
   type LocalisedText,
   type Sensitivity,
-} from '../../workflow/src/types.js';
+} from '#workflow';
 import { createSchemaCompiler } from './schema.js';
 
 /** A problem in a catalogue file or entry: a JSON pointer into it and what is wrong there. */
@@ -28,12 +31,9 @@ export interface AgenciesParseResult {
   problems: CatalogueProblem[];
 }
 
-/** Dotted lower camel case with at least two segments: `person.address`, `business.orgNumber`. */
-export const FACT_KEY_PATTERN = /^[a-z][a-zA-Z0-9]*(?:\.[a-z][a-zA-Z0-9]*)+$/;
-/** Agency codes are lower case (the queue is `agency.<code>`): `skatteverket`. */
-export const AGENCY_CODE_PATTERN = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
-/** Action names are kebab-case: `register-sole-trader`. */
-export const ACTION_NAME_PATTERN = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
+// One definition of each wire-name pattern: agency codes from the agency contract (they name
+// queues), fact keys and action names from the workflow language.
+export { ACTION_NAME_PATTERN, AGENCY_CODE_PATTERN, FACT_KEY_PATTERN };
 
 const ADAPTERS = ['mock', 'http'] as const;
 const LOOKUP_PREFIX = 'lookup:';

@@ -7,11 +7,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
 import { parse as parseYaml } from 'yaml';
-import type {
-  JsonLogicRule,
-  LifeEventDefinition,
-  StepDefinition,
-} from '../../workflow/src/types.js';
+import type { JsonLogicRule, LifeEventDefinition, StepDefinition } from '#workflow';
 import { parseAgencies, parseFactCatalogue } from './catalogue.js';
 import { createFactValidator } from './validator.js';
 

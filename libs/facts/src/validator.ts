@@ -1,5 +1,5 @@
 import type { ValidateFunction } from 'ajv/dist/2020.js';
-import type { FactType } from '../../workflow/src/types.js';
+import type { FactType } from '#workflow';
 import { FORMAT_NORMALISERS, isFactFormat } from './formats.js';
 import { createSchemaCompiler, describeErrors, type FactValueProblem } from './schema.js';
 

@@ -1,0 +1,94 @@
+import type { PipeTransform } from '@nestjs/common';
+import { AGENCY_CODE_PATTERN } from '#agency-contract';
+import { DEFINITION_KEY_PATTERN, FACT_KEY_PATTERN, STEP_ID_PATTERN } from '#workflow';
+import { DomainError } from './domain-error.js';
+
+/**
+ * Path parameters checked before anything reaches the database: a malformed one is a 400 naming
+ * the parameter, never a 404 by accident or a 500 from Postgres (NUL bytes, integer overflow).
+ */
+class PatternParam implements PipeTransform<string, string> {
+  constructor(
+    private readonly name: string,
+    private readonly pattern: RegExp,
+    private readonly description: string,
+  ) {}
+
+  transform(value: string): string {
+    if (!this.pattern.test(value)) {
+      throw new DomainError('invalid', 'validation-failed', `The ${this.name} is malformed.`, [
+        { path: this.name, reason: `must be ${this.description}` },
+      ]);
+    }
+    return value;
+  }
+}
+
+export const LifeEventKeyParam = new PatternParam(
+  'key',
+  DEFINITION_KEY_PATTERN,
+  'a kebab-case life-event key',
+);
+export const FactKeyParam = new PatternParam(
+  'key',
+  FACT_KEY_PATTERN,
+  'a dotted fact key such as person.address',
+);
+export const AgencyCodeParam = new PatternParam(
+  'code',
+  AGENCY_CODE_PATTERN,
+  'a lower-case agency code',
+);
+export const StepIdParam = new PatternParam('stepId', STEP_ID_PATTERN, 'a kebab-case step id');
+
+/** A version in a path: a positive integer that fits Postgres' integer. */
+export const VersionParam: PipeTransform<string, number> = {
+  transform(value: string): number {
+    if (!/^[1-9]\d{0,8}$/.test(value)) {
+      throw new DomainError(
+        'invalid',
+        'validation-failed',
+        'The version must be a positive integer.',
+        [{ path: 'version', reason: 'must be a positive integer' }],
+      );
+    }
+    return Number(value);
+  },
+};
+
+const MAX_DEPTH = 32;
+
+/**
+ * Refuses JSON that Postgres or the validators cannot take safely: NUL characters (jsonb refuses
+ * them) and nesting deeper than any real document (recursion would overflow the stack).
+ */
+export function assertStorableJson(value: unknown): void {
+  const stack: Array<{ node: unknown; depth: number }> = [{ node: value, depth: 0 }];
+  while (stack.length > 0) {
+    const { node, depth } = stack.pop() as { node: unknown; depth: number };
+    if (depth > MAX_DEPTH) {
+      throw new DomainError(
+        'invalid',
+        'too-deep',
+        `The document is nested deeper than ${MAX_DEPTH} levels.`,
+        [{ path: '', reason: `must not be nested deeper than ${MAX_DEPTH} levels` }],
+      );
+    }
+    if (typeof node === 'string') {
+      if (node.includes('\u0000')) throw nulError();
+    } else if (Array.isArray(node)) {
+      for (const item of node) stack.push({ node: item, depth: depth + 1 });
+    } else if (node !== null && typeof node === 'object') {
+      for (const [key, item] of Object.entries(node)) {
+        if (key.includes('\u0000')) throw nulError();
+        stack.push({ node: item, depth: depth + 1 });
+      }
+    }
+  }
+}
+
+function nulError(): DomainError {
+  return new DomainError('invalid', 'nul-character', 'The document contains a NUL character.', [
+    { path: '', reason: 'must not contain NUL characters' },
+  ]);
+}
