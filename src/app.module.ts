@@ -2,10 +2,12 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import type { Logger as PinoLogger } from 'pino';
 import { ConfigModule } from '@nestjs/config';
 import { LoggerModule } from 'nestjs-pino';
+import { AdaptersModule } from './adapters/adapters.module.js';
 import { AuthModule } from './auth/auth.module.js';
 import type { ResolvedConfig, Role } from './config/config.schema.js';
 import { DatabaseModule } from './database/database.module.js';
 import { DefinitionsModule } from './definitions/definitions.module.js';
+import { EngineModule } from './engine/engine.module.js';
 import { HealthModule } from './health/health.module.js';
 import { createRootLogger, loggerParams } from './observability/logging.js';
 import { QueueModule } from './queue/queue.module.js';
@@ -46,6 +48,8 @@ export class AppModule {
         HealthModule,
         AuthModule.forRoot({ api: runs.api, devTokens: config.auth.devTokens }),
         DefinitionsModule.forRoot({ api: runs.api }),
+        EngineModule.forRoot({ workers: runs.engine, api: runs.api }),
+        ...(runs.adapters ? [AdaptersModule] : []),
       ],
     };
   }

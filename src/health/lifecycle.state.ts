@@ -9,6 +9,11 @@ export class LifecycleState implements BeforeApplicationShutdown {
     return this.draining;
   }
 
+  /** Called by main.ts on a signal, a while before the application closes. */
+  startDraining(): void {
+    this.draining = true;
+  }
+
   beforeApplicationShutdown(): void {
     this.draining = true;
   }

@@ -1,4 +1,10 @@
-import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type OnApplicationShutdown,
+  type OnModuleDestroy,
+} from '@nestjs/common';
 import { getSharedConfigToken } from '@nestjs/bullmq';
 import {
   Queue,
@@ -31,10 +37,12 @@ export type WorkerSettings = Omit<WorkerOptions, 'connection' | 'prefix' | 'auto
  * them on shutdown: workers first (each waits for its in-flight jobs), then queues.
  */
 @Injectable()
-export class QueueService implements OnApplicationShutdown {
+export class QueueService implements OnModuleDestroy, OnApplicationShutdown {
   private readonly logger = new Logger(QueueService.name);
   private readonly queues = new Map<string, Queue>();
   private readonly workers: Worker[] = [];
+  /** Workers that reached Redis: only those can close gracefully (BullMQ waits forever otherwise). */
+  private readonly ready = new WeakSet<Worker>();
 
   constructor(@Inject(getSharedConfigToken()) private readonly shared: QueueOptions) {}
 
@@ -80,14 +88,24 @@ export class QueueService implements OnApplicationShutdown {
     worker.on('error', (error) => {
       this.logger.error({ queue: name, err: error }, 'worker error');
     });
+    worker.once('ready', () => {
+      this.ready.add(worker);
+    });
     this.workers.push(worker);
     return worker;
   }
 
-  async onApplicationShutdown(): Promise<void> {
-    await Promise.all(this.workers.map((w) => w.close()));
-    await Promise.all([...this.queues.values()].map((q) => q.close()));
+  /**
+   * Workers stop first, in the first shutdown phase, each waiting for its in-flight jobs, while
+   * the database pool and the queues those jobs use are still open (they close later).
+   */
+  async onModuleDestroy(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.close(!this.ready.has(w))));
     this.workers.length = 0;
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
     this.queues.clear();
   }
 }

@@ -109,9 +109,16 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-/** leo as it serves (same pipes, filters, guards), on its own database and queue prefix. */
-export async function startTestApp(overrides: Record<string, string> = {}): Promise<TestApp> {
-  const database = await createTestDatabase();
+/**
+ * leo as it serves (same pipes, filters, guards), on its own database and queue prefix — or, to
+ * run several roles side by side as separate replicas would, on another app's database (pass
+ * `database`, and the same QUEUE_PREFIX in `overrides`).
+ */
+export async function startTestApp(
+  overrides: Record<string, string> = {},
+  options: { database?: TestDatabase } = {},
+): Promise<TestApp> {
+  const database = options.database ?? (await createTestDatabase());
   const config = testConfig(database, overrides);
   const app = await createApp(config);
   await app.init();
@@ -121,7 +128,7 @@ export async function startTestApp(overrides: Record<string, string> = {}): Prom
     database,
     async close() {
       await app.close();
-      await database.drop();
+      if (!options.database) await database.drop();
     },
   };
 }

@@ -1,2 +1,17 @@
 export { AGENCY_CODE_PATTERN, ENGINE_RESULTS_QUEUE, agencyQueueName } from './queues.js';
 export type { JobContract, JobHandlers, JobName } from './jobs.js';
+export * from './steps.js';
+export {
+  DEFAULT_CONCURRENCY,
+  DEFAULT_TIMEOUT_MS,
+  RESULT_JOB_OPTIONS,
+  createAgencyWorker,
+  describeHandlerError,
+  isStepOutcome,
+  type AgencyWorker,
+  type AgencyWorkerLogger,
+  type AgencyWorkerOptions,
+  type CancelContext,
+  type StepHandler,
+  type StepHandlerContext,
+} from './worker.js';

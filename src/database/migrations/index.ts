@@ -1,5 +1,6 @@
 import type { MigrationInterface } from 'typeorm';
 import { Definitions1763884800000 } from './1763884800000-definitions.js';
+import { Engine1763884900000 } from './1763884900000-engine.js';
 
 type MigrationClass = new () => MigrationInterface;
 
@@ -7,4 +8,4 @@ type MigrationClass = new () => MigrationInterface;
  * Every migration, in order. Listed explicitly rather than found by a glob, so the set that runs
  * is the set that was compiled and reviewed. `npm run migration:generate` appends here.
  */
-export const MIGRATIONS: MigrationClass[] = [Definitions1763884800000];
+export const MIGRATIONS: MigrationClass[] = [Definitions1763884800000, Engine1763884900000];

@@ -1,0 +1,79 @@
+/**
+ * What travels between leo and an agency's adapter. Wire format: JSON. Every name and field here
+ * is permanent; add optional fields, never rename or remove.
+ */
+
+/** Job names on an agency queue (`agency.<code>`). */
+export const STEP_EXECUTE = 'step.execute';
+export const STEP_CANCEL = 'step.cancel';
+/** Job name on the results queue (`engine.results`). */
+export const STEP_RESULT = 'step.result';
+
+/** A fact value as JSON: what the fact catalogue's JSON Schema of that fact allows. */
+export type FactValue =
+  string | number | boolean | null | FactValue[] | { [key: string]: FactValue };
+
+/** Do this step: the one job leo sends an agency for one attempt of one step. */
+export interface StepJob {
+  caseId: string;
+  stepRunId: string;
+  /** The step's id in its life-event definition, e.g. `f-tax`. */
+  stepId: string;
+  /** One of the agency's actions, e.g. `register-f-tax`. */
+  action: string;
+  /** 1 for the first attempt; retries after a retryable error count up. */
+  attempt: number;
+  /**
+   * The same for every attempt and every re-delivery of this step: an adapter must perform the
+   * step's effect at most once per key (and answer a repeat with what it answered before).
+   */
+  idempotencyKey: string;
+  /** Exactly the facts the step needs, by fact key: nothing more leaves leo. */
+  facts: Record<string, FactValue>;
+  /** ISO 8601 time by which leo expects a final answer, when the step has a deadline. */
+  deadline?: string;
+}
+
+/** Stop working on this step: its case was cancelled. */
+export interface StepCancelJob {
+  caseId: string;
+  stepRunId: string;
+  action: string;
+  idempotencyKey: string;
+  reason: string;
+}
+
+/** The adapter's answer to one attempt. */
+export type StepOutcome =
+  /** Done. `produced` may set only the facts the step declares it produces. */
+  | { outcome: 'completed'; produced: Record<string, FactValue>; reference?: string }
+  /** Accepted; a decision comes later (as another result for the same attempt, or over REST). */
+  | { outcome: 'pending'; reference: string; expectedDecisionAt?: string }
+  /** Refused on its merits: retrying will not help. */
+  | { outcome: 'rejected'; code: string; reason: string; reference?: string }
+  /** Failed for a passing reason (unavailable, timeout): leo retries per the step's policy. */
+  | { outcome: 'retryable-error'; code: string; reason: string };
+
+export interface StepResult {
+  stepRunId: string;
+  attempt: number;
+  /** The agency answering: leo checks it is the step's agency. */
+  agency: string;
+  result: StepOutcome;
+  /** ISO 8601 time the agency produced the answer. */
+  reportedAt: string;
+}
+
+/** Queue job ids must not contain ':' (BullMQ), hence the dots. */
+export const stepJobId = (stepRunId: string, attempt: number): string => `${stepRunId}.${attempt}`;
+export const resultJobId = (result: Pick<StepResult, 'stepRunId' | 'attempt' | 'result'>): string =>
+  `${result.stepRunId}.${result.attempt}.${result.result.outcome}`;
+
+export interface AgencyJobs {
+  [STEP_EXECUTE]: StepJob;
+  [STEP_CANCEL]: StepCancelJob;
+}
+
+export interface ResultJobs {
+  [STEP_RESULT]: StepResult;
+}

@@ -1,0 +1,473 @@
+/**
+ * The adapter SDK: what an agency needs to serve leo's jobs from its own repository, with this
+ * package, bullmq and a Redis connection. No Nest, nothing of leo's application code.
+ *
+ * `createAgencyWorker` consumes `agency.<code>`, calls the handler for each step's action, and
+ * answers on `engine.results`, completing the agency job only once the answer is on the results
+ * queue (at-least-once). See docs/adapters.md for the contract in full.
+ */
+import {
+  Queue,
+  UnrecoverableError,
+  Worker,
+  type ConnectionOptions,
+  type Job,
+  type JobsOptions,
+  type KeepJobs,
+} from 'bullmq';
+import { ENGINE_RESULTS_QUEUE, agencyQueueName } from './queues.js';
+import {
+  STEP_CANCEL,
+  STEP_EXECUTE,
+  STEP_RESULT,
+  resultJobId,
+  type StepCancelJob,
+  type StepJob,
+  type StepOutcome,
+  type StepResult,
+} from './steps.js';
+
+/** A structured logger (pino's signature: fields first, then the message). Never log fact values. */
+export interface AgencyWorkerLogger {
+  info(fields: Record<string, unknown>, message: string): void;
+  warn(fields: Record<string, unknown>, message: string): void;
+  error(fields: Record<string, unknown>, message: string): void;
+}
+
+export interface StepHandlerContext {
+  /**
+   * Aborted when the attempt's time limit passes, when leo cancels the step, or when the worker
+   * is told to cancel the job. Pass it on to fetch() and the like; work after it fired is wasted
+   * (its answer is no longer reported).
+   */
+  signal: AbortSignal;
+  /** The worker's logger with the job's ids (agency, action, step run, attempt) bound. */
+  log: AgencyWorkerLogger;
+}
+
+/** Performs one step's action. Must be idempotent by `job.idempotencyKey`. */
+export type StepHandler = (job: StepJob, context: StepHandlerContext) => Promise<StepOutcome>;
+
+export interface CancelContext {
+  log: AgencyWorkerLogger;
+}
+
+export interface AgencyWorkerOptions {
+  /** The agency's code: the worker consumes `agency.<code>` and answers as this agency. */
+  agency: string;
+  /** Redis connection settings (bullmq's). Set `maxRetriesPerRequest: null` for workers. */
+  connection: ConnectionOptions;
+  /** Queue key prefix; must equal leo's `QUEUE_PREFIX` (default `{leo}`). */
+  prefix?: string;
+  /** One handler per action name. A job for any other action is rejected (`unknown-action`). */
+  handlers: Readonly<Record<string, StepHandler>>;
+  /** Called for `step.cancel`: leo cancelled the case; stop work on the step if you can. */
+  onCancel?: (job: StepCancelJob, context: CancelContext) => Promise<void>;
+  /** Jobs processed at once by this worker. Default 8. */
+  concurrency?: number;
+  /** Time limit of one attempt in milliseconds; past it the answer is `retryable-error` `timeout`. Default 60 000. */
+  timeoutMs?: number;
+  /** Default: warnings and errors as JSON lines on stderr. */
+  log?: AgencyWorkerLogger;
+  /** How long finished agency jobs stay in Redis, in seconds. Default: completed 1 h, failed 7 days. */
+  keepCompletedSeconds?: number;
+  keepFailedSeconds?: number;
+}
+
+export interface AgencyWorker {
+  /** The underlying bullmq worker (events, `waitUntilReady()`). */
+  worker: Worker;
+  /**
+   * Publishes a result on `engine.results`: a decision that comes after a `pending` answer is
+   * reported this way, as another result for the same step run and attempt. Resolves once the
+   * result is stored in Redis.
+   */
+  report(result: StepResult): Promise<void>;
+  /** Stops taking jobs, lets the jobs in flight finish and report, then disconnects. */
+  close(): Promise<void>;
+}
+
+export const DEFAULT_CONCURRENCY = 8;
+export const DEFAULT_TIMEOUT_MS = 60_000;
+const HOUR_SECONDS = 3_600;
+const WEEK_SECONDS = 7 * 24 * HOUR_SECONDS;
+
+/**
+ * How a result job is published on `engine.results`. Its id is `resultJobId(result)`, so a
+ * repeated answer (a re-delivered job answered again) is one job while the first is kept; kept
+ * an hour after it is applied, a week after it failed for good. Applying a result that fails
+ * for a passing reason (the database restarting) is retried with backoff.
+ */
+export const RESULT_JOB_OPTIONS: Readonly<JobsOptions> = Object.freeze({
+  attempts: 8,
+  backoff: { type: 'exponential', delay: 1_000 },
+  removeOnComplete: { age: HOUR_SECONDS },
+  removeOnFail: { age: WEEK_SECONDS },
+});
+
+const OUTCOMES = new Set(['completed', 'pending', 'rejected', 'retryable-error']);
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const isNonEmptyString = (value: unknown): value is string =>
+  typeof value === 'string' && value.length > 0;
+
+/** Does `value` have the shape of a StepOutcome? (Fact values are checked by leo.) */
+export function isStepOutcome(value: unknown): value is StepOutcome {
+  if (!isRecord(value) || typeof value.outcome !== 'string' || !OUTCOMES.has(value.outcome)) {
+    return false;
+  }
+  switch (value.outcome) {
+    case 'completed':
+      return (
+        isRecord(value.produced) &&
+        (value.reference === undefined || isNonEmptyString(value.reference))
+      );
+    case 'pending':
+      return (
+        isNonEmptyString(value.reference) &&
+        (value.expectedDecisionAt === undefined ||
+          (typeof value.expectedDecisionAt === 'string' &&
+            !Number.isNaN(Date.parse(value.expectedDecisionAt))))
+      );
+    case 'rejected':
+      return (
+        isNonEmptyString(value.code) &&
+        typeof value.reason === 'string' &&
+        (value.reference === undefined || isNonEmptyString(value.reference))
+      );
+    default:
+      return isNonEmptyString(value.code) && typeof value.reason === 'string';
+  }
+}
+
+/** The ids a result needs; without them a job cannot be answered at all. */
+function hasStepIds(
+  value: unknown,
+): value is Record<string, unknown> & { stepRunId: string; attempt: number } {
+  return (
+    isRecord(value) &&
+    isNonEmptyString(value.stepRunId) &&
+    Number.isInteger(value.attempt) &&
+    (value.attempt as number) >= 1
+  );
+}
+
+function isStepJob(value: unknown): value is StepJob {
+  return (
+    hasStepIds(value) &&
+    isNonEmptyString(value.caseId) &&
+    isNonEmptyString(value.action) &&
+    isNonEmptyString(value.idempotencyKey) &&
+    isRecord(value.facts)
+  );
+}
+
+function isStepCancelJob(value: unknown): value is StepCancelJob {
+  return (
+    isRecord(value) &&
+    isNonEmptyString(value.stepRunId) &&
+    isNonEmptyString(value.action) &&
+    isNonEmptyString(value.idempotencyKey)
+  );
+}
+
+/** Logs to stderr as JSON lines, warnings and errors only. */
+const stderrLogger: AgencyWorkerLogger = {
+  info: () => undefined,
+  warn: (fields, message) => {
+    process.stderr.write(`${JSON.stringify({ level: 'warn', ...fields, msg: message })}\n`);
+  },
+  error: (fields, message) => {
+    process.stderr.write(`${JSON.stringify({ level: 'error', ...fields, msg: message })}\n`);
+  },
+};
+
+function bind(log: AgencyWorkerLogger, bound: Record<string, unknown>): AgencyWorkerLogger {
+  return {
+    info: (fields, message) => {
+      log.info({ ...bound, ...fields }, message);
+    },
+    warn: (fields, message) => {
+      log.warn({ ...bound, ...fields }, message);
+    },
+    error: (fields, message) => {
+      log.error({ ...bound, ...fields }, message);
+    },
+  };
+}
+
+/**
+ * What may be logged of an error thrown by a handler: its name, a `code` if it has one, and
+ * the stack without its first line. The message is left out: it may quote a fact value.
+ */
+export function describeHandlerError(error: unknown): Record<string, unknown> {
+  if (!(error instanceof Error)) return { errorType: typeof error };
+  const code = (error as { code?: unknown }).code;
+  const frames = (error.stack ?? '').split('\n').filter((line) => /^\s+at /.test(line));
+  return {
+    errorName: error.name,
+    ...(typeof code === 'string' || typeof code === 'number' ? { errorCode: code } : {}),
+    ...(frames.length > 0 ? { stack: frames.slice(0, 10).join('\n') } : {}),
+  };
+}
+
+class AttemptTimeout extends Error {
+  constructor(readonly ms: number) {
+    super(`the attempt took longer than ${ms} ms`);
+    this.name = 'AttemptTimeout';
+  }
+}
+
+class StepCancelled extends Error {
+  constructor() {
+    super('the step was cancelled');
+    this.name = 'StepCancelled';
+  }
+}
+
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isInteger(value) || value < 1) {
+    throw new Error(`createAgencyWorker: ${name} must be a positive integer (got ${value})`);
+  }
+  return value;
+}
+
+/**
+ * Starts a worker on `agency.<code>` that runs `handlers[job.action]` for each `step.execute`
+ * job and answers on `engine.results`:
+ * - an action without a handler: `rejected`, code `unknown-action`;
+ * - a handler that throws or returns something that is not a StepOutcome: `retryable-error`,
+ *   code `adapter-error` (the error's message is neither reported nor logged: it may quote facts);
+ * - a handler that runs past `timeoutMs`: `retryable-error`, code `timeout`;
+ * - a job without the fields of a StepJob: `rejected`, code `invalid-job` (or, without even a
+ *   step run id and attempt to answer to, a failed job).
+ * The agency job completes only after its result is stored on the results queue: if publishing
+ * fails the job fails and bullmq (or leo's reconciler) delivers it again.
+ */
+export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
+  const { agency, connection, handlers, onCancel } = options;
+  const queueName = agencyQueueName(agency);
+  const prefix = options.prefix ?? '{leo}';
+  const concurrency = positiveInteger('concurrency', options.concurrency, DEFAULT_CONCURRENCY);
+  const timeoutMs = positiveInteger('timeoutMs', options.timeoutMs, DEFAULT_TIMEOUT_MS);
+  const keepCompleted = positiveInteger(
+    'keepCompletedSeconds',
+    options.keepCompletedSeconds,
+    HOUR_SECONDS,
+  );
+  const keepFailed = positiveInteger('keepFailedSeconds', options.keepFailedSeconds, WEEK_SECONDS);
+  const log = bind(options.log ?? stderrLogger, { agency });
+  for (const [action, handler] of Object.entries(handlers)) {
+    if (typeof handler !== 'function') {
+      throw new Error(`createAgencyWorker: the handler for ${action} is not a function`);
+    }
+  }
+
+  const results = new Queue(ENGINE_RESULTS_QUEUE, { connection, prefix });
+  results.on('error', (error) => {
+    log.error({ queue: ENGINE_RESULTS_QUEUE, ...describeHandlerError(error) }, 'queue error');
+  });
+  // Attempts in flight in this process, by step run: a step.cancel aborts them.
+  const inFlight = new Map<string, Set<AbortController>>();
+
+  async function publish(result: StepResult): Promise<void> {
+    await results.add(STEP_RESULT, result, { ...RESULT_JOB_OPTIONS, jobId: resultJobId(result) });
+  }
+
+  /**
+   * Publishes the answer, then lets the agency job complete. The job keeps only the outcome's
+   * kind as its return value: produced facts do not need a second copy in Redis.
+   */
+  async function answer(job: StepJob, result: StepOutcome): Promise<{ outcome: string }> {
+    await publish({
+      stepRunId: job.stepRunId,
+      attempt: job.attempt,
+      agency,
+      result,
+      reportedAt: new Date().toISOString(),
+    });
+    return { outcome: result.outcome };
+  }
+
+  /** Runs the handler under the attempt's time limit; undefined when the step was cancelled. */
+  async function runHandler(
+    handler: StepHandler,
+    job: StepJob,
+    jobLog: AgencyWorkerLogger,
+    workerSignal: AbortSignal | undefined,
+  ): Promise<StepOutcome | undefined> {
+    const controller = new AbortController();
+    const timer = setTimeout(() => {
+      controller.abort(new AttemptTimeout(timeoutMs));
+    }, timeoutMs);
+    const onWorkerAbort = (): void => {
+      controller.abort(new StepCancelled());
+    };
+    workerSignal?.addEventListener('abort', onWorkerAbort, { once: true });
+    let running = inFlight.get(job.stepRunId);
+    if (!running) inFlight.set(job.stepRunId, (running = new Set()));
+    running.add(controller);
+
+    const aborted = new Promise<never>((_, reject) => {
+      controller.signal.addEventListener(
+        'abort',
+        () => {
+          reject(controller.signal.reason as Error);
+        },
+        { once: true },
+      );
+    });
+    // Settles as soon as the handler settles or the signal fires; a handler that ignores its
+    // signal runs on, its answer dropped (the step's idempotency makes a later attempt safe).
+    const handled = Promise.resolve().then(() =>
+      handler(job, { signal: controller.signal, log: jobLog }),
+    );
+    handled.catch(() => undefined);
+    try {
+      const outcome = await Promise.race([handled, aborted]);
+      if (isStepOutcome(outcome)) return outcome;
+      jobLog.error({}, 'the step handler returned something that is not a step outcome');
+      return {
+        outcome: 'retryable-error',
+        code: 'adapter-error',
+        reason: `the adapter answered ${job.action} with an invalid outcome`,
+      };
+    } catch (error) {
+      if (error instanceof AttemptTimeout) {
+        jobLog.warn({ timeoutMs }, 'the step handler timed out');
+        return {
+          outcome: 'retryable-error',
+          code: 'timeout',
+          reason: `the adapter did not answer ${job.action} within ${timeoutMs} ms`,
+        };
+      }
+      if (controller.signal.aborted && controller.signal.reason instanceof StepCancelled) {
+        jobLog.info({}, 'the step was cancelled while in flight');
+        return undefined;
+      }
+      jobLog.error(describeHandlerError(error), 'the step handler failed');
+      return {
+        outcome: 'retryable-error',
+        code: 'adapter-error',
+        reason: `the adapter failed while handling ${job.action}`,
+      };
+    } finally {
+      clearTimeout(timer);
+      workerSignal?.removeEventListener('abort', onWorkerAbort);
+      running.delete(controller);
+      if (running.size === 0) inFlight.delete(job.stepRunId);
+    }
+  }
+
+  async function execute(data: unknown, signal: AbortSignal | undefined): Promise<unknown> {
+    if (!hasStepIds(data)) {
+      throw new UnrecoverableError(
+        `${STEP_EXECUTE} job without a step run id and attempt: it cannot be answered`,
+      );
+    }
+    const ids = { stepRunId: data.stepRunId, attempt: data.attempt };
+    if (!isStepJob(data)) {
+      log.warn(ids, 'refused a malformed step job');
+      const reject: StepOutcome = {
+        outcome: 'rejected',
+        code: 'invalid-job',
+        reason: 'the job lacks fields of a step job (caseId, action, idempotencyKey, facts)',
+      };
+      await publish({ ...ids, agency, result: reject, reportedAt: new Date().toISOString() });
+      return { outcome: reject.outcome };
+    }
+    const jobLog = bind(log, { ...ids, action: data.action });
+    const handler = Object.hasOwn(handlers, data.action) ? handlers[data.action] : undefined;
+    if (!handler) {
+      jobLog.warn({}, 'no handler for the action');
+      return answer(data, {
+        outcome: 'rejected',
+        code: 'unknown-action',
+        reason: `${agency} has no action ${data.action}`,
+      });
+    }
+    const outcome = await runHandler(handler, data, jobLog, signal);
+    if (outcome === undefined) return { cancelled: true };
+    return answer(data, outcome);
+  }
+
+  async function cancel(data: unknown): Promise<unknown> {
+    if (!isStepCancelJob(data)) {
+      throw new UnrecoverableError(`${STEP_CANCEL} job without a step run, action or key`);
+    }
+    for (const controller of inFlight.get(data.stepRunId) ?? []) {
+      controller.abort(new StepCancelled());
+    }
+    if (onCancel) {
+      await onCancel(data, {
+        log: bind(log, { stepRunId: data.stepRunId, action: data.action }),
+      });
+    }
+    return { cancelled: true };
+  }
+
+  const worker = new Worker(
+    queueName,
+    async (job: Job, _token?: string, signal?: AbortSignal): Promise<unknown> => {
+      switch (job.name) {
+        case STEP_EXECUTE:
+          return execute(job.data, signal);
+        case STEP_CANCEL:
+          return cancel(job.data);
+        default:
+          throw new UnrecoverableError(`no handler for job ${JSON.stringify(job.name)}`);
+      }
+    },
+    {
+      connection,
+      prefix,
+      concurrency,
+      autorun: true,
+      removeOnComplete: { age: keepCompleted } satisfies KeepJobs,
+      removeOnFail: { age: keepFailed } satisfies KeepJobs,
+    },
+  );
+  // Whether the worker ever reached Redis: one that never did holds no job, and bullmq's
+  // graceful close would wait for a connection that may never come (Redis down at start-up).
+  let connected = false;
+  worker.once('ready', () => {
+    connected = true;
+  });
+  worker.on('error', (error) => {
+    log.error({ queue: queueName, ...describeHandlerError(error) }, 'worker error');
+  });
+  worker.on('failed', (job, error) => {
+    log.error(
+      { queue: queueName, jobId: job?.id, ...describeHandlerError(error) },
+      'agency job failed',
+    );
+  });
+
+  let closing: Promise<void> | undefined;
+  return {
+    worker,
+    async report(result) {
+      if (result.agency !== agency) {
+        throw new Error(`this worker reports for ${agency}, not ${result.agency}`);
+      }
+      if (!hasStepIds(result) || !isStepOutcome(result.result)) {
+        throw new Error('not a step result: it needs a stepRunId, an attempt and an outcome');
+      }
+      await publish(result);
+    },
+    close() {
+      closing ??= (async () => {
+        try {
+          await worker.close(!connected);
+        } finally {
+          await results.close();
+        }
+      })();
+      return closing;
+    },
+  };
+}

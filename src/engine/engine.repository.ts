@@ -1,0 +1,537 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
+import type { StepState } from '#workflow';
+import type {
+  CaseEvent,
+  CaseRecord,
+  CaseStatus,
+  FactRecord,
+  OutboxMessage,
+  StepRunRecord,
+} from './engine.types.js';
+
+interface CaseRow {
+  id: string;
+  subject_id: string;
+  life_event_key: string;
+  definition_id: string;
+  definition_version: number;
+  status: CaseStatus;
+  revision: number;
+  created_at: Date;
+  updated_at: Date;
+  submitted_at: Date | null;
+  finished_at: Date | null;
+}
+
+interface StepRunRow {
+  id: string;
+  case_id: string;
+  step_id: string;
+  agency: string;
+  action: string;
+  kind: string;
+  state: StepState;
+  attempt: number;
+  max_attempts: number;
+  disclosed_fact_ids: string[];
+  result: unknown;
+  agency_reference: string | null;
+  expected_decision_at: Date | null;
+  deadline_at: Date | null;
+  overdue: boolean;
+  last_error: string | null;
+  updated_at: Date;
+}
+
+interface FactRow {
+  id: string;
+  subject_id: string;
+  fact_key: string;
+  value: unknown;
+  source: FactRecord['source'];
+  agency: string | null;
+  case_id: string | null;
+  step_run_id: string | null;
+  created_at: Date;
+}
+
+const toCase = (r: CaseRow): CaseRecord => ({
+  id: r.id,
+  subjectId: r.subject_id,
+  lifeEventKey: r.life_event_key,
+  definitionId: r.definition_id,
+  definitionVersion: r.definition_version,
+  status: r.status,
+  revision: r.revision,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+  submittedAt: r.submitted_at,
+  finishedAt: r.finished_at,
+});
+
+const toStepRun = (r: StepRunRow): StepRunRecord => ({
+  id: r.id,
+  caseId: r.case_id,
+  stepId: r.step_id,
+  agency: r.agency,
+  action: r.action,
+  kind: r.kind,
+  state: r.state,
+  attempt: r.attempt,
+  maxAttempts: r.max_attempts,
+  disclosedFactIds: r.disclosed_fact_ids,
+  result: r.result,
+  agencyReference: r.agency_reference,
+  expectedDecisionAt: r.expected_decision_at,
+  deadlineAt: r.deadline_at,
+  overdue: r.overdue,
+  lastError: r.last_error,
+  updatedAt: r.updated_at,
+});
+
+const toFact = (r: FactRow): FactRecord => ({
+  id: r.id,
+  subjectId: r.subject_id,
+  factKey: r.fact_key,
+  value: r.value,
+  source: r.source,
+  agency: r.agency,
+  caseId: r.case_id,
+  stepRunId: r.step_run_id,
+  createdAt: r.created_at,
+});
+
+export interface StepRunChange {
+  state?: StepState;
+  attempt?: number;
+  maxAttempts?: number;
+  result?: unknown;
+  agencyReference?: string | null;
+  expectedDecisionAt?: Date | null;
+  deadlineAt?: Date | null;
+  lastError?: string | null;
+  disclosedFactIds?: string[];
+  overdue?: boolean;
+}
+
+/**
+ * Named operations on cases, step runs, their history, the outbox, fact records and
+ * disclosures. Every write takes the transaction's EntityManager: a change to a case is one
+ * transaction with its events and outbox rows (invariant 2).
+ */
+@Injectable()
+export class EngineRepository {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    return this.dataSource.transaction(work);
+  }
+
+  async insertCase(
+    manager: EntityManager,
+    values: {
+      subjectId: string;
+      lifeEventKey: string;
+      definitionId: string;
+      definitionVersion: number;
+    },
+  ): Promise<CaseRecord> {
+    const rows = await manager.query<CaseRow[]>(
+      `INSERT INTO cases (subject_id, life_event_key, definition_id, definition_version, status)
+       VALUES ($1, $2, $3, $4, 'open') RETURNING *`,
+      [values.subjectId, values.lifeEventKey, values.definitionId, values.definitionVersion],
+    );
+    return toCase(rows[0] as CaseRow);
+  }
+
+  async insertStepRuns(
+    manager: EntityManager,
+    caseId: string,
+    steps: Array<{
+      stepId: string;
+      agency: string;
+      action: string;
+      kind: string;
+      maxAttempts: number;
+    }>,
+  ): Promise<void> {
+    if (steps.length === 0) return;
+    await manager.query(
+      `INSERT INTO step_runs (case_id, step_id, agency, action, kind, state, max_attempts)
+       SELECT $1, s.step_id, s.agency, s.action, s.kind, 'pending', s.max_attempts
+       FROM jsonb_to_recordset($2::jsonb) AS s(step_id text, agency text, action text, kind text, max_attempts int)`,
+      [
+        caseId,
+        JSON.stringify(
+          steps.map((s) => ({
+            step_id: s.stepId,
+            agency: s.agency,
+            action: s.action,
+            kind: s.kind,
+            max_attempts: s.maxAttempts,
+          })),
+        ),
+      ],
+    );
+  }
+
+  async findCase(
+    caseId: string,
+    manager: EntityManager = this.dataSource.manager,
+  ): Promise<CaseRecord | null> {
+    const rows = await manager.query<CaseRow[]>('SELECT * FROM cases WHERE id = $1', [caseId]);
+    return rows[0] ? toCase(rows[0]) : null;
+  }
+
+  /** The case, locked for the rest of the transaction: one change to a case at a time. */
+  async lockCase(manager: EntityManager, caseId: string): Promise<CaseRecord | null> {
+    const rows = await manager.query<CaseRow[]>('SELECT * FROM cases WHERE id = $1 FOR UPDATE', [
+      caseId,
+    ]);
+    return rows[0] ? toCase(rows[0]) : null;
+  }
+
+  /** Cases matching every given filter, newest first; keyset-paged by (created_at, id). */
+  async searchCases(filter: {
+    status?: CaseStatus;
+    lifeEvent?: string;
+    agency?: string;
+    createdFrom?: Date;
+    createdTo?: Date;
+    after?: { createdAt: Date; id: string };
+    limit: number;
+  }): Promise<CaseRecord[]> {
+    const where: string[] = [];
+    const values: unknown[] = [];
+    const add = (sql: (p: string) => string, value: unknown): void => {
+      values.push(value);
+      where.push(sql(`$${values.length}`));
+    };
+    if (filter.status) add((p) => `c.status = ${p}`, filter.status);
+    if (filter.lifeEvent) add((p) => `c.life_event_key = ${p}`, filter.lifeEvent);
+    if (filter.agency)
+      add(
+        (p) => `EXISTS (SELECT 1 FROM step_runs s WHERE s.case_id = c.id AND s.agency = ${p})`,
+        filter.agency,
+      );
+    if (filter.createdFrom) add((p) => `c.created_at >= ${p}`, filter.createdFrom);
+    if (filter.createdTo) add((p) => `c.created_at < ${p}`, filter.createdTo);
+    if (filter.after) {
+      values.push(filter.after.createdAt, filter.after.id);
+      where.push(`(c.created_at, c.id) < ($${values.length - 1}, $${values.length}::uuid)`);
+    }
+    values.push(filter.limit);
+    const rows = await this.dataSource.manager.query<CaseRow[]>(
+      `SELECT c.* FROM cases c ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY c.created_at DESC, c.id DESC LIMIT $${values.length}`,
+      values,
+    );
+    return rows.map(toCase);
+  }
+
+  /**
+   * Step runs handed to a queue that have not been answered for `olderThanMs`: after Redis lost
+   * its data (or a job was lost some other way) they must be published again. Locked, so several
+   * engine replicas reconciling at once take different rows.
+   */
+  async claimStale(
+    manager: EntityManager,
+    olderThanMs: number,
+    limit: number,
+  ): Promise<Array<StepRunRecord & { deadlineAt: Date | null }>> {
+    const rows = await manager.query<StepRunRow[]>(
+      `SELECT s.* FROM step_runs s JOIN cases c ON c.id = s.case_id
+       WHERE s.state IN ('ready', 'dispatched') AND c.status = 'running'
+         AND s.updated_at < now() - make_interval(secs => $1::double precision / 1000)
+       ORDER BY s.updated_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED`,
+      [olderThanMs, limit],
+    );
+    return rows.map(toStepRun);
+  }
+
+  /** Cases with an unfinished step past its deadline that has not been escalated yet. */
+  async casesWithOverdueSteps(limit: number): Promise<string[]> {
+    const rows = await this.dataSource.manager.query<Array<{ case_id: string }>>(
+      `SELECT DISTINCT s.case_id FROM step_runs s JOIN cases c ON c.id = s.case_id
+       WHERE s.deadline_at < now() AND NOT s.overdue
+         AND s.state IN ('ready', 'dispatched', 'awaiting-decision', 'awaiting-citizen')
+         AND c.status IN ('running', 'action-required')
+       LIMIT $1`,
+      [limit],
+    );
+    return rows.map((r) => r.case_id);
+  }
+
+  async factRecordsByIds(manager: EntityManager, ids: string[]): Promise<FactRecord[]> {
+    if (ids.length === 0) return [];
+    const rows = await manager.query<FactRow[]>(
+      'SELECT * FROM fact_records WHERE id = ANY($1::uuid[])',
+      [ids],
+    );
+    return rows.map(toFact);
+  }
+
+  async touchStepRun(manager: EntityManager, id: string): Promise<void> {
+    await manager.query('UPDATE step_runs SET updated_at = now() WHERE id = $1', [id]);
+  }
+
+  async caseIdOfStepRun(stepRunId: string): Promise<string | null> {
+    const rows = await this.dataSource.manager.query<Array<{ case_id: string }>>(
+      'SELECT case_id FROM step_runs WHERE id = $1',
+      [stepRunId],
+    );
+    return rows[0]?.case_id ?? null;
+  }
+
+  async setCaseStatus(
+    manager: EntityManager,
+    caseId: string,
+    status: CaseStatus,
+    submitted = false,
+  ): Promise<void> {
+    await manager.query(
+      `UPDATE cases SET status = $2, updated_at = now(),
+         submitted_at = CASE WHEN $3 THEN now() ELSE submitted_at END,
+         finished_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled') THEN now() ELSE NULL END
+       WHERE id = $1`,
+      [caseId, status, submitted],
+    );
+  }
+
+  async stepRuns(
+    caseId: string,
+    manager: EntityManager = this.dataSource.manager,
+  ): Promise<StepRunRecord[]> {
+    const rows = await manager.query<StepRunRow[]>(
+      'SELECT * FROM step_runs WHERE case_id = $1 ORDER BY step_id',
+      [caseId],
+    );
+    return rows.map(toStepRun);
+  }
+
+  async updateStepRun(manager: EntityManager, id: string, change: StepRunChange): Promise<void> {
+    const sets: string[] = ['updated_at = now()'];
+    const values: unknown[] = [id];
+    const set = (column: string, value: unknown, cast = ''): void => {
+      values.push(value);
+      sets.push(`${column} = $${values.length}${cast}`);
+    };
+    if (change.state !== undefined) {
+      set('state', change.state);
+      if (change.state === 'ready') sets.push('ready_at = now()');
+      if (['completed', 'failed', 'skipped', 'cancelled'].includes(change.state))
+        sets.push('finished_at = now()');
+    }
+    if (change.attempt !== undefined) set('attempt', change.attempt);
+    if (change.maxAttempts !== undefined) set('max_attempts', change.maxAttempts);
+    if (change.result !== undefined) set('result', JSON.stringify(change.result), '::jsonb');
+    if (change.agencyReference !== undefined) set('agency_reference', change.agencyReference);
+    if (change.expectedDecisionAt !== undefined)
+      set('expected_decision_at', change.expectedDecisionAt);
+    if (change.deadlineAt !== undefined) set('deadline_at', change.deadlineAt);
+    if (change.lastError !== undefined) set('last_error', change.lastError);
+    if (change.disclosedFactIds !== undefined)
+      set('disclosed_fact_ids', change.disclosedFactIds, '::uuid[]');
+    if (change.overdue !== undefined) set('overdue', change.overdue);
+    await manager.query(`UPDATE step_runs SET ${sets.join(', ')} WHERE id = $1`, values);
+  }
+
+  /** Marks outbox-published steps as dispatched (only those still waiting to be). */
+  async markDispatched(stepRunIds: string[]): Promise<void> {
+    if (stepRunIds.length === 0) return;
+    await this.dataSource.manager.query(
+      `UPDATE step_runs SET state = 'dispatched', dispatched_at = now(), updated_at = now()
+       WHERE id = ANY($1::uuid[]) AND state = 'ready'`,
+      [stepRunIds],
+    );
+  }
+
+  /** Appends events, numbered after the case's revision, and bumps the revision once. */
+  async appendEvents(
+    manager: EntityManager,
+    caseRecord: CaseRecord,
+    events: CaseEvent[],
+  ): Promise<void> {
+    if (events.length === 0) return;
+    const base = caseRecord.revision;
+    await manager.query(
+      `INSERT INTO case_events (case_id, seq, type, step_id, data)
+       SELECT $1, $2 + e.ordinality, e.value->>'type', e.value->>'stepId', COALESCE(e.value->'data', '{}'::jsonb)
+       FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS e`,
+      [caseRecord.id, base, JSON.stringify(events)],
+    );
+    await manager.query(
+      'UPDATE cases SET revision = revision + $2, updated_at = now() WHERE id = $1',
+      [caseRecord.id, events.length],
+    );
+    caseRecord.revision = base + events.length;
+  }
+
+  async events(
+    caseId: string,
+  ): Promise<
+    Array<{ seq: number; type: string; stepId: string | null; data: unknown; createdAt: Date }>
+  > {
+    const rows = await this.dataSource.manager.query<
+      Array<{ seq: number; type: string; step_id: string | null; data: unknown; created_at: Date }>
+    >(
+      'SELECT seq, type, step_id, data, created_at FROM case_events WHERE case_id = $1 ORDER BY seq',
+      [caseId],
+    );
+    return rows.map((r) => ({
+      seq: r.seq,
+      type: r.type,
+      stepId: r.step_id,
+      data: r.data,
+      createdAt: r.created_at,
+    }));
+  }
+
+  async insertOutbox(
+    manager: EntityManager,
+    messages: OutboxMessage[],
+  ): Promise<Array<{ id: string } & OutboxMessage>> {
+    if (messages.length === 0) return [];
+    const rows = await manager.query<Array<{ id: string }>>(
+      `INSERT INTO outbox (queue, job_name, job_id, payload, available_at)
+       SELECT m.queue, m.job_name, m.job_id, m.payload, COALESCE(m.available_at, now())
+       FROM jsonb_to_recordset($1::jsonb) AS m(queue text, job_name text, job_id text, payload jsonb, available_at timestamptz)
+       RETURNING id`,
+      [
+        JSON.stringify(
+          messages.map((m) => ({
+            queue: m.queue,
+            job_name: m.jobName,
+            job_id: m.jobId,
+            payload: m.payload,
+            available_at: m.availableAt?.toISOString() ?? null,
+          })),
+        ),
+      ],
+    );
+    return messages.map((m, i) => ({ ...m, id: String(rows[i]?.id) }));
+  }
+
+  /** Unsent outbox rows, locked so concurrent sweepers take different ones. */
+  async claimUnsent(
+    manager: EntityManager,
+    limit: number,
+  ): Promise<
+    Array<{
+      id: string;
+      queue: string;
+      jobName: string;
+      jobId: string;
+      payload: object;
+      availableAt: Date;
+    }>
+  > {
+    const rows = await manager.query<
+      Array<{
+        id: string;
+        queue: string;
+        job_name: string;
+        job_id: string;
+        payload: object;
+        available_at: Date;
+      }>
+    >(
+      `SELECT id, queue, job_name, job_id, payload, available_at FROM outbox
+       WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+      [limit],
+    );
+    return rows.map((r) => ({
+      id: r.id,
+      queue: r.queue,
+      jobName: r.job_name,
+      jobId: r.job_id,
+      payload: r.payload,
+      availableAt: r.available_at,
+    }));
+  }
+
+  async markSent(ids: string[], manager: EntityManager = this.dataSource.manager): Promise<void> {
+    if (ids.length === 0) return;
+    await manager.query(
+      'UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[]) AND sent_at IS NULL',
+      [ids],
+    );
+  }
+
+  /** The subject's current value of each fact: the newest record per key. */
+  async currentFacts(
+    subjectId: string,
+    manager: EntityManager = this.dataSource.manager,
+  ): Promise<Map<string, FactRecord>> {
+    const rows = await manager.query<FactRow[]>(
+      `SELECT DISTINCT ON (fact_key) * FROM fact_records WHERE subject_id = $1 ORDER BY fact_key, created_at DESC, id`,
+      [subjectId],
+    );
+    return new Map(rows.map((r) => [r.fact_key, toFact(r)]));
+  }
+
+  async insertFacts(
+    manager: EntityManager,
+    records: Array<{
+      subjectId: string;
+      factKey: string;
+      value: unknown;
+      source: FactRecord['source'];
+      agency?: string;
+      caseId?: string;
+      stepRunId?: string;
+      supersedes?: string;
+    }>,
+  ): Promise<void> {
+    if (records.length === 0) return;
+    await manager.query(
+      `INSERT INTO fact_records (subject_id, fact_key, value, source, agency, case_id, step_run_id, supersedes)
+       SELECT r.subject_id, r.fact_key, r.value, r.source, r.agency, r.case_id, r.step_run_id, r.supersedes
+       FROM jsonb_to_recordset($1::jsonb)
+         AS r(subject_id text, fact_key text, value jsonb, source text, agency text, case_id uuid, step_run_id uuid, supersedes uuid)`,
+      [
+        JSON.stringify(
+          records.map((r) => ({
+            subject_id: r.subjectId,
+            fact_key: r.factKey,
+            value: r.value,
+            source: r.source,
+            agency: r.agency ?? null,
+            case_id: r.caseId ?? null,
+            step_run_id: r.stepRunId ?? null,
+            supersedes: r.supersedes ?? null,
+          })),
+        ),
+      ],
+    );
+  }
+
+  async insertDisclosure(
+    manager: EntityManager,
+    disclosure: {
+      subjectId: string;
+      caseId: string;
+      stepRunId: string;
+      agency: string;
+      factRecordIds: string[];
+      factKeys: string[];
+      basis: string;
+    },
+  ): Promise<void> {
+    await manager.query(
+      `INSERT INTO disclosures (subject_id, case_id, step_run_id, agency, fact_record_ids, fact_keys, basis)
+       VALUES ($1, $2, $3, $4, $5::uuid[], $6::text[], $7)`,
+      [
+        disclosure.subjectId,
+        disclosure.caseId,
+        disclosure.stepRunId,
+        disclosure.agency,
+        disclosure.factRecordIds,
+        disclosure.factKeys,
+        disclosure.basis,
+      ],
+    );
+  }
+}

@@ -1,0 +1,415 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import type { StepResult } from '#agency-contract';
+import { Redis } from 'ioredis';
+import { EngineService } from '../src/engine/engine.service.js';
+import { Reconciler } from '../src/engine/reconciler.js';
+import { redisOptions } from '../src/queue/redis-connection.js';
+import { QueueService } from '../src/queue/queue.service.js';
+import {
+  WORKLOAD_FACTS,
+  WORKLOAD_ORG_NUMBER as ORG,
+  scriptedAgencies,
+  sql as query,
+  waitForCase as waitForCaseIn,
+  waitForStep as waitForStepIn,
+  type ScriptedAgencies,
+} from './support/engine-harness.js';
+import { startTestApp, type TestApp } from './support/test-env.js';
+
+/**
+ * The engine on real Postgres, Redis and BullMQ, driven by scripted agencies: each test says how
+ * the agency answers, so retries, rejections and refusals can be provoked at will. (The shipped
+ * mock agencies are tested on their own.)
+ */
+
+describe('the engine', () => {
+  let leo: TestApp;
+  let engine: EngineService;
+  let agencies: ScriptedAgencies;
+  const received = (): ScriptedAgencies['received'] => agencies.received;
+  const sql = <T extends import('pg').QueryResultRow>(
+    text: string,
+    values: unknown[] = [],
+  ): Promise<T[]> => query<T>(leo.database, text, values);
+  const waitForCase = (caseId: string, statuses: string[]): Promise<string> =>
+    waitForCaseIn(leo.database, caseId, statuses);
+  const waitForStep = (caseId: string, stepId: string, state: string): Promise<void> =>
+    waitForStepIn(leo.database, caseId, stepId, state);
+
+  const steps = (
+    caseId: string,
+  ): Promise<
+    Array<{ step_id: string; state: string; attempt: number; last_error: string | null }>
+  > =>
+    sql(
+      'SELECT step_id, state, attempt, last_error FROM step_runs WHERE case_id = $1 ORDER BY step_id',
+      [caseId],
+    );
+
+  const events = (
+    caseId: string,
+  ): Promise<
+    Array<{ seq: number; type: string; step_id: string | null; data: Record<string, unknown> }>
+  > =>
+    sql('SELECT seq, type, step_id, data FROM case_events WHERE case_id = $1 ORDER BY seq', [
+      caseId,
+    ]);
+
+  async function newCase(facts: Record<string, unknown> = WORKLOAD_FACTS): Promise<string> {
+    const subjectId = `subject-${Math.random().toString(36).slice(2)}`;
+    const created = await engine.startCase({ subjectId, lifeEventKey: 'start-business', facts });
+    await engine.submitCase(created.id);
+    return created.id;
+  }
+
+  beforeAll(async () => {
+    // The engine role alone: no mock agencies competing with the scripted ones.
+    leo = await startTestApp({ LEO_ROLE: 'engine' });
+    engine = leo.app.get(EngineService);
+    agencies = scriptedAgencies(leo.app.get(QueueService), [
+      'bolagsverket',
+      'skatteverket',
+      'kommun',
+    ]);
+  });
+  beforeEach(() => {
+    agencies.setScript(() => undefined);
+  });
+  afterAll(async () => {
+    await leo.close();
+  });
+
+  it('runs start a business end to end: fan-out after the organisation number, fan-in before the notice', async () => {
+    const caseId = await newCase();
+    await waitForCase(caseId, ['completed']);
+    expect(await steps(caseId)).toEqual([
+      { step_id: 'alcohol-licence', state: 'skipped', attempt: 0, last_error: null },
+      { step_id: 'business-notice', state: 'completed', attempt: 1, last_error: null },
+      { step_id: 'employer-registration', state: 'completed', attempt: 1, last_error: null },
+      { step_id: 'f-tax', state: 'completed', attempt: 1, last_error: null },
+      { step_id: 'food-premises', state: 'skipped', attempt: 0, last_error: null },
+      { step_id: 'register-limited-company', state: 'skipped', attempt: 0, last_error: null },
+      { step_id: 'register-sole-trader', state: 'completed', attempt: 1, last_error: null },
+      { step_id: 'vat-registration', state: 'completed', attempt: 1, last_error: null },
+    ]);
+
+    const history = await events(caseId);
+    const at = (type: string, stepId: string): number =>
+      history.find((e) => e.type === type && e.step_id === stepId)?.seq ?? Number.NaN;
+    for (const fanOut of ['f-tax', 'vat-registration', 'employer-registration']) {
+      expect(at('step-dispatched', fanOut)).toBeGreaterThan(
+        at('step-completed', 'register-sole-trader'),
+      );
+      expect(at('step-dispatched', 'business-notice')).toBeGreaterThan(
+        at('step-completed', fanOut),
+      );
+    }
+    // B, C and D go out together, in the transaction that applied A's result.
+    const fanOutSeqs = ['f-tax', 'vat-registration', 'employer-registration'].map((s) =>
+      at('step-dispatched', s),
+    );
+    expect(Math.max(...fanOutSeqs) - Math.min(...fanOutSeqs)).toBe(2);
+    expect(history.map((e) => e.type)).toContain('case-completed');
+
+    // The organisation number produced by Bolagsverket is what Skatteverket and the municipality received.
+    const jobs = received().filter((j) => j.caseId === caseId);
+    expect(jobs.map((j) => j.stepId).sort()).toEqual([
+      'business-notice',
+      'employer-registration',
+      'f-tax',
+      'register-sole-trader',
+      'vat-registration',
+    ]);
+    for (const job of jobs.filter((j) => j.stepId !== 'register-sole-trader')) {
+      expect(job.facts['business.orgNumber']).toBe(ORG);
+    }
+    const produced = await sql<{ fact_key: string; source: string; agency: string }>(
+      "SELECT fact_key, source, agency FROM fact_records WHERE case_id = $1 AND source = 'agency' ORDER BY fact_key",
+      [caseId],
+    );
+    expect(produced).toEqual([
+      { fact_key: 'business.employerId', source: 'agency', agency: 'skatteverket' },
+      { fact_key: 'business.fTaxStatus', source: 'agency', agency: 'skatteverket' },
+      { fact_key: 'business.orgNumber', source: 'agency', agency: 'bolagsverket' },
+      { fact_key: 'business.vatNumber', source: 'agency', agency: 'skatteverket' },
+    ]);
+  });
+
+  it('sends each agency exactly the facts its step needs, and logs every sharing', async () => {
+    const caseId = await newCase();
+    await waitForCase(caseId, ['completed']);
+    const jobs = received().filter((j) => j.caseId === caseId);
+    const expectedNeeds: Record<string, string[]> = {
+      'register-sole-trader': [
+        'business.legalForm',
+        'business.name',
+        'business.sniCode',
+        'person.name',
+        'person.personalNumber',
+      ],
+      'f-tax': ['business.expectedTurnover', 'business.orgNumber'],
+      'vat-registration': ['business.expectedTurnover', 'business.orgNumber'],
+      'employer-registration': ['business.orgNumber'],
+      'business-notice': ['business.orgNumber', 'person.address'],
+    };
+    for (const job of jobs)
+      expect(Object.keys(job.facts).sort()).toEqual(expectedNeeds[job.stepId]);
+    const disclosures = await sql<{
+      step_id: string;
+      agency: string;
+      fact_keys: string[];
+      n: number;
+    }>(
+      `SELECT s.step_id, d.agency, d.fact_keys, cardinality(d.fact_record_ids) AS n
+       FROM disclosures d JOIN step_runs s ON s.id = d.step_run_id WHERE d.case_id = $1`,
+      [caseId],
+    );
+    expect(disclosures).toHaveLength(jobs.length);
+    for (const d of disclosures) {
+      expect([...d.fact_keys].sort()).toEqual(expectedNeeds[d.step_id]);
+      expect(d.n).toBe(d.fact_keys.length);
+    }
+  });
+
+  it('retries a transient error with backoff, and the retry succeeds', async () => {
+    agencies.setScript((job) =>
+      job.stepId === 'employer-registration' && job.attempt === 1
+        ? { outcome: 'retryable-error', code: 'unavailable', reason: 'Skatteverket is unavailable' }
+        : undefined,
+    );
+    const caseId = await newCase();
+    await waitForCase(caseId, ['completed']);
+    const employer = (await steps(caseId)).find((s) => s.step_id === 'employer-registration');
+    expect(employer).toMatchObject({ state: 'completed', attempt: 2 });
+    const history = await events(caseId);
+    expect(history).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ type: 'step-retry-scheduled', step_id: 'employer-registration' }),
+      ]),
+    );
+    const attempts = received().filter(
+      (j) => j.caseId === caseId && j.stepId === 'employer-registration',
+    );
+    expect(attempts.map((j) => j.attempt)).toEqual([1, 2]);
+    // Both attempts carry the same idempotency key: the agency must not register twice.
+    expect(new Set(attempts.map((j) => j.idempotencyKey)).size).toBe(1);
+  });
+
+  it('fails a rejected step, asks for action, and completes after an administrator retries it', async () => {
+    let rejected = false;
+    agencies.setScript((job) => {
+      if (job.stepId === 'f-tax' && !rejected) {
+        rejected = true;
+        return {
+          outcome: 'rejected',
+          code: 'incomplete',
+          reason: 'Preliminary income declaration missing',
+        };
+      }
+      return undefined;
+    });
+    const caseId = await newCase();
+    await waitForCase(caseId, ['action-required']);
+    await waitForStep(caseId, 'vat-registration', 'completed');
+    await waitForStep(caseId, 'employer-registration', 'completed');
+    expect((await steps(caseId)).find((s) => s.step_id === 'f-tax')).toMatchObject({
+      state: 'failed',
+      last_error: 'incomplete',
+    });
+    // The notice waits for F-tax, which failed: it must not go out.
+    expect((await steps(caseId)).find((s) => s.step_id === 'business-notice')?.state).toBe(
+      'pending',
+    );
+
+    await engine.retryStep(caseId, 'f-tax');
+    await waitForCase(caseId, ['completed']);
+    expect((await steps(caseId)).find((s) => s.step_id === 'f-tax')).toMatchObject({
+      state: 'completed',
+      attempt: 2,
+    });
+    await expect(engine.retryStep(caseId, 'f-tax')).rejects.toThrow(/Only a failed step/);
+  });
+
+  it('applies a result exactly once: a duplicate or stale one changes nothing', async () => {
+    const caseId = await newCase();
+    await waitForCase(caseId, ['completed']);
+    const before = await events(caseId);
+    const job = received().find((j) => j.caseId === caseId && j.stepId === 'f-tax');
+    if (!job) throw new Error('no f-tax job');
+    const duplicate: StepResult = {
+      stepRunId: job.stepRunId,
+      attempt: job.attempt,
+      agency: 'skatteverket',
+      result: {
+        outcome: 'completed',
+        produced: { 'business.fTaxStatus': { taxForm: 'FA', validFrom: '2027-01-01' } },
+      },
+      reportedAt: new Date().toISOString(),
+    };
+    await expect(engine.applyResult(duplicate)).resolves.toBe('ignored');
+    await expect(engine.applyResult({ ...duplicate, attempt: 7 })).resolves.toBe('ignored');
+    await expect(engine.applyResult({ ...duplicate, agency: 'bolagsverket' })).resolves.toBe(
+      'ignored',
+    );
+    expect(await events(caseId)).toEqual(before);
+    const fTax = await sql<{ value: unknown }>(
+      "SELECT value FROM fact_records WHERE case_id = $1 AND fact_key = 'business.fTaxStatus'",
+      [caseId],
+    );
+    expect(fTax).toEqual([{ value: { taxForm: 'F', validFrom: '2026-12-01' } }]);
+  });
+
+  it('refuses a result that sets a fact the step does not produce, and records no fact from it', async () => {
+    agencies.setScript((job) =>
+      job.stepId === 'register-sole-trader'
+        ? {
+            outcome: 'completed',
+            produced: {
+              'business.orgNumber': ORG,
+              'person.address': { street: 'Elsewhere 1', postalCode: '111 22', town: 'Stockholm' },
+            },
+          }
+        : undefined,
+    );
+    const caseId = await newCase();
+    await waitForCase(caseId, ['action-required']);
+    expect((await steps(caseId)).find((s) => s.step_id === 'register-sole-trader')).toMatchObject({
+      state: 'failed',
+      last_error: 'invalid-result',
+    });
+    const history = await events(caseId);
+    const refused = history.find((e) => e.type === 'result-refused');
+    expect(JSON.stringify(refused?.data)).toContain('person.address');
+    expect(JSON.stringify(refused?.data)).not.toContain('Elsewhere'); // no values in the history
+    expect(
+      await sql("SELECT 1 FROM fact_records WHERE case_id = $1 AND source = 'agency'", [caseId]),
+    ).toEqual([]);
+  });
+
+  it('parks a step awaiting a decision, and a cancel stops the rest and tells the agency', async () => {
+    agencies.setScript((job) =>
+      job.stepId === 'f-tax'
+        ? { outcome: 'pending', reference: 'SKV-F-77', expectedDecisionAt: '2026-12-24T00:00:00Z' }
+        : undefined,
+    );
+    const caseId = await newCase();
+    await waitForStep(caseId, 'f-tax', 'awaiting-decision');
+    await waitForStep(caseId, 'vat-registration', 'completed');
+    await engine.cancelCase(caseId, 'The citizen withdrew the application');
+    expect(await waitForCase(caseId, ['cancelled'])).toBe('cancelled');
+    const after = await steps(caseId);
+    expect(after.find((s) => s.step_id === 'f-tax')?.state).toBe('cancelled');
+    expect(after.find((s) => s.step_id === 'business-notice')?.state).toBe('cancelled');
+    expect(after.find((s) => s.step_id === 'vat-registration')?.state).toBe('completed');
+    const deadline = Date.now() + 10_000;
+    while (!agencies.cancelled.some((c) => c.caseId === caseId) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    expect(agencies.cancelled.filter((c) => c.caseId === caseId).map((c) => c.action)).toEqual([
+      'register-f-tax',
+    ]);
+
+    // A decision arriving after the cancel changes nothing.
+    const job = received().find((j) => j.caseId === caseId && j.stepId === 'f-tax');
+    if (!job) throw new Error('no f-tax job');
+    await expect(
+      engine.applyResult({
+        stepRunId: job.stepRunId,
+        attempt: 1,
+        agency: 'skatteverket',
+        result: {
+          outcome: 'completed',
+          produced: { 'business.fTaxStatus': { taxForm: 'F', validFrom: '2026-12-01' } },
+        },
+        reportedAt: new Date().toISOString(),
+      }),
+    ).resolves.toBe('ignored');
+    await expect(engine.cancelCase(caseId, 'again')).rejects.toThrow(/already cancelled/);
+  });
+
+  it('recovers from Redis losing its data: the reconciler re-dispatches from Postgres, the agency sees the same job', async () => {
+    let lost = false;
+    agencies.setScript((job) => {
+      // The first delivery of the employer registration is lost with Redis' data: no answer.
+      if (job.stepId === 'employer-registration' && !lost) {
+        lost = true;
+        return null;
+      }
+      return undefined;
+    });
+    const caseId = await newCase();
+    await waitForStep(caseId, 'employer-registration', 'dispatched');
+    await waitForStep(caseId, 'f-tax', 'completed');
+    const redis = new Redis(redisOptions(leo.config.redis.url));
+    try {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(
+          cursor,
+          'MATCH',
+          `${leo.config.queue.prefix}:agency.*`,
+          'COUNT',
+          1000,
+        );
+        cursor = next;
+        if (keys.length > 0) await redis.unlink(...keys);
+      } while (cursor !== '0');
+    } finally {
+      redis.disconnect();
+    }
+    const republished = await leo.app.get(Reconciler).reconcile(0);
+    expect(republished).toBe(1);
+    await waitForCase(caseId, ['completed']);
+    const deliveries = received().filter(
+      (j) => j.caseId === caseId && j.stepId === 'employer-registration',
+    );
+    expect(deliveries).toHaveLength(2);
+    expect(deliveries[1]).toEqual(deliveries[0]); // the same job: same attempt, key and facts
+    // Nothing else was re-sent: the other steps had answered.
+    expect(received().filter((j) => j.caseId === caseId)).toHaveLength(6);
+  });
+
+  it('escalates a step past its deadline, once, and keeps waiting for its answer', async () => {
+    agencies.setScript((job) =>
+      job.stepId === 'f-tax' ? { outcome: 'pending', reference: 'SKV-LATE' } : undefined,
+    );
+    const caseId = await newCase();
+    await waitForStep(caseId, 'f-tax', 'awaiting-decision');
+    await sql(
+      "UPDATE step_runs SET deadline_at = now() - interval '1 minute' WHERE case_id = $1 AND step_id = 'f-tax'",
+      [caseId],
+    );
+    expect(await engine.escalateOverdue()).toBeGreaterThanOrEqual(1);
+    await engine.escalateOverdue();
+    const overdue = (await events(caseId)).filter((e) => e.type === 'step-overdue');
+    expect(overdue).toHaveLength(1);
+    expect(overdue[0]?.step_id).toBe('f-tax');
+    const [run] = await sql<{ state: string; overdue: boolean }>(
+      "SELECT state, overdue FROM step_runs WHERE case_id = $1 AND step_id = 'f-tax'",
+      [caseId],
+    );
+    expect(run).toEqual({ state: 'awaiting-decision', overdue: true });
+  });
+
+  it('refuses invalid facts with every problem named, and opens no case', async () => {
+    const before = await sql<{ n: string }>('SELECT count(*) AS n FROM cases');
+    await expect(
+      engine.startCase({
+        subjectId: 'subject-x',
+        lifeEventKey: 'start-business',
+        facts: {
+          ...WORKLOAD_FACTS,
+          'business.sniCode': '6201',
+          'business.orgNumber': '5560000000',
+          'person.personalNumber': '199012119949',
+        },
+      }),
+    ).rejects.toMatchObject({
+      problems: expect.arrayContaining([
+        expect.objectContaining({ path: expect.stringMatching(/^facts\.business\.sniCode/) }),
+        expect.objectContaining({ path: 'facts.business.orgNumber', code: 'unexpected-fact' }),
+        expect.objectContaining({ path: expect.stringMatching(/^facts\.person\.personalNumber/) }),
+      ]),
+    });
+    expect(await sql('SELECT count(*) AS n FROM cases')).toEqual(before);
+  });
+});
