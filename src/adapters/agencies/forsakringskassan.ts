@@ -1,0 +1,13 @@
+import { granted, type MockAgency } from '../mock-agency.js';
+
+/** Försäkringskassan: parental benefit, child allowance, notices. */
+export const forsakringskassan: MockAgency = {
+  code: 'forsakringskassan',
+  referencePrefix: 'FK',
+  actions: {
+    'apply-parental-benefit': { decidedLater: true, decide: () => granted() },
+    'register-child-allowance': { decide: () => granted() },
+    'notify-change-of-address': { decide: () => granted() },
+    'notify-death': { decide: () => granted() },
+  },
+};

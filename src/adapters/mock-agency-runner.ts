@@ -1,0 +1,175 @@
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type {
+  AgencyWorkerLogger,
+  FactValue,
+  StepCancelJob,
+  StepHandler,
+  StepHandlerContext,
+  StepJob,
+  StepOutcome,
+} from '#agency-contract';
+import type { MockAgenciesConfig } from '../config/config.schema.js';
+import {
+  IncompleteApplication,
+  decisionOutcome,
+  refused,
+  swedishDate,
+  type MockAction,
+  type MockAgency,
+  type MockDecision,
+} from './mock-agency.js';
+import type { Application, EffectRecord, MockLedger } from './mock-ledger.repository.js';
+
+/** A source of uniform numbers in [0, 1): Math.random, or a scripted one in tests. */
+export type RandomSource = () => number;
+
+/**
+ * Runs one mock agency as a real one behaves towards leo:
+ * - every delivered request is recorded in the ledger with the facts it carried;
+ * - the effect is made at most once per idempotency key, and a repeat (a re-delivery, a later
+ *   attempt) is answered with the recorded answer: the decision once there is one;
+ * - MOCK_AGENCY_LATENCY_MS before each answer, and MOCK_AGENCY_FAILURE_RATE of attempts answered
+ *   `unavailable` before anything is done (the request is still recorded: it was delivered);
+ * - an action decided later is answered `pending` and decided MOCK_DECISION_DELAY_MS later by
+ *   the poller (`decideDue`), at once when that is 0; a refusable decision is a refusal at
+ *   MOCK_REJECTION_RATE.
+ * Nothing is logged of facts, only ids and outcomes.
+ */
+export class MockAgencyRunner {
+  constructor(
+    readonly agency: MockAgency,
+    private readonly ledger: MockLedger,
+    private readonly settings: MockAgenciesConfig,
+    private readonly random: RandomSource = Math.random,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /** One SDK handler per action. */
+  handlers(): Record<string, StepHandler> {
+    return Object.fromEntries(
+      Object.keys(this.agency.actions).map((action) => [
+        action,
+        (job: StepJob, context: StepHandlerContext) => this.handle(job, context),
+      ]),
+    );
+  }
+
+  async handle(job: StepJob, { signal }: Pick<StepHandlerContext, 'signal'>): Promise<StepOutcome> {
+    const action = this.action(job.action);
+    if (!action) {
+      return {
+        outcome: 'rejected',
+        code: 'unknown-action',
+        reason: `${this.agency.code} has no action ${job.action}`,
+      };
+    }
+    if (this.settings.latencyMs > 0) await sleep(this.settings.latencyMs, undefined, { signal });
+    const failing = this.settings.failureRate > 0 && this.random() < this.settings.failureRate;
+
+    const existing = await this.ledger.recordRequest(this.agency.code, job);
+    if (failing) {
+      return {
+        outcome: 'retryable-error',
+        code: 'unavailable',
+        reason: `${this.agency.code} is temporarily unavailable`,
+      };
+    }
+    if (existing) return this.repeat(existing, job);
+
+    const reference = this.reference(job.facts);
+    const receivedAt = this.now();
+    let outcome: StepOutcome;
+    let decisionDueAt: Date | undefined;
+    if (action.decidedLater && this.settings.decisionDelayMs > 0) {
+      decisionDueAt = new Date(receivedAt.getTime() + this.settings.decisionDelayMs);
+      outcome = { outcome: 'pending', reference, expectedDecisionAt: decisionDueAt.toISOString() };
+    } else {
+      outcome = await this.decision(action, job.facts, receivedAt, reference);
+    }
+    const recorded = await this.ledger.recordEffect({
+      agency: this.agency.code,
+      job,
+      reference,
+      outcome,
+      ...(decisionDueAt ? { decisionDueAt } : {}),
+    });
+    return recorded.created ? outcome : this.repeat(recorded.effect, job);
+  }
+
+  /**
+   * The decision on an application whose decision is due (for the poller); undefined to leave
+   * it for later (an action this agency no longer has).
+   */
+  async decideLater(
+    effect: EffectRecord,
+    application: Application,
+  ): Promise<StepOutcome | undefined> {
+    const action = this.action(effect.action);
+    if (!action) return undefined;
+    return this.decision(action, application.facts, application.receivedAt, effect.reference);
+  }
+
+  /** leo cancelled the step: an application not yet decided is withdrawn. */
+  async cancel(job: StepCancelJob, log: AgencyWorkerLogger): Promise<void> {
+    if (await this.ledger.withdraw(this.agency.code, job.idempotencyKey)) {
+      log.info({}, 'application withdrawn');
+    }
+  }
+
+  private action(name: string): MockAction | undefined {
+    return Object.hasOwn(this.agency.actions, name) ? this.agency.actions[name] : undefined;
+  }
+
+  /** The recorded answer to a repeat: the decision once made, else the first answer. */
+  private async repeat(effect: EffectRecord, job: StepJob): Promise<StepOutcome> {
+    if (effect.action !== job.action) {
+      return {
+        outcome: 'rejected',
+        code: 'idempotency-conflict',
+        reason: `the idempotency key was used before for another action (${effect.action})`,
+        reference: effect.reference,
+      };
+    }
+    if (effect.decision === null && effect.decisionDueAt !== null && job.attempt > effect.attempt) {
+      await this.ledger.advanceAttempt(this.agency.code, effect.idempotencyKey, job.attempt);
+    }
+    return effect.decision ?? effect.outcome;
+  }
+
+  private async decision(
+    action: MockAction,
+    facts: Readonly<Record<string, FactValue>>,
+    receivedAt: Date,
+    reference: string,
+  ): Promise<StepOutcome> {
+    let decision: MockDecision;
+    try {
+      decision = await action.decide({
+        facts,
+        receivedAt,
+        nextOrganisationNumber: () => this.ledger.nextOrganisationNumber(),
+      });
+    } catch (error) {
+      if (!(error instanceof IncompleteApplication)) throw error;
+      decision = refused('incomplete-application', error.message);
+    }
+    if (
+      'granted' in decision &&
+      action.refusal &&
+      this.settings.rejectionRate > 0 &&
+      this.random() < this.settings.rejectionRate
+    ) {
+      decision = { refused: action.refusal };
+    }
+    return decisionOutcome(decision, reference);
+  }
+
+  /** The agency's case number: `SKV-2025-…`, or with the office, `KOM-0180-2025-…`. */
+  private reference(facts: Readonly<Record<string, FactValue>>): string {
+    const office = this.agency.officeOf?.(facts);
+    const year = swedishDate(this.now()).slice(0, 4);
+    const serial = randomBytes(5).toString('hex').toUpperCase();
+    return [this.agency.referencePrefix, office, year, serial].filter(Boolean).join('-');
+  }
+}

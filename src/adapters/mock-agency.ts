@@ -1,0 +1,102 @@
+import type { FactValue, StepOutcome } from '#agency-contract';
+
+/**
+ * How a mock agency is written: per action, the decision on an application's merits, and
+ * whether that decision comes later (`pending` first) and may be a refusal. The machinery
+ * around it (ledger, idempotency, latency, failures, delayed decisions) is the runner's
+ * (mock-agency-runner.ts), the same for every agency.
+ */
+
+export type Facts = Readonly<Record<string, FactValue>>;
+
+/** An agency's decision: granted with the facts it produces, or refused. */
+export type MockDecision =
+  { granted: Record<string, FactValue> } | { refused: { code: string; reason: string } };
+
+export interface MockDecisionContext {
+  /** The facts of the application (exactly what the step's job carried). */
+  facts: Facts;
+  /** When the application was first received. */
+  receivedAt: Date;
+  /** Bolagsverket's register: a new organisation number, never given before. */
+  nextOrganisationNumber: () => Promise<string>;
+}
+
+export interface MockAction {
+  /**
+   * Decided after review: answered `pending` with a reference, and decided MOCK_DECISION_DELAY_MS
+   * later (at once, without `pending`, when that is 0).
+   */
+  decidedLater?: boolean;
+  /** The refusal a decision may be, at MOCK_REJECTION_RATE; absent: never refused at random. */
+  refusal?: { code: string; reason: string };
+  /** The decision on the merits: may throw IncompleteApplication. */
+  decide(context: MockDecisionContext): MockDecision | Promise<MockDecision>;
+}
+
+export interface MockAgency {
+  code: string;
+  /** Start of the agency's references (case numbers), e.g. `SKV`. */
+  referencePrefix: string;
+  /**
+   * Which office handles an application, written into its reference after the prefix: the
+   * municipality routes every job to one of 290 municipalities by a municipality code.
+   */
+  officeOf?(facts: Facts): string | undefined;
+  actions: Readonly<Record<string, MockAction>>;
+}
+
+/** A fact the decision needs is missing or not valid: refused as incomplete. */
+export class IncompleteApplication extends Error {
+  constructor(readonly factKey: string) {
+    super(`${factKey} is missing or not valid`);
+    this.name = 'IncompleteApplication';
+  }
+}
+
+export const granted = (produced: Record<string, FactValue> = {}): MockDecision => ({
+  granted: produced,
+});
+
+export const refused = (code: string, reason: string): MockDecision => ({
+  refused: { code, reason },
+});
+
+/** The outcome that answers a decision. */
+export function decisionOutcome(decision: MockDecision, reference: string): StepOutcome {
+  return 'granted' in decision
+    ? { outcome: 'completed', produced: decision.granted, reference }
+    : { outcome: 'rejected', ...decision.refused, reference };
+}
+
+/** A string fact the decision cannot do without; `check` narrows what is valid. */
+export function requireString(
+  facts: Facts,
+  key: string,
+  check: (value: string) => boolean = () => true,
+): string {
+  const value = facts[key];
+  if (typeof value !== 'string' || !check(value)) throw new IncompleteApplication(key);
+  return value;
+}
+
+/** An object fact (an address, a name) the decision cannot do without. */
+export function requireObject(facts: Facts, key: string): Readonly<Record<string, FactValue>> {
+  const value = facts[key];
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new IncompleteApplication(key);
+  }
+  return value;
+}
+
+const STOCKHOLM_DATE = new Intl.DateTimeFormat('en-CA', {
+  timeZone: 'Europe/Stockholm',
+  year: 'numeric',
+  month: '2-digit',
+  day: '2-digit',
+});
+
+/** The calendar date (YYYY-MM-DD) in Sweden at `at`. */
+export function swedishDate(at: Date): string {
+  return STOCKHOLM_DATE.format(at);
+}

@@ -1,0 +1,280 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
+import type { FactValue, StepJob, StepOutcome } from '#agency-contract';
+import { organisationNumberFromSequence } from './organisation-number.js';
+
+export const WITHDRAWN_REASON = 'the application was withdrawn: the case was cancelled';
+
+/** An effect an agency made: once per (agency, idempotency key). */
+export interface EffectRecord {
+  agency: string;
+  idempotencyKey: string;
+  action: string;
+  stepRunId: string;
+  /** The latest attempt that asked while the effect was undecided: the one a decision answers. */
+  attempt: number;
+  reference: string;
+  /** The first answer. */
+  outcome: StepOutcome;
+  /** The later decision on a `pending` answer, once made. */
+  decision: StepOutcome | null;
+  decisionDueAt: Date | null;
+}
+
+export interface NewEffect {
+  agency: string;
+  job: StepJob;
+  reference: string;
+  outcome: StepOutcome;
+  /** When a `pending` outcome is to be decided. */
+  decisionDueAt?: Date;
+}
+
+/** The application an undecided effect was made on: the first request under its key. */
+export interface Application {
+  facts: Record<string, FactValue>;
+  receivedAt: Date;
+}
+
+/**
+ * The mock agencies' ledger. Tests (and the benchmark's exactly-once check) read the same
+ * tables: `mock_agency_requests`, every request delivered with the facts it carried, and
+ * `mock_agency_effects`, every effect made, once per key.
+ */
+export interface MockLedger {
+  /** Records a delivered request; returns the effect already made under its key, if any. */
+  recordRequest(agency: string, job: StepJob): Promise<EffectRecord | undefined>;
+  /** Records an effect unless one exists under its key; returns the one that stands. */
+  recordEffect(effect: NewEffect): Promise<{ effect: EffectRecord; created: boolean }>;
+  /** Moves an undecided effect's attempt forward, so its decision answers the latest attempt. */
+  advanceAttempt(agency: string, idempotencyKey: string, attempt: number): Promise<void>;
+  /**
+   * Withdraws an undecided application (leo cancelled the case): recorded as refused with code
+   * `withdrawn`, and never reported. False when there was nothing undecided to withdraw.
+   */
+  withdraw(agency: string, idempotencyKey: string): Promise<boolean>;
+  nextOrganisationNumber(): Promise<string>;
+  /**
+   * Decides effects of `agencies` whose decision is due, up to `limit`, under row locks (several
+   * processes may poll): `decide` gives the decision, or undefined to leave it for later.
+   * Returns how many it decided.
+   */
+  decideDue(
+    limit: number,
+    agencies: readonly string[],
+    decide: (effect: EffectRecord, application: Application) => Promise<StepOutcome | undefined>,
+  ): Promise<number>;
+  /**
+   * Reports decisions made but not yet reported, up to `limit`, each marked once `report`
+   * resolved; at the first report that fails the round stops, the rest left for the next.
+   */
+  reportDecisions(
+    limit: number,
+    agencies: readonly string[],
+    report: (effect: EffectRecord) => Promise<void>,
+  ): Promise<number>;
+}
+
+interface EffectRow {
+  agency: string;
+  idempotency_key: string;
+  action: string;
+  step_run_id: string;
+  attempt: number;
+  reference: string;
+  outcome: StepOutcome;
+  decision: StepOutcome | null;
+  decision_due_at: Date | null;
+}
+
+const EFFECT_COLUMNS = `agency, idempotency_key, action, step_run_id, attempt, reference, outcome,
+  decision, decision_due_at`;
+
+function toEffect(row: EffectRow): EffectRecord {
+  return {
+    agency: row.agency,
+    idempotencyKey: row.idempotency_key,
+    action: row.action,
+    stepRunId: row.step_run_id,
+    attempt: row.attempt,
+    reference: row.reference,
+    outcome: row.outcome,
+    decision: row.decision,
+    decisionDueAt: row.decision_due_at,
+  };
+}
+
+/** The ledger in Postgres (raw SQL on the tables of the engine migration). */
+@Injectable()
+export class MockLedgerRepository implements MockLedger {
+  constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  async recordRequest(agency: string, job: StepJob): Promise<EffectRecord | undefined> {
+    // One round trip: the request is recorded and the effect under its key read together.
+    const rows = await this.dataSource.query<EffectRow[]>(
+      `WITH request AS (
+         INSERT INTO mock_agency_requests
+           (agency, action, idempotency_key, step_run_id, attempt, facts)
+         VALUES ($1, $2, $3, $4, $5, $6::jsonb)
+       )
+       SELECT ${EFFECT_COLUMNS} FROM mock_agency_effects
+        WHERE agency = $1 AND idempotency_key = $3`,
+      [
+        agency,
+        job.action,
+        job.idempotencyKey,
+        job.stepRunId,
+        job.attempt,
+        JSON.stringify(job.facts),
+      ],
+    );
+    const row = rows[0];
+    return row ? toEffect(row) : undefined;
+  }
+
+  async recordEffect(effect: NewEffect): Promise<{ effect: EffectRecord; created: boolean }> {
+    const { agency, job } = effect;
+    const inserted = await this.dataSource.query<EffectRow[]>(
+      `INSERT INTO mock_agency_effects
+         (agency, idempotency_key, action, step_run_id, attempt, reference, outcome, decision_due_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
+       ON CONFLICT (agency, idempotency_key) DO NOTHING
+       RETURNING ${EFFECT_COLUMNS}`,
+      [
+        agency,
+        job.idempotencyKey,
+        job.action,
+        job.stepRunId,
+        job.attempt,
+        effect.reference,
+        JSON.stringify(effect.outcome),
+        effect.decisionDueAt ?? null,
+      ],
+    );
+    const created = inserted[0];
+    if (created) return { effect: toEffect(created), created: true };
+    // Another delivery of the same key made the effect first: its answer stands.
+    const existing = await this.dataSource.query<EffectRow[]>(
+      `SELECT ${EFFECT_COLUMNS} FROM mock_agency_effects WHERE agency = $1 AND idempotency_key = $2`,
+      [agency, job.idempotencyKey],
+    );
+    const row = existing[0];
+    if (!row) throw new Error('an effect conflicted on its key but could not be read back');
+    return { effect: toEffect(row), created: false };
+  }
+
+  async advanceAttempt(agency: string, idempotencyKey: string, attempt: number): Promise<void> {
+    await this.dataSource.query(
+      `UPDATE mock_agency_effects SET attempt = $3
+        WHERE agency = $1 AND idempotency_key = $2 AND attempt < $3 AND decision IS NULL`,
+      [agency, idempotencyKey, attempt],
+    );
+  }
+
+  async withdraw(agency: string, idempotencyKey: string): Promise<boolean> {
+    // Recorded as decided and reported, so the poller never reports it: leo has cancelled.
+    const [, count] = await this.dataSource.query<[unknown, number]>(
+      `UPDATE mock_agency_effects
+          SET decision = jsonb_build_object('outcome', 'rejected', 'code', 'withdrawn',
+                'reason', $3::text, 'reference', reference),
+              decided_at = now(), decision_reported_at = now()
+        WHERE agency = $1 AND idempotency_key = $2 AND decision IS NULL
+          AND decision_due_at IS NOT NULL`,
+      [agency, idempotencyKey, WITHDRAWN_REASON],
+    );
+    return count > 0;
+  }
+
+  async nextOrganisationNumber(): Promise<string> {
+    const rows = await this.dataSource.query<Array<{ value: string }>>(
+      "SELECT nextval('mock_org_number_seq')::text AS value",
+    );
+    return organisationNumberFromSequence(Number(rows[0]?.value));
+  }
+
+  async decideDue(
+    limit: number,
+    agencies: readonly string[],
+    decide: (effect: EffectRecord, application: Application) => Promise<StepOutcome | undefined>,
+  ): Promise<number> {
+    return this.dataSource.transaction(async (manager) => {
+      const due = await manager.query<EffectRow[]>(
+        `SELECT ${EFFECT_COLUMNS} FROM mock_agency_effects
+          WHERE decision_due_at IS NOT NULL AND decision_reported_at IS NULL
+            AND decision IS NULL AND decision_due_at <= now() AND agency = ANY($2::text[])
+          ORDER BY decision_due_at
+          LIMIT $1
+          FOR UPDATE SKIP LOCKED`,
+        [limit, agencies],
+      );
+      let decided = 0;
+      for (const row of due) {
+        const effect = toEffect(row);
+        const application = await this.application(manager, effect);
+        const decision = application ? await decide(effect, application) : undefined;
+        if (!decision) continue;
+        await manager.query(
+          `UPDATE mock_agency_effects SET decision = $3::jsonb, decided_at = now()
+            WHERE agency = $1 AND idempotency_key = $2`,
+          [effect.agency, effect.idempotencyKey, JSON.stringify(decision)],
+        );
+        decided += 1;
+      }
+      return decided;
+    });
+  }
+
+  async reportDecisions(
+    limit: number,
+    agencies: readonly string[],
+    report: (effect: EffectRecord) => Promise<void>,
+  ): Promise<number> {
+    return this.dataSource.transaction(async (manager) => {
+      const decided = await manager.query<EffectRow[]>(
+        `SELECT ${EFFECT_COLUMNS} FROM mock_agency_effects
+          WHERE decision_due_at IS NOT NULL AND decision_reported_at IS NULL
+            AND decision IS NOT NULL AND agency = ANY($2::text[])
+          ORDER BY decision_due_at
+          LIMIT $1
+          FOR UPDATE SKIP LOCKED`,
+        [limit, agencies],
+      );
+      const reported: EffectRow[] = [];
+      for (const row of decided) {
+        try {
+          await report(toEffect(row));
+        } catch {
+          // Left unmarked for the next round (the reporter logs why); what was reported is
+          // marked below, so it is not reported again.
+          break;
+        }
+        reported.push(row);
+      }
+      if (reported.length > 0) {
+        await manager.query(
+          `UPDATE mock_agency_effects SET decision_reported_at = now()
+            WHERE (agency, idempotency_key) IN (SELECT * FROM unnest($1::text[], $2::text[]))`,
+          [reported.map((row) => row.agency), reported.map((row) => row.idempotency_key)],
+        );
+      }
+      return reported.length;
+    });
+  }
+
+  private async application(
+    manager: EntityManager,
+    effect: EffectRecord,
+  ): Promise<Application | undefined> {
+    const rows = await manager.query<
+      Array<{ facts: Record<string, FactValue>; received_at: Date }>
+    >(
+      `SELECT facts, received_at FROM mock_agency_requests
+          WHERE agency = $1 AND idempotency_key = $2
+          ORDER BY id LIMIT 1`,
+      [effect.agency, effect.idempotencyKey],
+    );
+    const row = rows[0];
+    return row ? { facts: row.facts, receivedAt: row.received_at } : undefined;
+  }
+}
