@@ -88,9 +88,14 @@ export class QueueService implements OnModuleDestroy, OnApplicationShutdown {
     worker.on('error', (error) => {
       this.logger.error({ queue: name, err: error }, 'worker error');
     });
-    worker.once('ready', () => {
+    // Any sign of a live connection counts: 'ready' is emitted on a timer after the connections
+    // are up, so a worker can already be running a job before it arrives.
+    const reached = (): void => {
       this.ready.add(worker);
-    });
+    };
+    worker.once('ready', reached);
+    worker.once('active', reached);
+    worker.once('drained', reached);
     this.workers.push(worker);
     return worker;
   }

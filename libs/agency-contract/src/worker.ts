@@ -433,10 +433,15 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
   );
   // Whether the worker ever reached Redis: one that never did holds no job, and bullmq's
   // graceful close would wait for a connection that may never come (Redis down at start-up).
+  // Any sign of a live connection counts: bullmq emits 'ready' on a timer after connecting, so
+  // a job can already be running before it arrives.
   let connected = false;
-  worker.once('ready', () => {
+  const reached = (): void => {
     connected = true;
-  });
+  };
+  worker.once('ready', reached);
+  worker.once('active', reached);
+  worker.once('drained', reached);
   worker.on('error', (error) => {
     log.error({ queue: queueName, ...describeHandlerError(error) }, 'worker error');
   });
