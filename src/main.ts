@@ -3,6 +3,7 @@ import { ConfigError, loadConfig, type AppConfig } from './config/config.schema.
 import { runMigrationsLocked } from './database/migrate.js';
 import { databaseOptions } from './database/database.options.js';
 import { createApp } from './http/create-app.js';
+import { LifecycleState } from './health/lifecycle.state.js';
 import {
   startLocalInfrastructure,
   type LocalInfrastructure,
@@ -96,8 +97,14 @@ async function main(): Promise<void> {
       const timer = setTimeout(() => {
         log.error({ timeoutMs: infra.config.shutdownTimeoutMs }, 'shutdown timed out; exiting');
         void stopInfra().finally(() => process.exit(1));
-      }, infra.config.shutdownTimeoutMs);
+      }, infra.config.shutdownDrainMs + infra.config.shutdownTimeoutMs);
       timer.unref();
+      if (infra.config.shutdownDrainMs > 0) {
+        // Fail readiness first and keep serving a while, so load balancers stop sending before
+        // the listener closes.
+        app.get(LifecycleState).startDraining();
+        await new Promise((resolve) => setTimeout(resolve, infra.config.shutdownDrainMs));
+      }
       try {
         await app.close();
       } catch (error) {

@@ -240,6 +240,27 @@ describe('npm start with configured infrastructure', () => {
     await expect(exitWithin(run, 30_000)).resolves.toBe(0);
   });
 
+  it('on SIGTERM fails readiness first, keeps serving through the drain, then exits cleanly', async () => {
+    const run = await start({
+      DATABASE_URL: database.url,
+      REDIS_URL: testRedisUrl(),
+      QUEUE_PREFIX: `{leo-test-${process.env.LEOTEST_RUN_ID ?? 'x'}-drain}`,
+      AUTH_DEV_TOKENS: 'true',
+      AUTH_DEV_SECRET: 'a-test-secret-that-is-long-enough-000000',
+      LEO_ROLE: 'api',
+      SHUTDOWN_DRAIN_MS: '1500',
+    });
+    await ready(run);
+    run.child.kill('SIGTERM');
+    await sleep(300);
+    const draining = await fetch(`http://127.0.0.1:${run.port}/health/ready`);
+    expect(draining.status).toBe(503);
+    expect(((await draining.json()) as { status: string }).status).toBe('shutting_down');
+    // Still serving while draining.
+    expect((await fetch(`http://127.0.0.1:${run.port}/health/live`)).status).toBe(200);
+    await expect(exitWithin(run, 30_000)).resolves.toBe(0);
+  });
+
   it('stops at once with a message naming each bad variable', async () => {
     const run = await start({ PORT: 'x', LEO_ROLE: 'worker', DATABASE_URL: database.url });
     // start() set PORT itself; the bad value above wins because it comes later.

@@ -121,6 +121,13 @@ export class EnvironmentVariables {
   SHUTDOWN_TIMEOUT_MS?: number;
 
   @IsOptional()
+  @Transform(toInt)
+  @Min(0)
+  @Max(300_000)
+  @IsInt()
+  SHUTDOWN_DRAIN_MS?: number;
+
+  @IsOptional()
   @Transform(emptyToUndefined)
   @IsUrl({ require_tld: false, protocols: ['https', 'http'], require_protocol: true })
   AUTH_ISSUER?: string;
@@ -213,6 +220,7 @@ export const ENVIRONMENT_VARIABLE_NAMES: readonly string[] = Object.freeze([
   'LEO_DATA_DIR',
   'LOG_LEVEL',
   'SHUTDOWN_TIMEOUT_MS',
+  'SHUTDOWN_DRAIN_MS',
   'AUTH_ISSUER',
   'AUTH_AUDIENCE',
   'AUTH_JWKS_URL',
@@ -249,6 +257,8 @@ export interface AppConfig {
   dataDir: string;
   logLevel: LogLevel;
   shutdownTimeoutMs: number;
+  /** How long readiness reports 503 before the process stops taking work (load balancers notice). */
+  shutdownDrainMs: number;
   auth: {
     oidc: OidcConfig | undefined;
     claims: { roles: string; agency: string; personalNumber: string };
@@ -386,6 +396,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     dataDir: vars.LEO_DATA_DIR ?? '.data',
     logLevel: vars.LOG_LEVEL ?? (nodeEnv === 'test' ? 'warn' : 'info'),
     shutdownTimeoutMs: vars.SHUTDOWN_TIMEOUT_MS ?? 10_000,
+    shutdownDrainMs: vars.SHUTDOWN_DRAIN_MS ?? 0,
     auth: {
       oidc:
         oidcGiven === 3
