@@ -2,7 +2,6 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { checkCatalogue, parseAgencies, parseFactCatalogue } from '#facts';
 import {
   plan,
   validate,
@@ -11,7 +10,7 @@ import {
   type LifeEventDefinition,
   type StepState,
 } from '#workflow';
-import { DEFAULT_SEED_DIR } from '../definitions/catalogue-seed.service.js';
+import { DEFAULT_SEED_DIR, readCatalogueFiles } from '../definitions/catalogue-seed.service.js';
 
 const USAGE = `usage:
   npm run leo -- validate <file>... [--config <dir>]
@@ -24,18 +23,13 @@ const fromCaller = (file: string): string =>
   path.resolve(process.env.INIT_CWD ?? process.cwd(), file);
 
 async function loadCatalogue(dir: string): Promise<Catalogue> {
-  const facts = parseFactCatalogue(await readFile(path.join(dir, 'facts.yaml'), 'utf8'));
-  const agencies = parseAgencies(await readFile(path.join(dir, 'agencies.yaml'), 'utf8'));
-  const problems = [
-    ...facts.problems.map((p) => `${dir}/facts.yaml:${p.path}: ${p.message}`),
-    ...agencies.problems.map((p) => `${dir}/agencies.yaml:${p.path}: ${p.message}`),
-    ...checkCatalogue(facts.facts, agencies.agencies).map((p) => `${dir}:${p.path}: ${p.message}`),
-  ];
-  if (problems.length > 0)
+  const { facts, agencies, problems } = await readCatalogueFiles(dir);
+  if (problems.length > 0) {
     throw new Error(`The catalogue in ${dir} has problems:\n${problems.join('\n')}`);
+  }
   return {
-    facts: new Map(facts.facts.map((f) => [f.key, f])),
-    agencies: new Map(agencies.agencies.map((a) => [a.code, a])),
+    facts: new Map(facts.map((f) => [f.key, f])),
+    agencies: new Map(agencies.map((a) => [a.code, a])),
   };
 }
 

@@ -54,19 +54,30 @@ export interface SeedFiles {
   lifeEvents: Array<{ file: string; definition: LifeEventDefinition }>;
 }
 
-/** Reads and checks the seed files; throws naming every problem with its file and path. */
-export async function readSeedFiles(dir: string): Promise<SeedFiles> {
-  const problems: string[] = [];
+/** Reads and cross-checks facts.yaml and agencies.yaml; the problems name file and path. */
+export async function readCatalogueFiles(
+  dir: string,
+): Promise<{ facts: FactType[]; agencies: Agency[]; problems: string[] }> {
   const factsFile = path.join(dir, 'facts.yaml');
   const agenciesFile = path.join(dir, 'agencies.yaml');
   const facts = parseFactCatalogue(await readFile(factsFile, 'utf8'));
-  problems.push(...facts.problems.map((p) => `${factsFile}:${p.path}: ${p.message}`));
   const agencies = parseAgencies(await readFile(agenciesFile, 'utf8'));
-  problems.push(...agencies.problems.map((p) => `${agenciesFile}:${p.path}: ${p.message}`));
-  problems.push(
-    ...checkCatalogue(facts.facts, agencies.agencies).map((p) => `${dir}:${p.path}: ${p.message}`),
-  );
+  return {
+    facts: facts.facts,
+    agencies: agencies.agencies,
+    problems: [
+      ...facts.problems.map((p) => `${factsFile}:${p.path}: ${p.message}`),
+      ...agencies.problems.map((p) => `${agenciesFile}:${p.path}: ${p.message}`),
+      ...checkCatalogue(facts.facts, agencies.agencies).map(
+        (p) => `${dir}:${p.path}: ${p.message}`,
+      ),
+    ],
+  };
+}
 
+/** Reads and checks the seed files; throws naming every problem with its file and path. */
+export async function readSeedFiles(dir: string): Promise<SeedFiles> {
+  const { facts, agencies, problems } = await readCatalogueFiles(dir);
   const lifeEventDir = path.join(dir, 'life-events');
   const files = (await readdir(lifeEventDir)).filter((f) => /\.(ya?ml|json)$/.test(f)).sort();
   const lifeEvents: SeedFiles['lifeEvents'] = [];
@@ -84,7 +95,7 @@ export async function readSeedFiles(dir: string): Promise<SeedFiles> {
     }
   }
   if (problems.length > 0) throw new SeedError('The seed files have problems', problems);
-  return { facts: facts.facts, agencies: agencies.agencies, lifeEvents };
+  return { facts, agencies, lifeEvents };
 }
 
 /**
