@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Queue, Worker, type Job } from 'bullmq';
 import { randomUUID } from 'node:crypto';
-import pg from 'pg';
 import {
   ENGINE_RESULTS_QUEUE,
   STEP_CANCEL,
@@ -21,6 +20,7 @@ import { MockAgenciesService } from '../src/adapters/mock-agencies.service.js';
 import { redisOptions } from '../src/queue/redis-connection.js';
 import {
   createTestDatabase,
+  sql,
   startTestApp,
   testQueuePrefix,
   testRedisUrl,
@@ -141,23 +141,9 @@ class EngineSide {
   }
 }
 
-async function sql<T extends pg.QueryResultRow>(
-  leo: TestApp,
-  text: string,
-  values: unknown[] = [],
-): Promise<T[]> {
-  const client = new pg.Client({ connectionString: leo.database.url });
-  await client.connect();
-  try {
-    return (await client.query<T>(text, values)).rows;
-  } finally {
-    await client.end();
-  }
-}
-
 const ledger = async (leo: TestApp, idempotencyKey: string) => ({
   requests: await sql<{ step_run_id: string; attempt: number; action: string; facts: unknown }>(
-    leo,
+    leo.database,
     'SELECT step_run_id, attempt, action, facts FROM mock_agency_requests WHERE idempotency_key = $1 ORDER BY id',
     [idempotencyKey],
   ),
@@ -167,7 +153,7 @@ const ledger = async (leo: TestApp, idempotencyKey: string) => ({
     decision: unknown;
     attempt: number;
   }>(
-    leo,
+    leo.database,
     'SELECT agency, outcome, decision, attempt FROM mock_agency_effects WHERE idempotency_key = $1',
     [idempotencyKey],
   ),
@@ -411,7 +397,7 @@ describe('the mock agencies, on real Redis and Postgres', () => {
 
   it('recorded exactly the facts each job carried, and nothing else (minimisation)', async () => {
     const requests = await sql<{ step_run_id: string; attempt: number; facts: unknown }>(
-      leo,
+      leo.database,
       'SELECT step_run_id, attempt, facts FROM mock_agency_requests',
     );
     for (const request of requests) {

@@ -10,7 +10,7 @@ import {
   DEFAULT_SEED_DIR,
 } from '../src/definitions/catalogue-seed.service.js';
 import { EngineService } from '../src/engine/engine.service.js';
-import { startTestApp, type TestApp } from './support/test-env.js';
+import { sql as query, startTestApp, type TestApp } from './support/test-env.js';
 
 const SEEDED = ['become-parent', 'death-of-relative', 'move-house', 'start-business'];
 
@@ -77,18 +77,8 @@ describe('life-event definitions and the catalogue', () => {
       }
     ).accessToken;
 
-  async function sql<T extends pg.QueryResultRow>(
-    text: string,
-    values: unknown[] = [],
-  ): Promise<T[]> {
-    const client = new pg.Client({ connectionString: leo.database.url });
-    await client.connect();
-    try {
-      return (await client.query<T>(text, values)).rows;
-    } finally {
-      await client.end();
-    }
-  }
+  const sql = <T extends pg.QueryResultRow>(text: string, values: unknown[] = []): Promise<T[]> =>
+    query<T>(leo.database, text, values);
 
   beforeAll(async () => {
     leo = await startTestApp();

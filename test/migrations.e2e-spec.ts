@@ -1,10 +1,9 @@
 import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
-import pg from 'pg';
 import type { DataSourceOptions, MigrationInterface, QueryRunner } from 'typeorm';
 import { databaseOptions } from '../src/database/database.options.js';
 import { MIGRATIONS } from '../src/database/migrations/index.js';
 import { revertLastMigrationLocked, runMigrationsLocked } from '../src/database/migrate.js';
-import { createTestDatabase, type TestDatabase } from './support/test-env.js';
+import { createTestDatabase, sql, type TestDatabase } from './support/test-env.js';
 
 // Two migrations that take long enough for concurrent runners to overlap, and that would fail
 // if applied twice (CREATE TABLE without IF NOT EXISTS).
@@ -36,19 +35,6 @@ const optionsFor = (
   ...(migrations ? { migrations } : {}),
 });
 
-async function query<T extends pg.QueryResultRow>(
-  database: TestDatabase,
-  sql: string,
-): Promise<T[]> {
-  const client = new pg.Client({ connectionString: database.url });
-  await client.connect();
-  try {
-    return (await client.query<T>(sql)).rows;
-  } finally {
-    await client.end();
-  }
-}
-
 describe('migrations', () => {
   const databases: TestDatabase[] = [];
   const fresh = async (): Promise<TestDatabase> => {
@@ -69,7 +55,7 @@ describe('migrations', () => {
     expect(first.applied).toHaveLength(MIGRATIONS.length);
     const again = await runMigrationsLocked(optionsFor(database));
     expect(again.applied).toEqual([]);
-    const recorded = await query<{ name: string }>(
+    const recorded = await sql<{ name: string }>(
       database,
       'SELECT name FROM migrations ORDER BY id',
     );
@@ -86,7 +72,7 @@ describe('migrations', () => {
     const applied = reports.map((r) => r.applied.length).sort();
     expect(applied).toEqual([0, 0, 0, 2]);
     expect(Math.max(...reports.map((r) => r.waitedForLockMs))).toBeGreaterThanOrEqual(250);
-    const recorded = await query<{ name: string }>(
+    const recorded = await sql<{ name: string }>(
       database,
       'SELECT name FROM migrations ORDER BY id',
     );
@@ -94,7 +80,7 @@ describe('migrations', () => {
       'CreateProbeTable1700000000001',
       'AddProbeColumn1700000000002',
     ]);
-    const columns = await query<{ column_name: string }>(
+    const columns = await sql<{ column_name: string }>(
       database,
       "SELECT column_name FROM information_schema.columns WHERE table_name = 'probe' ORDER BY ordinal_position",
     );
@@ -109,9 +95,9 @@ describe('migrations', () => {
     ]);
     await runMigrationsLocked(options);
     await revertLastMigrationLocked(options);
-    const recorded = await query<{ name: string }>(database, 'SELECT name FROM migrations');
+    const recorded = await sql<{ name: string }>(database, 'SELECT name FROM migrations');
     expect(recorded.map((r) => r.name)).toEqual(['CreateProbeTable1700000000001']);
-    const columns = await query<{ column_name: string }>(
+    const columns = await sql<{ column_name: string }>(
       database,
       "SELECT column_name FROM information_schema.columns WHERE table_name = 'probe'",
     );
@@ -133,7 +119,7 @@ describe('migrations', () => {
         optionsFor(database, [CreateProbeTable1700000000001, Broken1700000000003]),
       ),
     ).rejects.toThrow(/no_such_table/);
-    const tables = await query<{ table_name: string }>(
+    const tables = await sql<{ table_name: string }>(
       database,
       "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY table_name",
     );

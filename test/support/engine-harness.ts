@@ -1,4 +1,4 @@
-import pg from 'pg';
+import { readFileSync } from 'node:fs';
 import {
   ENGINE_RESULTS_QUEUE,
   STEP_CANCEL,
@@ -14,21 +14,17 @@ import {
   type StepResult,
 } from '#agency-contract';
 import type { QueueService } from '../../src/queue/queue.service.js';
-import type { TestDatabase } from './test-env.js';
+import { sql, type TestDatabase } from './test-env.js';
 
-/** The standard workload's facts (shared/bench/WORKLOAD.md): a sole trader, as the citizen gives them. */
-export const WORKLOAD_FACTS = {
-  'person.name': { givenName: 'Anna', surname: 'Lindqvist' },
-  'person.personalNumber': '199012119948',
-  'person.address': { street: 'Storgatan 12', postalCode: '352 30', town: 'Växjö' },
-  'business.name': 'Lindqvist Programutveckling',
-  'business.legalForm': 'enskild-naringsidkare',
-  'business.sniCode': '62010',
-  'business.expectedTurnover': 500000,
-  'business.willEmployStaff': true,
-  'business.servesFood': false,
-  'business.servesAlcohol': false,
-};
+export { sql };
+
+/**
+ * The standard workload's facts (shared/bench/WORKLOAD.md): a sole trader, as the citizen gives
+ * them. One fixture file, shared with libs/facts' tests and (later) the benchmark.
+ */
+export const WORKLOAD_FACTS = JSON.parse(
+  readFileSync(new URL('../fixtures/workload-facts.json', import.meta.url), 'utf8'),
+) as Record<string, unknown>;
 
 /** A sole trader's organisation number is their personal identity number. */
 export const WORKLOAD_ORG_NUMBER = '19901211-9948';
@@ -108,20 +104,6 @@ export function scriptedAgencies(queues: QueueService, agencies: string[]): Scri
     });
   }
   return state;
-}
-
-export async function sql<T extends pg.QueryResultRow>(
-  database: TestDatabase,
-  text: string,
-  values: unknown[] = [],
-): Promise<T[]> {
-  const client = new pg.Client({ connectionString: database.url });
-  await client.connect();
-  try {
-    return (await client.query<T>(text, values)).rows;
-  } finally {
-    await client.end();
-  }
 }
 
 async function poll<T>(

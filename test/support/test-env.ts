@@ -132,3 +132,18 @@ export async function startTestApp(
     },
   };
 }
+
+/** One query on a test database, on a connection of its own. */
+export async function sql<T extends pg.QueryResultRow>(
+  database: TestDatabase,
+  text: string,
+  values: unknown[] = [],
+): Promise<T[]> {
+  const client = new pg.Client({ connectionString: database.url });
+  await client.connect();
+  try {
+    return (await client.query<T>(text, values)).rows;
+  } finally {
+    await client.end();
+  }
+}

@@ -191,18 +191,10 @@ describe('the standard workload on start-business', () => {
   if (!startBusiness) throw new Error('config/life-events/start-business.yaml is missing');
   const validator = createFactValidator(facts);
 
-  const soleTrader: Facts = {
-    'person.name': { givenName: 'Anna Maria', surname: 'Lindqvist' },
-    'person.personalNumber': '199012119948',
-    'person.address': { street: 'Storgatan 12', postalCode: '352 30', town: 'Växjö' },
-    'business.name': 'Lindqvist Programutveckling',
-    'business.legalForm': 'enskild-naringsidkare',
-    'business.sniCode': '62010',
-    'business.expectedTurnover': 500000,
-    'business.willEmployStaff': true,
-    'business.servesFood': false,
-    'business.servesAlcohol': false,
-  };
+  // The standard workload's facts, shared with the engine's tests.
+  const soleTrader = JSON.parse(
+    readFileSync(new URL('../../../test/fixtures/workload-facts.json', import.meta.url), 'utf8'),
+  ) as Facts;
 
   it('has valid workload facts', () => {
     for (const [key, value] of Object.entries(soleTrader)) {
