@@ -1,6 +1,7 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { AdminCasesController } from './admin-cases.controller.js';
 import { AgencyDecisionsController } from './agency-decisions.controller.js';
+import { CaseChanges } from './case-changes.js';
 import { EngineRepository } from './engine.repository.js';
 import { EngineService } from './engine.service.js';
 import { EngineWorkers } from './engine.workers.js';
@@ -18,13 +19,14 @@ export class EngineModule {
       module: EngineModule,
       controllers: options.api ? [AdminCasesController, AgencyDecisionsController] : [],
       providers: [
+        CaseChanges,
         EngineRepository,
         EngineService,
         OutboxRelay,
         Reconciler,
         ...(options.workers ? [EngineWorkers] : []),
       ],
-      exports: [EngineService, EngineRepository, Reconciler],
+      exports: [CaseChanges, EngineService, EngineRepository, Reconciler],
     };
   }
 }

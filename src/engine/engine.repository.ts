@@ -42,6 +42,9 @@ interface StepRunRow {
   deadline_at: Date | null;
   overdue: boolean;
   last_error: string | null;
+  ready_at: Date | null;
+  dispatched_at: Date | null;
+  finished_at: Date | null;
   updated_at: Date;
 }
 
@@ -88,6 +91,9 @@ const toStepRun = (r: StepRunRow): StepRunRecord => ({
   deadlineAt: r.deadline_at,
   overdue: r.overdue,
   lastError: r.last_error,
+  readyAt: r.ready_at,
+  dispatchedAt: r.dispatched_at,
+  finishedAt: r.finished_at,
   updatedAt: r.updated_at,
 });
 

@@ -34,6 +34,7 @@ import {
   type OutboxMessage,
   type StepRunRecord,
 } from './engine.types.js';
+import { CaseChanges } from './case-changes.js';
 import { OutboxRelay } from './outbox.relay.js';
 
 const CATALOGUE_TTL_MS = 5_000;
@@ -76,6 +77,7 @@ export class EngineService {
     private readonly repository: EngineRepository,
     private readonly definitionsRepository: DefinitionsRepository,
     private readonly relay: OutboxRelay,
+    private readonly changes: CaseChanges,
   ) {}
 
   private async catalogue(): Promise<{ catalogue: Catalogue; validator: FactValidator }> {
@@ -154,7 +156,7 @@ export class EngineService {
         problems,
       );
     }
-    return this.repository.transaction(async (manager) => {
+    const opened = await this.repository.transaction(async (manager) => {
       const caseRecord = await this.repository.insertCase(manager, {
         subjectId: input.subjectId,
         lifeEventKey: definition.key,
@@ -182,7 +184,7 @@ export class EngineService {
           caseId: caseRecord.id,
         })),
       );
-      await this.repository.appendEvents(manager, caseRecord, [
+      const events: CaseEvent[] = [
         {
           type: 'case-opened',
           data: {
@@ -191,10 +193,17 @@ export class EngineService {
             factKeys: Object.keys(normalised),
           },
         },
-      ]);
+      ];
+      await this.repository.appendEvents(manager, caseRecord, events);
       this.definitions.set(row.id, definition);
-      return caseRecord;
+      return {
+        caseRecord,
+        events,
+        steps: await this.repository.stepRuns(caseRecord.id, manager),
+      };
     });
+    this.changes.emit({ ...opened, previousStatus: null, committedAt: new Date() });
+    return opened.caseRecord;
   }
 
   /** Submits an open case: its first steps are planned and dispatched in the same transaction. */
@@ -727,6 +736,11 @@ export class EngineService {
       run,
       Object.fromEntries(Object.entries(change).filter(([, v]) => v !== undefined)),
     );
+    // As the repository sets them in the same statement (the snapshot for listeners).
+    const now = new Date();
+    run.updatedAt = now;
+    if (change.state === 'ready') run.readyAt = now;
+    if (change.state !== undefined && FINAL_STEP_STATES.includes(change.state)) run.finishedAt = now;
   }
 
   /** One transaction on one case, holding its row lock; returns the outbox rows to publish. */
@@ -740,9 +754,10 @@ export class EngineService {
     if (!unlocked) throw new DomainError('not-found', 'case-not-found', 'No such case.');
     const definition = await this.definition(unlocked.definitionId);
     const { catalogue, validator } = await this.catalogue();
-    return this.repository.transaction(async (manager) => {
+    const committed = await this.repository.transaction(async (manager) => {
       const caseRecord = await this.repository.lockCase(manager, caseId);
       if (!caseRecord) throw new DomainError('not-found', 'case-not-found', 'No such case.');
+      const previousStatus = caseRecord.status;
       const runs = await this.repository.stepRuns(caseId, manager);
       const context: Context = {
         manager,
@@ -756,7 +771,19 @@ export class EngineService {
       };
       await work(context);
       await this.repository.appendEvents(manager, caseRecord, context.events);
-      return this.repository.insertOutbox(manager, context.outbox);
+      const outbox = await this.repository.insertOutbox(manager, context.outbox);
+      return { outbox, context, previousStatus };
     });
+    const { context, previousStatus, outbox } = committed;
+    if (context.events.length > 0) {
+      this.changes.emit({
+        caseRecord: context.caseRecord,
+        previousStatus,
+        events: context.events,
+        steps: [...context.runs.values()],
+        committedAt: new Date(),
+      });
+    }
+    return outbox;
   }
 }

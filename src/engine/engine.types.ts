@@ -53,6 +53,10 @@ export interface StepRunRecord {
   deadlineAt: Date | null;
   overdue: boolean;
   lastError: string | null;
+  /** When the current attempt became ready, was handed to the queue, and when the step ended. */
+  readyAt: Date | null;
+  dispatchedAt: Date | null;
+  finishedAt: Date | null;
   updatedAt: Date;
 }
 
