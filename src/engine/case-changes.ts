@@ -37,7 +37,10 @@ export class CaseChanges {
       try {
         listener(change);
       } catch (error) {
-        this.logger.warn({ err: error, caseId: change.caseRecord.id }, 'case change listener failed');
+        this.logger.warn(
+          { err: error, caseId: change.caseRecord.id },
+          'case change listener failed',
+        );
       }
     }
   }

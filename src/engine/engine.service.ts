@@ -740,7 +740,8 @@ export class EngineService {
     const now = new Date();
     run.updatedAt = now;
     if (change.state === 'ready') run.readyAt = now;
-    if (change.state !== undefined && FINAL_STEP_STATES.includes(change.state)) run.finishedAt = now;
+    if (change.state !== undefined && FINAL_STEP_STATES.includes(change.state))
+      run.finishedAt = now;
   }
 
   /** One transaction on one case, holding its row lock; returns the outbox rows to publish. */
