@@ -4,6 +4,7 @@ import { ConfigModule } from '@nestjs/config';
 import { LoggerModule } from 'nestjs-pino';
 import { AdaptersModule } from './adapters/adapters.module.js';
 import { AuthModule } from './auth/auth.module.js';
+import { CitizenModule } from './citizen/citizen.module.js';
 import type { ResolvedConfig, Role } from './config/config.schema.js';
 import { DatabaseModule } from './database/database.module.js';
 import { DefinitionsModule } from './definitions/definitions.module.js';
@@ -49,6 +50,7 @@ export class AppModule {
         AuthModule.forRoot({ api: runs.api, devTokens: config.auth.devTokens }),
         DefinitionsModule.forRoot({ api: runs.api }),
         EngineModule.forRoot({ workers: runs.engine, api: runs.api }),
+        ...(runs.api ? [CitizenModule] : []),
         ...(runs.adapters ? [AdaptersModule] : []),
       ],
     };

@@ -9,6 +9,7 @@ import {
   CatalogueSeedService,
   DEFAULT_SEED_DIR,
 } from '../src/definitions/catalogue-seed.service.js';
+import { EngineRepository } from '../src/engine/engine.repository.js';
 import { EngineService } from '../src/engine/engine.service.js';
 import { sql as query, startTestApp, type TestApp } from './support/test-env.js';
 
@@ -459,10 +460,11 @@ describe('life-event definitions and the catalogue', () => {
   it('protects a deprecated version that cases still run on from catalogue edits', async () => {
     await asAdmin.post('/v1/admin/life-events').send(errand('inuse-errand')).expect(201);
     await asAdmin.post('/v1/admin/life-events/inuse-errand/draft/publish').expect(200);
-    await leo.app.get(EngineService).startCase({
-      subjectId: 'subject-inuse',
+    await leo.app.get(EngineService).openCase({
+      subjectId: await leo.app.get(EngineRepository).createSubject(),
       lifeEventKey: 'inuse-errand',
-      facts: { 'business.name': 'Testbolaget' },
+      personalNumber: '199012119948',
+      answers: { 'business.name': 'Testbolaget' },
     });
     await asAdmin.post('/v1/admin/life-events/inuse-errand/versions/1/deprecate').expect(200);
     const current = await asAdmin.get('/v1/admin/agencies/skatteverket').expect(200);

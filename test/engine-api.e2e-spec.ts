@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
+import { EngineRepository } from '../src/engine/engine.repository.js';
 import { EngineService } from '../src/engine/engine.service.js';
 import { QueueService } from '../src/queue/queue.service.js';
 import {
   F_TAX_STATUS,
-  WORKLOAD_FACTS,
+  startCase,
   scriptedAgencies,
   sql,
   waitForCase,
@@ -30,20 +31,17 @@ describe('agency decisions and case administration over HTTP', () => {
 
   /** A case whose F-tax step is awaiting Skatteverket's decision. */
   async function caseAwaitingFTax(): Promise<{ caseId: string; stepRunId: string }> {
-    const engine = engineRole.app.get(EngineService);
-    const opened = await engine.startCase({
-      subjectId: `subject-${Math.random().toString(36).slice(2)}`,
-      lifeEventKey: 'start-business',
-      facts: WORKLOAD_FACTS,
-    });
-    await engine.submitCase(opened.id);
-    await waitForStep(engineRole.database, opened.id, 'f-tax', 'awaiting-decision');
+    const caseId = await startCase(
+      engineRole.app.get(EngineService),
+      engineRole.app.get(EngineRepository),
+    );
+    await waitForStep(engineRole.database, caseId, 'f-tax', 'awaiting-decision');
     const [run] = await sql<{ id: string }>(
       engineRole.database,
       "SELECT id FROM step_runs WHERE case_id = $1 AND step_id = 'f-tax'",
-      [opened.id],
+      [caseId],
     );
-    return { caseId: opened.id, stepRunId: run?.id ?? '' };
+    return { caseId, stepRunId: run?.id ?? '' };
   }
 
   beforeAll(async () => {

@@ -1,14 +1,18 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import type { StepResult } from '#agency-contract';
+import { FORMAT_NORMALISERS } from '#facts';
 import { Redis } from 'ioredis';
+import { EngineRepository } from '../src/engine/engine.repository.js';
 import { EngineService } from '../src/engine/engine.service.js';
 import { Reconciler } from '../src/engine/reconciler.js';
 import { redisOptions } from '../src/queue/redis-connection.js';
 import { QueueService } from '../src/queue/queue.service.js';
 import {
-  WORKLOAD_FACTS,
+  WORKLOAD_ANSWERS,
   WORKLOAD_ORG_NUMBER as ORG,
+  openResolvedCase,
   scriptedAgencies,
+  startCase,
   sql as query,
   waitForCase as waitForCaseIn,
   waitForStep as waitForStepIn,
@@ -55,11 +59,8 @@ describe('the engine', () => {
       caseId,
     ]);
 
-  async function newCase(facts: Record<string, unknown> = WORKLOAD_FACTS): Promise<string> {
-    const subjectId = `subject-${Math.random().toString(36).slice(2)}`;
-    const created = await engine.startCase({ subjectId, lifeEventKey: 'start-business', facts });
-    await engine.submitCase(created.id);
-    return created.id;
+  async function newCase(answers: Record<string, unknown> = WORKLOAD_ANSWERS): Promise<string> {
+    return startCase(engine, leo.app.get(EngineRepository), { answers });
   }
 
   beforeAll(async () => {
@@ -120,8 +121,9 @@ describe('the engine', () => {
       'register-sole-trader',
       'vat-registration',
     ]);
+    // Stored (and passed on) in its canonical form: a sole trader's is the 12-digit personnummer.
     for (const job of jobs.filter((j) => j.stepId !== 'register-sole-trader')) {
-      expect(job.facts['business.orgNumber']).toBe(ORG);
+      expect(job.facts['business.orgNumber']).toBe(FORMAT_NORMALISERS.organisationsnummer(ORG));
     }
     const produced = await sql<{ fact_key: string; source: string; agency: string }>(
       "SELECT fact_key, source, agency FROM fact_records WHERE case_id = $1 AND source = 'agency' ORDER BY fact_key",
@@ -390,24 +392,27 @@ describe('the engine', () => {
     expect(run).toEqual({ state: 'awaiting-decision', overdue: true });
   });
 
-  it('refuses invalid facts with every problem named, and opens no case', async () => {
+  it('refuses invalid answers with every problem named, and opens no case', async () => {
     const before = await sql<{ n: string }>('SELECT count(*) AS n FROM cases');
     await expect(
-      engine.startCase({
-        subjectId: 'subject-x',
-        lifeEventKey: 'start-business',
-        facts: {
-          ...WORKLOAD_FACTS,
+      openResolvedCase(engine, leo.app.get(EngineRepository), {
+        answers: {
+          ...WORKLOAD_ANSWERS,
           'business.sniCode': '6201',
           'business.orgNumber': '5560000000',
           'person.personalNumber': '199012119949',
+          'person.address': { street: 'Elsewhere 1', postalCode: '111 22', town: 'Stockholm' },
         },
       }),
     ).rejects.toMatchObject({
       problems: expect.arrayContaining([
-        expect.objectContaining({ path: expect.stringMatching(/^facts\.business\.sniCode/) }),
-        expect.objectContaining({ path: 'facts.business.orgNumber', code: 'unexpected-fact' }),
-        expect.objectContaining({ path: expect.stringMatching(/^facts\.person\.personalNumber/) }),
+        expect.objectContaining({ path: expect.stringMatching(/^answers\.business\.sniCode/) }),
+        expect.objectContaining({ path: 'answers.business.orgNumber', code: 'unexpected-fact' }),
+        expect.objectContaining({
+          path: 'answers.person.personalNumber',
+          code: 'from-e-identification',
+        }),
+        expect.objectContaining({ path: 'answers.person.address', code: 'provided-by-agency' }),
       ]),
     });
     expect(await sql('SELECT count(*) AS n FROM cases')).toEqual(before);

@@ -1,6 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { EngineRepository } from '../src/engine/engine.repository.js';
 import { EngineService } from '../src/engine/engine.service.js';
-import { WORKLOAD_FACTS, sql, waitForCase } from './support/engine-harness.js';
+import {
+  WORKLOAD_ANSWERS,
+  openResolvedCase,
+  sql,
+  submitWithConsent,
+  waitForCase,
+} from './support/engine-harness.js';
 import { startTestApp, type TestApp } from './support/test-env.js';
 
 /**
@@ -24,16 +31,15 @@ describe('start a business on the mock agencies', () => {
 
   it('completes 20 cases, each step effect made exactly once, minimised and disclosed', async () => {
     const engine = leo.app.get(EngineService);
+    const repository = leo.app.get(EngineRepository);
     const cases: string[] = [];
     for (let i = 0; i < 20; i += 1) {
-      const opened = await engine.startCase({
-        subjectId: `workload-${String(i)}-${Math.random().toString(36).slice(2)}`,
-        lifeEventKey: 'start-business',
-        facts: { ...WORKLOAD_FACTS, 'business.name': `Företag ${String(i)}` },
+      const { caseId } = await openResolvedCase(engine, repository, {
+        answers: { ...WORKLOAD_ANSWERS, 'business.name': `Företag ${String(i)}` },
       });
-      cases.push(opened.id);
+      cases.push(caseId);
     }
-    await Promise.all(cases.map((id) => engine.submitCase(id)));
+    await Promise.all(cases.map((id) => submitWithConsent(engine, id)));
     for (const id of cases) await waitForCase(leo.database, id, ['completed'], 30_000);
 
     const effects = await sql<{ agency: string; action: string; n: string }>(

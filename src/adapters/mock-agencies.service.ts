@@ -52,8 +52,8 @@ export async function readMockAgencyEntries(seedDir = DEFAULT_SEED_DIR): Promise
 }
 
 /**
- * The mock implementation of each entry; throws naming every agency or action without one, so
- * leo never starts with a mock that would leave a step unanswered.
+ * The mock implementation of each entry; throws naming every agency, action or looked-up fact
+ * without one, so leo never starts with a mock that would leave a step or look-up unanswered.
  */
 export function mockImplementations(
   entries: readonly Agency[],
@@ -69,6 +69,11 @@ export function mockImplementations(
     }
     for (const action of entry.actions) {
       if (!Object.hasOwn(mock.actions, action.name)) missing.push(`${entry.code}/${action.name}`);
+    }
+    for (const key of entry.lookups) {
+      if (!mock.lookups || !Object.hasOwn(mock.lookups, key)) {
+        missing.push(`${entry.code}/lookup ${key}`);
+      }
     }
     found.push(mock);
   }
@@ -117,6 +122,7 @@ export class MockAgenciesService
         prefix: this.shared.prefix ?? '{leo}',
         handlers: runner.handlers(),
         onCancel: (job, context) => runner.cancel(job, context.log),
+        ...(agency.lookups ? { lookup: (job, context) => runner.lookup(job, context) } : {}),
         timeoutMs: settings.latencyMs + TIMEOUT_MARGIN_MS,
         log,
       });

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import type { FactValue, StepJob, StepOutcome } from '#agency-contract';
+import type { FactValue, LookupJob, StepJob, StepOutcome } from '#agency-contract';
 import { FORMAT_CHECKS, createFactValidator, parseFactCatalogue } from '#facts';
 import type { LifeEventDefinition } from '#workflow';
 import type { MockAgenciesConfig } from '../config/config.schema.js';
@@ -43,6 +43,17 @@ class MemoryLedger implements MockLedger {
   async recordRequest(agency: string, job: StepJob): Promise<EffectRecord | undefined> {
     this.requests.push({ agency, job: structuredClone(job), receivedAt: this.now() });
     return this.copy(this.effects.get(MemoryLedger.key(agency, job.idempotencyKey)));
+  }
+
+  readonly lookups: Array<{ agency: string; job: LookupJob }> = [];
+  readonly moves = new Map<string, FactValue>();
+
+  async recordLookup(agency: string, job: LookupJob): Promise<void> {
+    this.lookups.push({ agency, job: structuredClone(job) });
+  }
+
+  async registeredMove(_agency: string, personalNumber: string): Promise<FactValue | undefined> {
+    return this.moves.get(personalNumber);
   }
 
   async recordEffect(effect: NewEffect): Promise<{ effect: EffectRecord; created: boolean }> {

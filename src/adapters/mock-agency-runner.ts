@@ -3,12 +3,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type {
   AgencyWorkerLogger,
   FactValue,
+  LookupJob,
+  LookupOutcome,
   StepCancelJob,
   StepHandler,
   StepHandlerContext,
   StepJob,
   StepOutcome,
 } from '#agency-contract';
+import { FORMAT_CHECKS } from '#facts';
 import type { MockAgenciesConfig } from '../config/config.schema.js';
 import {
   IncompleteApplication,
@@ -95,6 +98,49 @@ export class MockAgencyRunner {
       ...(decisionDueAt ? { decisionDueAt } : {}),
     });
     return recorded.created ? outcome : this.repeat(recorded.effect, job);
+  }
+
+  /**
+   * Answers a look-up from the agency's register: recorded in the ledger like every request,
+   * with the same latency and failures; keys the register has no value for (or does not keep,
+   * or a person it does not know) are unavailable.
+   */
+  async lookup(
+    job: LookupJob,
+    { signal }: Pick<StepHandlerContext, 'signal'>,
+  ): Promise<LookupOutcome> {
+    if (this.settings.latencyMs > 0) await sleep(this.settings.latencyMs, undefined, { signal });
+    const failing = this.settings.failureRate > 0 && this.random() < this.settings.failureRate;
+    await this.ledger.recordLookup(this.agency.code, job);
+    if (failing) {
+      return {
+        outcome: 'retryable-error',
+        code: 'unavailable',
+        reason: `${this.agency.code} is temporarily unavailable`,
+      };
+    }
+    const personalNumber = job.facts['person.personalNumber'];
+    const facts: Record<string, FactValue> = {};
+    if (typeof personalNumber === 'string' && FORMAT_CHECKS.personnummer(personalNumber)) {
+      const context = {
+        personalNumber,
+        today: this.now(),
+        registeredMove: () => this.ledger.registeredMove(this.agency.code, personalNumber),
+      };
+      for (const key of job.factKeys) {
+        const read =
+          this.agency.lookups && Object.hasOwn(this.agency.lookups, key)
+            ? this.agency.lookups[key]
+            : undefined;
+        const value = read ? await read(context) : undefined;
+        if (value !== undefined) facts[key] = value;
+      }
+    }
+    return {
+      outcome: 'found',
+      facts,
+      unavailable: job.factKeys.filter((key) => !(key in facts)),
+    };
   }
 
   /**

@@ -34,8 +34,24 @@ export interface MockAction {
   decide(context: MockDecisionContext): MockDecision | Promise<MockDecision>;
 }
 
+/** What a look-up in an agency's register is answered from. */
+export interface MockLookupContext {
+  /** The person looked up (the identity number the job carried). */
+  personalNumber: string;
+  today: Date;
+  /** The new address of the person's latest granted change of address, if any (Skatteverket). */
+  registeredMove(): Promise<FactValue | undefined>;
+}
+
+/** Reads one fact of the agency's register; undefined when the register has no value. */
+export type MockRegisterRead = (
+  context: MockLookupContext,
+) => FactValue | undefined | Promise<FactValue | undefined>;
+
 export interface MockAgency {
   code: string;
+  /** The facts this agency is the authoritative source of (agencies.yaml `lookups`). */
+  lookups?: Readonly<Record<string, MockRegisterRead>>;
   /** Start of the agency's references (case numbers), e.g. `SKV`. */
   referencePrefix: string;
   /**

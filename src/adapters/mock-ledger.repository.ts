@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
-import type { FactValue, StepJob, StepOutcome } from '#agency-contract';
+import type { FactValue, LookupJob, StepJob, StepOutcome } from '#agency-contract';
 import { organisationNumberFromSequence } from './organisation-number.js';
 
 export const WITHDRAWN_REASON = 'the application was withdrawn: the case was cancelled';
@@ -45,6 +45,13 @@ export interface Application {
 export interface MockLedger {
   /** Records a delivered request; returns the effect already made under its key, if any. */
   recordRequest(agency: string, job: StepJob): Promise<EffectRecord | undefined>;
+  /** Records a delivered look-up request (a read: it makes no effect). */
+  recordLookup(agency: string, job: LookupJob): Promise<void>;
+  /**
+   * The new address of the latest change of address an agency granted for a person (what the
+   * population register holds after a flyttanmälan), if any.
+   */
+  registeredMove(agency: string, personalNumber: string): Promise<FactValue | undefined>;
   /** Records an effect unless one exists under its key; returns the one that stands. */
   recordEffect(effect: NewEffect): Promise<{ effect: EffectRecord; created: boolean }>;
   /** Moves an undecided effect's attempt forward, so its decision answers the latest attempt. */
@@ -131,6 +138,30 @@ export class MockLedgerRepository implements MockLedger {
     );
     const row = rows[0];
     return row ? toEffect(row) : undefined;
+  }
+
+  async recordLookup(agency: string, job: LookupJob): Promise<void> {
+    await this.dataSource.query(
+      `INSERT INTO mock_agency_requests (agency, action, idempotency_key, lookup_id, attempt, facts)
+       VALUES ($1, 'lookup', $2, $3, $4, $5::jsonb)`,
+      [agency, job.idempotencyKey, job.lookupId, job.attempt, JSON.stringify(job.facts)],
+    );
+  }
+
+  async registeredMove(agency: string, personalNumber: string): Promise<FactValue | undefined> {
+    const rows = await this.dataSource.query<Array<{ address: FactValue }>>(
+      `SELECT r.facts->'move.newAddress' AS address
+         FROM mock_agency_effects e
+         JOIN LATERAL (SELECT facts FROM mock_agency_requests q
+                        WHERE q.agency = e.agency AND q.idempotency_key = e.idempotency_key
+                        ORDER BY q.id LIMIT 1) r ON true
+        WHERE e.agency = $1 AND e.action = 'register-change-of-address'
+          AND COALESCE(e.decision, e.outcome)->>'outcome' = 'completed'
+          AND r.facts->>'person.personalNumber' = $2
+        ORDER BY COALESCE(e.decided_at, e.created_at) DESC LIMIT 1`,
+      [agency, personalNumber],
+    );
+    return rows[0]?.address ?? undefined;
   }
 
   async recordEffect(effect: NewEffect): Promise<{ effect: EffectRecord; created: boolean }> {

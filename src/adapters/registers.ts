@@ -96,3 +96,128 @@ export function vehiclesOwnedBy(personalNumber: string): string[] {
   }
   return [...plates];
 }
+
+// ---- the population register (folkbokföringen) ------------------------------------------------
+
+const TOWNS: Readonly<Record<string, { town: string; postalCode: string }>> = {
+  '0180': { town: 'Stockholm', postalCode: '11' },
+  '1280': { town: 'Malmö', postalCode: '21' },
+  '1281': { town: 'Lund', postalCode: '22' },
+  '1283': { town: 'Helsingborg', postalCode: '25' },
+  '1480': { town: 'Göteborg', postalCode: '41' },
+  '0380': { town: 'Uppsala', postalCode: '75' },
+  '0580': { town: 'Linköping', postalCode: '58' },
+  '1880': { town: 'Örebro', postalCode: '70' },
+  '1980': { town: 'Västerås', postalCode: '72' },
+  '2480': { town: 'Umeå', postalCode: '90' },
+};
+const TOWN_CODES = Object.keys(TOWNS);
+const STREETS = [
+  'Storgatan',
+  'Drottninggatan',
+  'Kungsgatan',
+  'Skolgatan',
+  'Järnvägsgatan',
+  'Björkvägen',
+  'Ringvägen',
+  'Parkvägen',
+  'Källgränd',
+  'Sjövägen',
+];
+const GIVEN_FEMALE = [
+  'Anna',
+  'Eva',
+  'Maria',
+  'Karin',
+  'Sara',
+  'Lena',
+  'Emma',
+  'Elin',
+  'Ida',
+  'Maja',
+];
+const GIVEN_MALE = [
+  'Erik',
+  'Lars',
+  'Karl',
+  'Anders',
+  'Johan',
+  'Per',
+  'Nils',
+  'Oskar',
+  'Lukas',
+  'Axel',
+];
+const SURNAMES = [
+  'Andersson',
+  'Johansson',
+  'Karlsson',
+  'Nilsson',
+  'Eriksson',
+  'Larsson',
+  'Olsson',
+  'Persson',
+  'Svensson',
+  'Gustafsson',
+  'Lindqvist',
+  'Berg',
+];
+
+const pick = <T>(list: readonly T[], byte: number | undefined): T =>
+  list[(byte ?? 0) % list.length] as T;
+
+/** The name a person is registered with; the ninth digit tells a man (odd) from a woman (even). */
+export function registeredName(personalNumber: string): Record<string, FactValue> {
+  const bytes = entropy('name', personalNumber);
+  const male = Number(personalNumber.charAt(personalNumber.length - 2)) % 2 === 1;
+  return {
+    givenName: pick(male ? GIVEN_MALE : GIVEN_FEMALE, bytes[0]),
+    surname: pick(SURNAMES, bytes[1]),
+  };
+}
+
+/** The address a person was registered at before any change of address. */
+export function originalAddress(personalNumber: string): Record<string, FactValue> {
+  const bytes = entropy('address', personalNumber);
+  const code = pick(TOWN_CODES, bytes[0]);
+  const { town, postalCode } = TOWNS[code] ?? { town: 'Stockholm', postalCode: '11' };
+  const rest = String((((bytes[1] ?? 0) * 256 + (bytes[2] ?? 0)) % 900) + 100).padStart(3, '0');
+  return {
+    street: `${pick(STREETS, bytes[3])} ${String(((bytes[4] ?? 0) % 60) + 1)}`,
+    postalCode: `${postalCode}${rest.charAt(0)} ${rest.slice(1)}`,
+    town,
+  };
+}
+
+/** Does the person receive benefits from Försäkringskassan now? (About one in three.) */
+export function hasOngoingBenefits(personalNumber: string): boolean {
+  return (entropy('benefits', personalNumber)[0] ?? 0) % 3 === 0;
+}
+
+/** Does the person draw a pension? Those born before 1960 do. */
+export function receivesPension(personalNumber: string): boolean {
+  return Number(personalNumber.slice(0, 4)) < 1960;
+}
+
+function luhnCheckDigit(nineDigits: string): number {
+  let sum = 0;
+  for (let i = 0; i < nineDigits.length; i += 1) {
+    let d = Number(nineDigits.charAt(i)) * (i % 2 === 0 ? 2 : 1);
+    if (d > 9) d -= 9;
+    sum += d;
+  }
+  return (10 - (sum % 10)) % 10;
+}
+
+/**
+ * The youngest child registered with a parent: born within the 90 days before `today`, with a
+ * test personal identity number (birth number 980–999, as Skatteverket's test numbers have).
+ */
+export function youngestChild(parentPersonalNumber: string, today: Date): string {
+  const bytes = entropy('child', parentPersonalNumber);
+  const born = new Date(today.getTime() - (1 + ((bytes[0] ?? 0) % 90)) * 86_400_000);
+  const date = born.toISOString().slice(0, 10).replace(/-/g, '');
+  const birthNumber = String(980 + ((bytes[1] ?? 0) % 20));
+  const nine = `${date.slice(2)}${birthNumber}`;
+  return `${date}${birthNumber}${String(luhnCheckDigit(nine))}`;
+}

@@ -92,3 +92,9 @@ function nulError(): DomainError {
     { path: '', reason: 'must not contain NUL characters' },
   ]);
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** A UUID in a path (case, message, step run ids), lower case as Postgres writes it. */
+export const UuidParam = (name: string): PipeTransform<string, string> =>
+  new PatternParam(name, UUID, 'a UUID');

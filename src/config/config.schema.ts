@@ -176,6 +176,29 @@ export class EnvironmentVariables {
   @IsInt()
   AUTH_DEV_TOKEN_TTL_SECONDS?: number;
 
+  // The engine's housekeeping (role `engine`).
+
+  @IsOptional()
+  @Transform(toInt)
+  @Min(50)
+  @Max(60_000)
+  @IsInt()
+  LEO_OUTBOX_SWEEP_INTERVAL_MS?: number;
+
+  @IsOptional()
+  @Transform(toInt)
+  @Min(100)
+  @Max(3_600_000)
+  @IsInt()
+  LEO_RECONCILE_INTERVAL_MS?: number;
+
+  @IsOptional()
+  @Transform(toInt)
+  @Min(100)
+  @Max(86_400_000)
+  @IsInt()
+  LEO_RECONCILE_AFTER_MS?: number;
+
   // The mock agencies (role `adapters`): simulated latency, failures and decisions.
 
   @IsOptional()
@@ -230,6 +253,9 @@ export const ENVIRONMENT_VARIABLE_NAMES: readonly string[] = Object.freeze([
   'AUTH_DEV_TOKENS',
   'AUTH_DEV_SECRET',
   'AUTH_DEV_TOKEN_TTL_SECONDS',
+  'LEO_OUTBOX_SWEEP_INTERVAL_MS',
+  'LEO_RECONCILE_INTERVAL_MS',
+  'LEO_RECONCILE_AFTER_MS',
   'MOCK_AGENCY_LATENCY_MS',
   'MOCK_AGENCY_FAILURE_RATE',
   'MOCK_DECISION_DELAY_MS',
@@ -266,8 +292,19 @@ export interface AppConfig {
     devSecret: string | undefined;
     devTokenTtlSeconds: number;
   };
+  /** The engine role's housekeeping. */
+  engine: EngineConfig;
   /** The mock agencies' behaviour (see src/adapters). */
   mockAgencies: MockAgenciesConfig;
+}
+
+export interface EngineConfig {
+  /** How often outbox rows the fast path missed are published. */
+  outboxSweepIntervalMs: number;
+  /** How often unanswered steps and look-ups are re-dispatched and overdue steps escalated. */
+  reconcileIntervalMs: number;
+  /** How long a step or look-up may go unanswered before it is re-dispatched. */
+  reconcileAfterMs: number;
 }
 
 export interface MockAgenciesConfig {
@@ -415,6 +452,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       devTokens,
       devSecret: vars.AUTH_DEV_SECRET,
       devTokenTtlSeconds: vars.AUTH_DEV_TOKEN_TTL_SECONDS ?? 3600,
+    },
+    engine: {
+      outboxSweepIntervalMs: vars.LEO_OUTBOX_SWEEP_INTERVAL_MS ?? 1_000,
+      reconcileIntervalMs: vars.LEO_RECONCILE_INTERVAL_MS ?? 30_000,
+      reconcileAfterMs: vars.LEO_RECONCILE_AFTER_MS ?? 300_000,
     },
     mockAgencies: {
       latencyMs: vars.MOCK_AGENCY_LATENCY_MS ?? 0,

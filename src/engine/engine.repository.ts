@@ -7,6 +7,8 @@ import type {
   CaseRecord,
   CaseStatus,
   FactRecord,
+  LookupRecord,
+  NewMessage,
   OutboxMessage,
   StepRunRecord,
 } from './engine.types.js';
@@ -23,6 +25,8 @@ interface CaseRow {
   updated_at: Date;
   submitted_at: Date | null;
   finished_at: Date | null;
+  consent_checksum: string | null;
+  consented_at: Date | null;
 }
 
 interface StepRunRow {
@@ -57,8 +61,46 @@ interface FactRow {
   agency: string | null;
   case_id: string | null;
   step_run_id: string | null;
+  lookup_id: string | null;
+  supersedes: string | null;
   created_at: Date;
 }
+
+interface LookupRow {
+  id: string;
+  case_id: string;
+  subject_id: string;
+  agency: string;
+  fact_keys: string[];
+  state: LookupRecord['state'];
+  found_keys: string[];
+  unavailable_keys: string[];
+  attempt: number;
+  max_attempts: number;
+  disclosed_fact_ids: string[];
+  last_error: string | null;
+  created_at: Date;
+  updated_at: Date;
+  answered_at: Date | null;
+}
+
+const toLookup = (r: LookupRow): LookupRecord => ({
+  id: r.id,
+  caseId: r.case_id,
+  subjectId: r.subject_id,
+  agency: r.agency,
+  factKeys: r.fact_keys,
+  state: r.state,
+  foundKeys: r.found_keys,
+  unavailableKeys: r.unavailable_keys,
+  attempt: r.attempt,
+  maxAttempts: r.max_attempts,
+  disclosedFactIds: r.disclosed_fact_ids,
+  lastError: r.last_error,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+  answeredAt: r.answered_at,
+});
 
 const toCase = (r: CaseRow): CaseRecord => ({
   id: r.id,
@@ -72,6 +114,8 @@ const toCase = (r: CaseRow): CaseRecord => ({
   updatedAt: r.updated_at,
   submittedAt: r.submitted_at,
   finishedAt: r.finished_at,
+  consentChecksum: r.consent_checksum,
+  consentedAt: r.consented_at,
 });
 
 const toStepRun = (r: StepRunRow): StepRunRecord => ({
@@ -106,6 +150,8 @@ const toFact = (r: FactRow): FactRecord => ({
   agency: r.agency,
   caseId: r.case_id,
   stepRunId: r.step_run_id,
+  lookupId: r.lookup_id,
+  supersedes: r.supersedes,
   createdAt: r.created_at,
 });
 
@@ -131,8 +177,25 @@ export interface StepRunChange {
 export class EngineRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
-  transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    return this.dataSource.transaction(work);
+  private readonly committed = new WeakMap<EntityManager, Array<() => void>>();
+
+  /** Runs `work` in a transaction; callbacks registered with afterCommit run once it committed. */
+  async transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    let callbacks: Array<() => void> = [];
+    const result = await this.dataSource.transaction(async (manager) => {
+      callbacks = [];
+      this.committed.set(manager, callbacks);
+      return work(manager);
+    });
+    for (const callback of callbacks) callback();
+    return result;
+  }
+
+  /** Runs `callback` after the transaction of `manager` commits (never if it rolls back). */
+  afterCommit(manager: EntityManager, callback: () => void): void {
+    const callbacks = this.committed.get(manager);
+    if (!callbacks) throw new Error('afterCommit outside EngineRepository.transaction');
+    callbacks.push(callback);
   }
 
   async insertCase(
@@ -238,8 +301,9 @@ export class EngineRepository {
   }
 
   /**
-   * Step runs handed to a queue that have not been answered for `olderThanMs`: after Redis lost
-   * its data (or a job was lost some other way) they must be published again. Locked, so several
+   * Step runs handed to a queue that have not been answered for `olderThanMs` (or awaiting a
+   * decision that long past its expected date): after Redis lost its data (or a job was lost
+   * some other way) they must be published again. Locked, so several
    * engine replicas reconciling at once take different rows.
    */
   async claimStale(
@@ -249,8 +313,11 @@ export class EngineRepository {
   ): Promise<Array<StepRunRecord & { deadlineAt: Date | null }>> {
     const rows = await manager.query<StepRunRow[]>(
       `SELECT s.* FROM step_runs s JOIN cases c ON c.id = s.case_id
-       WHERE s.state IN ('ready', 'dispatched') AND c.status = 'running'
+       WHERE c.status = 'running'
          AND s.updated_at < now() - make_interval(secs => $1::double precision / 1000)
+         AND (s.state IN ('ready', 'dispatched')
+              OR (s.state = 'awaiting-decision' AND s.expected_decision_at IS NOT NULL
+                  AND s.expected_decision_at < now() - make_interval(secs => $1::double precision / 1000)))
        ORDER BY s.updated_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED`,
       [olderThanMs, limit],
     );
@@ -478,6 +545,7 @@ export class EngineRepository {
     return new Map(rows.map((r) => [r.fact_key, toFact(r)]));
   }
 
+  /** Appends fact records (never overwrites); returns them as stored, in the order given. */
   async insertFacts(
     manager: EntityManager,
     records: Array<{
@@ -488,15 +556,18 @@ export class EngineRepository {
       agency?: string;
       caseId?: string;
       stepRunId?: string;
+      lookupId?: string;
       supersedes?: string;
     }>,
-  ): Promise<void> {
-    if (records.length === 0) return;
-    await manager.query(
-      `INSERT INTO fact_records (subject_id, fact_key, value, source, agency, case_id, step_run_id, supersedes)
-       SELECT r.subject_id, r.fact_key, r.value, r.source, r.agency, r.case_id, r.step_run_id, r.supersedes
+  ): Promise<FactRecord[]> {
+    if (records.length === 0) return [];
+    const rows = await manager.query<FactRow[]>(
+      `INSERT INTO fact_records (subject_id, fact_key, value, source, agency, case_id, step_run_id, lookup_id, supersedes)
+       SELECT r.subject_id, r.fact_key, r.value, r.source, r.agency, r.case_id, r.step_run_id, r.lookup_id, r.supersedes
        FROM jsonb_to_recordset($1::jsonb)
-         AS r(subject_id text, fact_key text, value jsonb, source text, agency text, case_id uuid, step_run_id uuid, supersedes uuid)`,
+         AS r(subject_id text, fact_key text, value jsonb, source text, agency text, case_id uuid,
+              step_run_id uuid, lookup_id uuid, supersedes uuid)
+       RETURNING *`,
       [
         JSON.stringify(
           records.map((r) => ({
@@ -507,7 +578,168 @@ export class EngineRepository {
             agency: r.agency ?? null,
             case_id: r.caseId ?? null,
             step_run_id: r.stepRunId ?? null,
+            lookup_id: r.lookupId ?? null,
             supersedes: r.supersedes ?? null,
+          })),
+        ),
+      ],
+    );
+    const byKey = new Map(rows.map((r) => [r.fact_key, toFact(r)]));
+    return records.map((r) => byKey.get(r.factKey) as FactRecord);
+  }
+
+  // ---- subjects -------------------------------------------------------------------------
+
+  /** The subject with this identity digest, created on first sight (concurrently safe). */
+  async subjectByDigest(digest: string): Promise<string> {
+    const rows = await this.dataSource.manager.query<Array<{ id: string }>>(
+      `WITH created AS (
+         INSERT INTO subjects (identity_digest) VALUES ($1)
+         ON CONFLICT (identity_digest) DO NOTHING RETURNING id)
+       SELECT id FROM created UNION ALL SELECT id FROM subjects WHERE identity_digest = $1`,
+      [digest],
+    );
+    const id = rows[0]?.id;
+    if (id === undefined) throw new Error('subject could be neither created nor found');
+    return id;
+  }
+
+  /** A subject without an identity (tests and tools that open cases directly). */
+  async createSubject(): Promise<string> {
+    const rows = await this.dataSource.manager.query<Array<{ id: string }>>(
+      'INSERT INTO subjects DEFAULT VALUES RETURNING id',
+    );
+    return (rows[0] as { id: string }).id;
+  }
+
+  // ---- look-ups ---------------------------------------------------------------------------
+
+  async insertLookups(
+    manager: EntityManager,
+    lookups: Array<{
+      caseId: string;
+      subjectId: string;
+      agency: string;
+      factKeys: string[];
+      maxAttempts: number;
+    }>,
+  ): Promise<LookupRecord[]> {
+    if (lookups.length === 0) return [];
+    const rows = await manager.query<LookupRow[]>(
+      `INSERT INTO lookups (case_id, subject_id, agency, fact_keys, state, max_attempts)
+       SELECT l.case_id, l.subject_id, l.agency, ARRAY(SELECT jsonb_array_elements_text(l.fact_keys)),
+              'pending', l.max_attempts
+       FROM jsonb_to_recordset($1::jsonb)
+         AS l(case_id uuid, subject_id text, agency text, fact_keys jsonb, max_attempts int)
+       RETURNING *`,
+      [
+        JSON.stringify(
+          lookups.map((l) => ({
+            case_id: l.caseId,
+            subject_id: l.subjectId,
+            agency: l.agency,
+            fact_keys: l.factKeys,
+            max_attempts: l.maxAttempts,
+          })),
+        ),
+      ],
+    );
+    return rows.map(toLookup);
+  }
+
+  async lookupsOfCase(
+    caseId: string,
+    manager: EntityManager = this.dataSource.manager,
+  ): Promise<LookupRecord[]> {
+    const rows = await manager.query<LookupRow[]>(
+      'SELECT * FROM lookups WHERE case_id = $1 ORDER BY created_at, id',
+      [caseId],
+    );
+    return rows.map(toLookup);
+  }
+
+  async caseIdOfLookup(lookupId: string): Promise<string | null> {
+    const rows = await this.dataSource.manager.query<Array<{ case_id: string }>>(
+      'SELECT case_id FROM lookups WHERE id = $1',
+      [lookupId],
+    );
+    return rows[0]?.case_id ?? null;
+  }
+
+  async updateLookup(
+    manager: EntityManager,
+    id: string,
+    change: Partial<
+      Pick<
+        LookupRecord,
+        'state' | 'foundKeys' | 'unavailableKeys' | 'attempt' | 'disclosedFactIds' | 'lastError'
+      >
+    >,
+  ): Promise<void> {
+    await manager.query(
+      `UPDATE lookups SET updated_at = now(),
+         state = COALESCE($2, state),
+         found_keys = COALESCE($3::text[], found_keys),
+         unavailable_keys = COALESCE($4::text[], unavailable_keys),
+         attempt = COALESCE($5, attempt),
+         disclosed_fact_ids = COALESCE($6::uuid[], disclosed_fact_ids),
+         last_error = CASE WHEN $7::boolean THEN $8 ELSE last_error END,
+         answered_at = CASE WHEN $2 IN ('answered', 'failed') THEN now() ELSE answered_at END
+       WHERE id = $1`,
+      [
+        id,
+        change.state ?? null,
+        change.foundKeys ?? null,
+        change.unavailableKeys ?? null,
+        change.attempt ?? null,
+        change.disclosedFactIds ?? null,
+        change.lastError !== undefined,
+        change.lastError ?? null,
+      ],
+    );
+  }
+
+  /** Look-ups unanswered for `olderThanMs` (lost with Redis' data): published again. */
+  async claimStaleLookups(
+    manager: EntityManager,
+    olderThanMs: number,
+    limit: number,
+  ): Promise<LookupRecord[]> {
+    const rows = await manager.query<LookupRow[]>(
+      `SELECT * FROM lookups WHERE state = 'pending'
+         AND updated_at < now() - make_interval(secs => $1::double precision / 1000)
+       ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
+      [olderThanMs, limit],
+    );
+    return rows.map(toLookup);
+  }
+
+  async touchLookup(manager: EntityManager, id: string): Promise<void> {
+    await manager.query('UPDATE lookups SET updated_at = now() WHERE id = $1', [id]);
+  }
+
+  // ---- messages ---------------------------------------------------------------------------
+
+  async insertMessages(manager: EntityManager, messages: NewMessage[]): Promise<void> {
+    if (messages.length === 0) return;
+    await manager.query(
+      // clock_timestamp(), not now(): messages of one transaction keep their order when listed.
+      `INSERT INTO messages (subject_id, case_id, step_id, sender, kind, template, params, created_at)
+       SELECT m.subject_id, m.case_id, m.step_id, m.sender, m.kind, m.template, m.params, clock_timestamp()
+       FROM jsonb_to_recordset($1::jsonb)
+         AS m(subject_id text, case_id uuid, step_id text, sender text, kind text, template text, params jsonb, ord int)
+       ORDER BY m.ord`,
+      [
+        JSON.stringify(
+          messages.map((m, ord) => ({
+            ord,
+            subject_id: m.subjectId,
+            case_id: m.caseId ?? null,
+            step_id: m.stepId ?? null,
+            sender: m.sender,
+            kind: m.kind,
+            template: m.template,
+            params: m.params ?? {},
           })),
         ),
       ],
@@ -519,7 +751,8 @@ export class EngineRepository {
     disclosure: {
       subjectId: string;
       caseId: string;
-      stepRunId: string;
+      stepRunId?: string;
+      lookupId?: string;
       agency: string;
       factRecordIds: string[];
       factKeys: string[];
@@ -527,17 +760,25 @@ export class EngineRepository {
     },
   ): Promise<void> {
     await manager.query(
-      `INSERT INTO disclosures (subject_id, case_id, step_run_id, agency, fact_record_ids, fact_keys, basis)
-       VALUES ($1, $2, $3, $4, $5::uuid[], $6::text[], $7)`,
+      `INSERT INTO disclosures (subject_id, case_id, step_run_id, lookup_id, agency, fact_record_ids, fact_keys, basis)
+       VALUES ($1, $2, $3, $4, $5, $6::uuid[], $7::text[], $8)`,
       [
         disclosure.subjectId,
         disclosure.caseId,
-        disclosure.stepRunId,
+        disclosure.stepRunId ?? null,
+        disclosure.lookupId ?? null,
         disclosure.agency,
         disclosure.factRecordIds,
         disclosure.factKeys,
         disclosure.basis,
       ],
+    );
+  }
+
+  async setConsent(manager: EntityManager, caseId: string, checksum: string): Promise<void> {
+    await manager.query(
+      'UPDATE cases SET consent_checksum = $2, consented_at = now() WHERE id = $1',
+      [caseId, checksum],
     );
   }
 }

@@ -1,11 +1,15 @@
 import { Injectable, Logger } from '@nestjs/common';
 import type { EntityManager } from 'typeorm';
 import {
+  FACT_LOOKUP,
   STEP_CANCEL,
   STEP_EXECUTE,
   agencyQueueName,
+  lookupJobId,
   stepJobId,
   type FactValue,
+  type LookupJob,
+  type LookupResult,
   type StepCancelJob,
   type StepJob,
   type StepOutcome,
@@ -30,14 +34,46 @@ import {
   FINAL_STEP_STATES,
   type CaseEvent,
   type CaseRecord,
+  type CaseStatus,
   type FactRecord,
+  type LookupRecord,
+  type MessageKind,
+  type MessageTemplate,
+  type NewMessage,
   type OutboxMessage,
   type StepRunRecord,
 } from './engine.types.js';
 import { CaseChanges } from './case-changes.js';
+import {
+  ENGINE_TIMERS_QUEUE,
+  STEP_DEADLINE,
+  deadlineJobId,
+  type StepDeadlineJob,
+} from './engine.jobs.js';
 import { OutboxRelay } from './outbox.relay.js';
+import {
+  IDENTITY_FACT,
+  answerable,
+  buildPreview,
+  known,
+  resolve,
+  usableFacts,
+  type Preview,
+  type Resolution,
+} from './resolution.js';
 
 const CATALOGUE_TTL_MS = 5_000;
+/** Attempts of a look-up before its facts are asked of the citizen instead. */
+const LOOKUP_ATTEMPTS = 5;
+/** A timer may fire a little early (clocks of Redis and of this process differ). */
+const DEADLINE_TOLERANCE_MS = 1_000;
+/** Open (not final) step states: those a deadline still concerns. */
+const OPEN_STEP_STATES: readonly StepState[] = [
+  'ready',
+  'dispatched',
+  'awaiting-decision',
+  'awaiting-citizen',
+];
 
 /** The delay before retry `attempt` (2 = first retry): exponential, capped, with jitter. */
 export function backoffDelayMs(
@@ -57,8 +93,10 @@ interface Context {
   caseRecord: CaseRecord;
   definition: DefinitionWithDefaults;
   runs: Map<string, StepRunRecord>;
+  lookups: LookupRecord[];
   events: CaseEvent[];
   outbox: OutboxMessage[];
+  messages: NewMessage[];
 }
 
 /**
@@ -72,6 +110,7 @@ export class EngineService {
   private readonly definitions = new Map<string, DefinitionWithDefaults>();
   private catalogueCache:
     { at: number; catalogue: Catalogue; validator: FactValidator } | undefined;
+  private publishedCache: { at: number; definitions: DefinitionWithDefaults[] } | undefined;
 
   constructor(
     private readonly repository: EngineRepository,
@@ -80,7 +119,8 @@ export class EngineService {
     private readonly changes: CaseChanges,
   ) {}
 
-  private async catalogue(): Promise<{ catalogue: Catalogue; validator: FactValidator }> {
+  /** The catalogue and its value validator (cached for a few seconds; edits are rare). */
+  async catalogue(): Promise<{ catalogue: Catalogue; validator: FactValidator }> {
     if (!this.catalogueCache || Date.now() - this.catalogueCache.at > CATALOGUE_TTL_MS) {
       const catalogue = await this.definitionsRepository.loadCatalogue();
       this.catalogueCache = {
@@ -93,7 +133,7 @@ export class EngineService {
   }
 
   /** Published versions never change, so each is read once per process. */
-  private async definition(definitionId: string): Promise<DefinitionWithDefaults> {
+  async definition(definitionId: string): Promise<DefinitionWithDefaults> {
     let definition = this.definitions.get(definitionId);
     if (!definition) {
       const row = await this.definitionsRepository.findById(definitionId);
@@ -104,17 +144,20 @@ export class EngineService {
     return definition;
   }
 
-  // ---- starting a case ------------------------------------------------------------------
+  // ---- opening, answering, submitting ---------------------------------------------------
 
   /**
-   * Opens a case on the current published version of a life event, recording the facts the
-   * citizen gave. Each value is validated against the catalogue; any problem is a 400 naming the
-   * fact and the place within its value, and nothing is stored.
+   * Opens a case on the current published version of a life event for a subject, with the
+   * personal identity number from their e-identification and any answers they gave. In the
+   * same transaction it resolves what the case needs: usable records are reused, facts with an
+   * authoritative agency are looked up (jobs through the outbox), and the rest is left to ask.
+   * Invalid answers are a 400 naming each field, and nothing is stored.
    */
-  async startCase(input: {
+  async openCase(input: {
     subjectId: string;
     lifeEventKey: string;
-    facts: Record<string, unknown>;
+    personalNumber: string;
+    answers: Record<string, unknown>;
   }): Promise<CaseRecord> {
     const row = await this.definitionsRepository.findCurrent(input.lifeEventKey);
     if (!row) {
@@ -125,38 +168,11 @@ export class EngineService {
       );
     }
     const definition = withDefaults(row.body);
-    const { catalogue, validator } = await this.catalogue();
-    const problems: FieldProblem[] = [];
-    const normalised: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(input.facts)) {
-      const fact = catalogue.facts.get(key);
-      if (!definition.inputs.includes(key) || !fact || fact.source.kind === 'produced') {
-        problems.push({
-          path: `facts.${key}`,
-          reason: `is not something ${definition.key} asks for`,
-          code: 'unexpected-fact',
-        });
-        continue;
-      }
-      const issues = validator.validate(key, value);
-      problems.push(
-        ...issues.map((i) => ({
-          path: `facts.${key}${i.path}`,
-          reason: i.reason,
-          code: 'invalid-value',
-        })),
-      );
-      if (issues.length === 0) normalised[key] = validator.normalise(key, value);
-    }
-    if (problems.length > 0) {
-      throw new DomainError(
-        'invalid',
-        'validation-failed',
-        `The case has ${problems.length} invalid fact(s).`,
-        problems,
-      );
-    }
-    const opened = await this.repository.transaction(async (manager) => {
+    this.definitions.set(row.id, definition);
+    const catalogued = await this.catalogue();
+    const { catalogue, validator } = catalogued;
+    const answers = this.checkAnswers(definition, catalogue, validator, [], input.answers);
+    const { outbox, context } = await this.repository.transaction(async (manager) => {
       const caseRecord = await this.repository.insertCase(manager, {
         subjectId: input.subjectId,
         lifeEventKey: definition.key,
@@ -174,54 +190,429 @@ export class EngineService {
           maxAttempts: s.retry.attempts,
         })),
       );
-      await this.repository.insertFacts(
-        manager,
-        Object.entries(normalised).map(([factKey, value]) => ({
-          subjectId: input.subjectId,
-          factKey,
-          value,
-          source: 'citizen' as const,
-          caseId: caseRecord.id,
-        })),
-      );
-      const events: CaseEvent[] = [
-        {
-          type: 'case-opened',
-          data: {
-            lifeEvent: definition.key,
-            version: row.version,
-            factKeys: Object.keys(normalised),
-          },
-        },
-      ];
-      await this.repository.appendEvents(manager, caseRecord, events);
-      this.definitions.set(row.id, definition);
-      return {
-        caseRecord,
-        events,
-        steps: await this.repository.stepRuns(caseRecord.id, manager),
-      };
-    });
-    this.changes.emit({ ...opened, previousStatus: null, committedAt: new Date() });
-    return opened.caseRecord;
-  }
-
-  /** Submits an open case: its first steps are planned and dispatched in the same transaction. */
-  async submitCase(caseId: string): Promise<void> {
-    const outbox = await this.inCase(caseId, async (context) => {
-      if (context.caseRecord.status !== 'open') {
-        throw new DomainError(
-          'conflict',
-          'case-not-open',
-          `The case is ${context.caseRecord.status}, not open.`,
+      return this.withCase(manager, caseRecord, definition, catalogued, async (context) => {
+        const current = await this.repository.currentFacts(input.subjectId, manager);
+        const identity = current.get(IDENTITY_FACT);
+        const records = [
+          ...(identity?.value === input.personalNumber
+            ? []
+            : [
+                {
+                  factKey: IDENTITY_FACT,
+                  value: input.personalNumber,
+                  source: 'e-identification' as const,
+                },
+              ]),
+          ...Object.entries(answers).map(([factKey, value]) => ({
+            factKey,
+            value,
+            source: 'citizen' as const,
+          })),
+        ];
+        await this.repository.insertFacts(
+          manager,
+          records.map((r) => {
+            const supersedes = current.get(r.factKey)?.id;
+            return {
+              ...r,
+              subjectId: input.subjectId,
+              caseId: caseRecord.id,
+              ...(supersedes ? { supersedes } : {}),
+            };
+          }),
         );
-      }
-      await this.repository.setCaseStatus(context.manager, caseId, 'running', true);
-      context.caseRecord.status = 'running';
-      context.events.push({ type: 'case-submitted' });
-      await this.advance(context);
+        context.events.push({
+          type: 'case-opened',
+          data: { lifeEvent: definition.key, version: row.version, factKeys: Object.keys(answers) },
+        });
+        await this.resolveCase(context);
+      });
     });
     await this.relay.publish(outbox);
+    return context.caseRecord;
+  }
+
+  /**
+   * The citizen's answers to an open case: each validated against the catalogue (and refused
+   * when the fact is not theirs to give), recorded as new records superseding older ones, and
+   * the case resolved again (an answer can make a condition need more facts).
+   */
+  async answer(caseId: string, subjectId: string, answers: Record<string, unknown>): Promise<void> {
+    const outbox = await this.inCase(
+      caseId,
+      async (context) => {
+        this.requireOpen(context);
+        const checked = this.checkAnswers(
+          context.definition,
+          context.catalogue,
+          context.validator,
+          context.lookups,
+          answers,
+        );
+        const current = await this.repository.currentFacts(subjectId, context.manager);
+        await this.repository.insertFacts(
+          context.manager,
+          Object.entries(checked).map(([factKey, value]) => {
+            const supersedes = current.get(factKey)?.id;
+            return {
+              subjectId,
+              factKey,
+              value,
+              source: 'citizen' as const,
+              caseId,
+              ...(supersedes ? { supersedes } : {}),
+            };
+          }),
+        );
+        context.events.push({ type: 'answers-given', data: { factKeys: Object.keys(checked) } });
+        await this.resolveCase(context);
+      },
+      { subjectId },
+    );
+    await this.relay.publish(outbox);
+  }
+
+  /** What the case still needs, and (once nothing is missing) its preview: for reads. */
+  async resolution(
+    caseId: string,
+  ): Promise<{ caseRecord: CaseRecord; resolution: Resolution; preview: Preview | undefined }> {
+    const caseRecord = await this.repository.findCase(caseId);
+    if (!caseRecord) throw new DomainError('not-found', 'case-not-found', 'No such case.');
+    const definition = await this.definition(caseRecord.definitionId);
+    const { catalogue } = await this.catalogue();
+    const [records, lookups, runs] = await Promise.all([
+      this.repository.currentFacts(caseRecord.subjectId),
+      this.repository.lookupsOfCase(caseId),
+      this.repository.stepRuns(caseId),
+    ]);
+    const facts = usableFacts(records.values(), catalogue, caseId);
+    const resolution = resolve({
+      definition,
+      catalogue,
+      facts,
+      lookups,
+      states: Object.fromEntries(runs.map((r) => [r.stepId, r.state])),
+    });
+    const preview =
+      resolution.state === 'ready'
+        ? buildPreview({ definitionId: caseRecord.definitionId, definition, facts, resolution })
+        : undefined;
+    return { caseRecord, resolution, preview };
+  }
+
+  /**
+   * Submits an open case with the citizen's consent to its preview: refused (409, nothing
+   * dispatched) when the case is not ready or its preview has changed since `previewChecksum`
+   * was shown. Its first steps are dispatched in the same transaction.
+   */
+  async submitCase(
+    caseId: string,
+    consent: { previewChecksum: string; subjectId?: string },
+  ): Promise<void> {
+    const outbox = await this.inCase(
+      caseId,
+      async (context) => {
+        this.requireOpen(context);
+        const facts = await this.factsOf(context);
+        const resolution = resolve({
+          definition: context.definition,
+          catalogue: context.catalogue,
+          facts,
+          lookups: context.lookups,
+        });
+        if (resolution.state !== 'ready') {
+          throw new DomainError(
+            'conflict',
+            resolution.state === 'resolving' ? 'resolution-pending' : 'answers-missing',
+            resolution.state === 'resolving'
+              ? 'Facts are still being looked up from the agencies; preview again shortly.'
+              : `The case still needs answers: ${resolution.toAsk.join(', ')}.`,
+          );
+        }
+        const preview = buildPreview({
+          definitionId: context.caseRecord.definitionId,
+          definition: context.definition,
+          facts,
+          resolution,
+        });
+        if (preview.checksum !== consent.previewChecksum) {
+          throw new DomainError(
+            'conflict',
+            'preview-stale',
+            'The preview has changed since it was shown: look at the new preview and consent to it.',
+            [{ path: 'previewChecksum', reason: 'is not the checksum of the current preview' }],
+          );
+        }
+        await this.repository.setConsent(context.manager, caseId, preview.checksum);
+        await this.repository.setCaseStatus(context.manager, caseId, 'running', true);
+        context.caseRecord.status = 'running';
+        context.events.push({
+          type: 'case-submitted',
+          data: { previewChecksum: preview.checksum },
+        });
+        context.messages.push(
+          this.message(context, 'leo', 'receipt', 'case-submitted', {
+            lifeEvent: context.definition.key,
+            agencies: [...new Set(preview.steps.map((p) => p.agency))].sort(),
+          }),
+        );
+        await this.advance(context);
+      },
+      consent.subjectId === undefined ? {} : { subjectId: consent.subjectId },
+    );
+    await this.relay.publish(outbox);
+  }
+
+  private requireOpen(context: Context): void {
+    if (context.caseRecord.status !== 'open') {
+      throw new DomainError(
+        'conflict',
+        'case-not-open',
+        `The case is ${context.caseRecord.status}, not open.`,
+      );
+    }
+  }
+
+  /** Valid, normalised answers; or a 400 naming every field that is wrong and why. */
+  private checkAnswers(
+    definition: DefinitionWithDefaults,
+    catalogue: Catalogue,
+    validator: FactValidator,
+    lookups: readonly LookupRecord[],
+    answers: Record<string, unknown>,
+  ): Record<string, unknown> {
+    const problems: FieldProblem[] = [];
+    const normalised: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(answers)) {
+      const allowed = answerable(key, definition, catalogue, lookups);
+      if (!allowed.ok) {
+        problems.push({ path: `answers.${key}`, reason: allowed.reason, code: allowed.code });
+        continue;
+      }
+      const issues = validator.validate(key, value);
+      problems.push(
+        ...issues.map((i) => ({
+          path: `answers.${key}${i.path}`,
+          reason: i.reason,
+          code: 'invalid-value',
+        })),
+      );
+      if (issues.length === 0) normalised[key] = validator.normalise(key, value);
+    }
+    if (problems.length > 0) {
+      throw new DomainError(
+        'invalid',
+        'validation-failed',
+        `The answers have ${problems.length} problem(s).`,
+        problems,
+      );
+    }
+    return normalised;
+  }
+
+  /** The subject's records this case may use (see usableFacts). */
+  private async factsOf(context: Context): Promise<Map<string, FactRecord>> {
+    const records = await this.repository.currentFacts(
+      context.caseRecord.subjectId,
+      context.manager,
+    );
+    return usableFacts(records.values(), context.catalogue, context.caseRecord.id);
+  }
+
+  /**
+   * Looks up, from their authoritative agencies, the facts the case needs that no usable record
+   * holds and that were not asked of that agency in this case yet: one look-up per agency, whose
+   * job carries only the identity number (disclosed like any sharing).
+   */
+  private async resolveCase(context: Context): Promise<void> {
+    const facts = await this.factsOf(context);
+    const states = Object.fromEntries([...context.runs.values()].map((r) => [r.stepId, r.state]));
+    const { toLookUp } = resolve({
+      definition: context.definition,
+      catalogue: context.catalogue,
+      facts,
+      lookups: context.lookups,
+      states,
+    });
+    if (toLookUp.size === 0) return;
+    const created = await this.repository.insertLookups(
+      context.manager,
+      [...toLookUp.entries()].map(([agency, factKeys]) => ({
+        caseId: context.caseRecord.id,
+        subjectId: context.caseRecord.subjectId,
+        agency,
+        factKeys,
+        maxAttempts: LOOKUP_ATTEMPTS,
+      })),
+    );
+    for (const lookup of created) {
+      context.lookups.push(lookup);
+      await this.dispatchLookup(context, lookup, 1, 0, facts);
+    }
+  }
+
+  private async dispatchLookup(
+    context: Context,
+    lookup: LookupRecord,
+    attempt: number,
+    delayMs: number,
+    currentFacts?: Map<string, FactRecord>,
+  ): Promise<void> {
+    const facts = currentFacts ?? (await this.factsOf(context));
+    const identity = facts.get(IDENTITY_FACT);
+    if (!identity) throw new Error(`case ${context.caseRecord.id} has no identity to look up by`);
+    const job: LookupJob = {
+      caseId: context.caseRecord.id,
+      lookupId: lookup.id,
+      attempt,
+      idempotencyKey: lookup.id,
+      facts: { [IDENTITY_FACT]: identity.value as FactValue },
+      factKeys: lookup.factKeys,
+    };
+    context.outbox.push({
+      queue: agencyQueueName(lookup.agency),
+      jobName: FACT_LOOKUP,
+      jobId: lookupJobId(lookup.id, attempt),
+      payload: job,
+      availableAt: new Date(Date.now() + delayMs),
+    });
+    await this.repository.insertDisclosure(context.manager, {
+      subjectId: context.caseRecord.subjectId,
+      caseId: context.caseRecord.id,
+      lookupId: lookup.id,
+      agency: lookup.agency,
+      factRecordIds: [identity.id],
+      factKeys: [IDENTITY_FACT],
+      basis: 'lookup',
+    });
+    await this.repository.updateLookup(context.manager, lookup.id, {
+      attempt,
+      disclosedFactIds: [identity.id],
+    });
+    lookup.attempt = attempt;
+    lookup.disclosedFactIds = [identity.id];
+    context.events.push({
+      type: 'lookup-requested',
+      data: { agency: lookup.agency, factKeys: lookup.factKeys, attempt, delayMs },
+    });
+  }
+
+  /**
+   * Applies an agency's answer to a look-up, once: found values (only keys asked for, each
+   * valid) are recorded with the agency as their source; keys it lacks are left to the citizen;
+   * a retryable error is retried with backoff, and after the last attempt the keys are asked.
+   */
+  async applyLookupResult(result: LookupResult): Promise<'applied' | 'ignored'> {
+    const caseId = await this.repository.caseIdOfLookup(result.lookupId);
+    if (!caseId) {
+      this.logger.warn({ lookupId: result.lookupId }, 'result for an unknown look-up ignored');
+      return 'ignored';
+    }
+    const state = { applied: false };
+    const outbox = await this.inCase(caseId, async (context) => {
+      const lookup = context.lookups.find((l) => l.id === result.lookupId);
+      if (!lookup) return;
+      const why =
+        result.agency !== lookup.agency
+          ? 'from another agency'
+          : lookup.state !== 'pending'
+            ? `look-up is ${lookup.state}`
+            : result.attempt !== lookup.attempt
+              ? 'stale attempt'
+              : undefined;
+      if (why !== undefined) {
+        this.logger.log({ caseId, lookupId: lookup.id, why }, 'look-up result ignored');
+        return;
+      }
+      state.applied = true;
+      const outcome = result.result;
+      if (outcome.outcome === 'retryable-error') {
+        if (lookup.attempt < lookup.maxAttempts) {
+          const delayMs = Math.round(
+            Math.min(60_000, 500 * 2 ** (lookup.attempt - 1)) * (1 - 0.2 * Math.random()),
+          );
+          await this.dispatchLookup(context, lookup, lookup.attempt + 1, delayMs);
+          return;
+        }
+        await this.repository.updateLookup(context.manager, lookup.id, {
+          state: 'failed',
+          unavailableKeys: lookup.factKeys,
+          lastError: outcome.code,
+        });
+        Object.assign(lookup, { state: 'failed', unavailableKeys: lookup.factKeys });
+        context.events.push({
+          type: 'lookup-failed',
+          data: { agency: lookup.agency, factKeys: lookup.factKeys, code: outcome.code },
+        });
+      } else {
+        const found: Record<string, unknown> = {};
+        const refused: FieldProblem[] = [];
+        for (const [key, value] of Object.entries(outcome.facts)) {
+          if (!lookup.factKeys.includes(key)) {
+            refused.push({ path: key, reason: 'was not asked for', code: 'undeclared' });
+            continue;
+          }
+          const issues = context.validator.validate(key, value);
+          if (issues.length > 0) {
+            refused.push(
+              ...issues.map((i) => ({
+                path: `${key}${i.path}`,
+                reason: i.reason,
+                code: 'invalid-value',
+              })),
+            );
+            continue;
+          }
+          found[key] = context.validator.normalise(key, value);
+        }
+        if (refused.length > 0) {
+          this.logger.warn(
+            { caseId, lookupId: lookup.id, problems: refused.map((p) => p.path) },
+            'look-up answer partly refused',
+          );
+          context.events.push({
+            type: 'lookup-result-refused',
+            data: { agency: lookup.agency, problems: refused },
+          });
+        }
+        const current = await this.repository.currentFacts(
+          context.caseRecord.subjectId,
+          context.manager,
+        );
+        await this.repository.insertFacts(
+          context.manager,
+          Object.entries(found).map(([factKey, value]) => {
+            const supersedes = current.get(factKey)?.id;
+            return {
+              subjectId: context.caseRecord.subjectId,
+              factKey,
+              value,
+              source: 'lookup' as const,
+              agency: lookup.agency,
+              caseId,
+              lookupId: lookup.id,
+              ...(supersedes ? { supersedes } : {}),
+            };
+          }),
+        );
+        const foundKeys = Object.keys(found).sort();
+        const unavailableKeys = lookup.factKeys.filter((k) => !(k in found));
+        await this.repository.updateLookup(context.manager, lookup.id, {
+          state: 'answered',
+          foundKeys,
+          unavailableKeys,
+        });
+        Object.assign(lookup, { state: 'answered', foundKeys, unavailableKeys });
+        context.events.push({
+          type: 'lookup-answered',
+          data: { agency: lookup.agency, foundKeys, unavailableKeys },
+        });
+      }
+      if (context.caseRecord.status === 'open') await this.resolveCase(context);
+      else if (context.caseRecord.status === 'running') await this.advance(context);
+    });
+    await this.relay.publish(outbox);
+    return state.applied ? 'applied' : 'ignored';
   }
 
   // ---- results --------------------------------------------------------------------------
@@ -370,17 +761,25 @@ export class EngineService {
           );
           return;
         }
+        const current =
+          step.produces.length > 0
+            ? await this.repository.currentFacts(context.caseRecord.subjectId, manager)
+            : new Map<string, FactRecord>();
         await this.repository.insertFacts(
           manager,
-          Object.entries(outcome.produced).map(([factKey, value]) => ({
-            subjectId: context.caseRecord.subjectId,
-            factKey,
-            value,
-            source: 'agency' as const,
-            agency: run.agency,
-            caseId: run.caseId,
-            stepRunId: run.id,
-          })),
+          Object.entries(outcome.produced).map(([factKey, value]) => {
+            const supersedes = current.get(factKey)?.id;
+            return {
+              subjectId: context.caseRecord.subjectId,
+              factKey,
+              value: context.validator.normalise(factKey, value),
+              source: 'agency' as const,
+              agency: run.agency,
+              caseId: run.caseId,
+              stepRunId: run.id,
+              ...(supersedes ? { supersedes } : {}),
+            };
+          }),
         );
         await this.setRun(context, run, {
           state: 'completed',
@@ -400,6 +799,15 @@ export class EngineService {
             reference: outcome.reference ?? null,
           },
         });
+        if (step.kind === 'decision') {
+          context.messages.push(
+            this.message(context, run.agency, 'decision', 'step-granted', {
+              stepId: run.stepId,
+              action: run.action,
+              reference: outcome.reference ?? run.agencyReference,
+            }),
+          );
+        }
         return;
       }
       case 'pending':
@@ -418,6 +826,14 @@ export class EngineService {
             expectedDecisionAt: outcome.expectedDecisionAt ?? null,
           },
         });
+        context.messages.push(
+          this.message(context, run.agency, 'receipt', 'step-awaiting-decision', {
+            stepId: run.stepId,
+            action: run.action,
+            reference: outcome.reference,
+            expectedDecisionAt: outcome.expectedDecisionAt ?? null,
+          }),
+        );
         return;
       case 'rejected':
         context.events.push({
@@ -429,6 +845,15 @@ export class EngineService {
             reference: outcome.reference ?? null,
           },
         });
+        context.messages.push(
+          this.message(context, run.agency, 'decision', 'step-refused', {
+            stepId: run.stepId,
+            action: run.action,
+            reference: outcome.reference ?? run.agencyReference,
+            code: outcome.code,
+            reason: outcome.reason,
+          }),
+        );
         await this.failStep(context, run, step, outcome.code, outcome.reason);
         return;
       case 'retryable-error':
@@ -495,6 +920,9 @@ export class EngineService {
     if (step.onFailure === 'fail-case') {
       await this.finishCase(context, 'failed');
       await this.cancelRemaining(context, 'case failed');
+      context.messages.push(
+        this.message(context, 'leo', 'notice', 'case-failed', { stepId: run.stepId, code }),
+      );
     } else {
       await this.repository.setCaseStatus(
         context.manager,
@@ -503,25 +931,131 @@ export class EngineService {
       );
       context.caseRecord.status = 'action-required';
       context.events.push({ type: 'case-action-required', stepId: run.stepId, data: { code } });
+      context.messages.push(
+        this.message(context, 'leo', 'notice', 'case-action-required', {
+          stepId: run.stepId,
+          code,
+        }),
+      );
     }
+  }
+
+  private message(
+    context: Context,
+    sender: string,
+    kind: MessageKind,
+    template: MessageTemplate,
+    params: Record<string, unknown> = {},
+  ): NewMessage {
+    const stepId = typeof params.stepId === 'string' ? params.stepId : undefined;
+    return {
+      subjectId: context.caseRecord.subjectId,
+      caseId: context.caseRecord.id,
+      ...(stepId ? { stepId } : {}),
+      sender,
+      kind,
+      template,
+      params: { lifeEvent: context.caseRecord.lifeEventKey, ...params },
+    };
   }
 
   // ---- administration -------------------------------------------------------------------
 
-  /** Cancels a case: nothing more starts; adapters working on its steps are told to stop. */
-  async cancelCase(caseId: string, reason: string): Promise<void> {
-    const outbox = await this.inCase(caseId, async (context) => {
-      if (FINAL_CASE_STATUSES.includes(context.caseRecord.status)) {
-        throw new DomainError(
-          'conflict',
-          'case-finished',
-          `The case is already ${context.caseRecord.status}.`,
+  /**
+   * Cancels a case, by an administrator or by its citizen (`subjectId`: another's case is not
+   * found): nothing more starts; adapters working on its steps are told to stop.
+   */
+  async cancelCase(
+    caseId: string,
+    reason: string,
+    by: { role: 'admin' } | { role: 'citizen'; subjectId: string } = { role: 'admin' },
+  ): Promise<void> {
+    const outbox = await this.inCase(
+      caseId,
+      async (context) => {
+        if (FINAL_CASE_STATUSES.includes(context.caseRecord.status)) {
+          throw new DomainError(
+            'conflict',
+            'case-finished',
+            `The case is already ${context.caseRecord.status}.`,
+          );
+        }
+        await this.cancelRemaining(context, reason);
+        await this.finishCase(context, 'cancelled');
+        context.events.push({ type: 'case-cancelled', data: { reason, by: by.role } });
+        context.messages.push(
+          this.message(context, 'leo', 'notice', 'case-cancelled', { by: by.role }),
         );
-      }
-      await this.cancelRemaining(context, reason);
-      await this.finishCase(context, 'cancelled');
-      context.events.push({ type: 'case-cancelled', data: { reason } });
-    });
+      },
+      by.role === 'citizen' ? { subjectId: by.subjectId } : {},
+    );
+    await this.relay.publish(outbox);
+  }
+
+  /**
+   * The citizen did what a citizen task asked (signed, paid): the values it produces are
+   * validated (only those the step declares, all of them), recorded as given by the citizen,
+   * and the case goes on. Another citizen's case is not found.
+   */
+  async completeCitizenTask(
+    caseId: string,
+    subjectId: string,
+    stepId: string,
+    produced: Record<string, FactValue>,
+  ): Promise<void> {
+    const outbox = await this.inCase(
+      caseId,
+      async (context) => {
+        const run = context.runs.get(stepId);
+        const step = context.definition.steps.find((s) => s.id === stepId);
+        if (!run || !step || step.kind !== 'citizen-task') {
+          throw new DomainError('not-found', 'task-not-found', `The case has no task ${stepId}.`);
+        }
+        if (run.state !== 'awaiting-citizen' || context.caseRecord.status !== 'running') {
+          throw new DomainError(
+            'conflict',
+            'task-not-waiting',
+            `The task is ${run.state}: it is not waiting for you.`,
+          );
+        }
+        const problems = this.checkProduced(context.validator, step, produced);
+        if (problems) {
+          throw new DomainError(
+            'invalid',
+            'validation-failed',
+            'The task was given facts it does not take, or invalid values.',
+            problems.map((p) => ({ ...p, path: `facts.${p.path}` })),
+          );
+        }
+        const current = await this.repository.currentFacts(subjectId, context.manager);
+        await this.repository.insertFacts(
+          context.manager,
+          Object.entries(produced).map(([factKey, value]) => {
+            const supersedes = current.get(factKey)?.id;
+            return {
+              subjectId,
+              factKey,
+              value: context.validator.normalise(factKey, value),
+              source: 'citizen' as const,
+              caseId,
+              stepRunId: run.id,
+              ...(supersedes ? { supersedes } : {}),
+            };
+          }),
+        );
+        await this.setRun(context, run, {
+          state: 'completed',
+          result: { outcome: 'completed', producedKeys: Object.keys(produced), reference: null },
+        });
+        context.events.push({
+          type: 'citizen-task-completed',
+          stepId,
+          data: { producedKeys: Object.keys(produced) },
+        });
+        await this.advance(context);
+      },
+      { subjectId },
+    );
     await this.relay.publish(outbox);
   }
 
@@ -546,15 +1080,31 @@ export class EngineService {
         maxAttempts: run.attempt + step.retry.attempts,
       });
       run.maxAttempts = run.attempt + step.retry.attempts;
-      await this.dispatch(context, run, step, run.attempt + 1, 0, null);
+      await this.dispatch(context, run, step, run.attempt + 1, 0, null, undefined, true);
       await this.advance(context);
     });
     await this.relay.publish(outbox);
   }
 
   /**
-   * Escalates steps past their deadline: marked overdue (shown to administrators), with an event
-   * in the case history. Never dropped: the step keeps waiting for its answer.
+   * A step's deadline timer fired: the step, if still open with that deadline, is escalated.
+   * A timer for a step that finished, or whose deadline moved, changes nothing.
+   */
+  async stepDeadlinePassed(job: StepDeadlineJob): Promise<'escalated' | 'ignored'> {
+    const caseId = await this.repository.caseIdOfStepRun(job.stepRunId);
+    if (!caseId) return 'ignored';
+    const outcome = { escalated: false };
+    await this.inCase(caseId, async (context) => {
+      const run = [...context.runs.values()].find((r) => r.id === job.stepRunId);
+      if (!run || run.deadlineAt?.toISOString() !== job.deadline) return;
+      outcome.escalated = await this.escalate(context, run, Date.now() + DEADLINE_TOLERANCE_MS);
+    });
+    return outcome.escalated ? 'escalated' : 'ignored';
+  }
+
+  /**
+   * The safety net of deadline timers (lost with Redis' data): escalates every open step past
+   * its deadline that has not been escalated yet.
    */
   async escalateOverdue(limit = 100): Promise<number> {
     let escalated = 0;
@@ -562,17 +1112,7 @@ export class EngineService {
       await this.inCase(caseId, async (context) => {
         const now = Date.now();
         for (const run of context.runs.values()) {
-          const open = ['ready', 'dispatched', 'awaiting-decision', 'awaiting-citizen'].includes(
-            run.state,
-          );
-          if (!open || run.overdue || !run.deadlineAt || run.deadlineAt.getTime() >= now) continue;
-          await this.setRun(context, run, { overdue: true });
-          context.events.push({
-            type: 'step-overdue',
-            stepId: run.stepId,
-            data: { deadline: run.deadlineAt.toISOString(), state: run.state, agency: run.agency },
-          });
-          escalated += 1;
+          if (await this.escalate(context, run, now)) escalated += 1;
         }
       });
     }
@@ -581,13 +1121,47 @@ export class EngineService {
     return escalated;
   }
 
+  /**
+   * Marks an open step past its deadline overdue (administrators see it; the citizen is told),
+   * with an event in the case history. Never dropped: the step keeps waiting for its answer.
+   */
+  private async escalate(context: Context, run: StepRunRecord, now: number): Promise<boolean> {
+    if (
+      !OPEN_STEP_STATES.includes(run.state) ||
+      run.overdue ||
+      !run.deadlineAt ||
+      run.deadlineAt.getTime() > now ||
+      FINAL_CASE_STATUSES.includes(context.caseRecord.status)
+    ) {
+      return false;
+    }
+    await this.setRun(context, run, { overdue: true });
+    const deadline = run.deadlineAt.toISOString();
+    context.events.push({
+      type: 'step-overdue',
+      stepId: run.stepId,
+      data: { deadline, state: run.state, agency: run.agency },
+    });
+    context.messages.push(
+      this.message(context, 'leo', 'notice', 'step-overdue', {
+        stepId: run.stepId,
+        action: run.action,
+        agency: run.agency,
+        deadline,
+        waitingFor: run.state === 'awaiting-citizen' ? 'citizen' : 'agency',
+      }),
+    );
+    return true;
+  }
+
   private async cancelRemaining(context: Context, reason: string): Promise<void> {
     for (const run of context.runs.values()) {
       if (FINAL_STEP_STATES.includes(run.state)) continue;
-      const inFlight = ['dispatched', 'awaiting-decision'].includes(run.state);
+      // A ready step may already be on its queue (published, not yet marked dispatched).
+      const inFlight = ['ready', 'dispatched', 'awaiting-decision'].includes(run.state);
       await this.setRun(context, run, { state: 'cancelled' });
       context.events.push({ type: 'step-cancelled', stepId: run.stepId, data: { inFlight } });
-      if (inFlight || run.state === 'ready') {
+      if (inFlight) {
         const job: StepCancelJob = {
           caseId: run.caseId,
           stepRunId: run.id,
@@ -621,11 +1195,10 @@ export class EngineService {
    */
   private async advance(context: Context): Promise<void> {
     const { catalogue } = context;
-    let facts = await this.repository.currentFacts(context.caseRecord.subjectId, context.manager);
+    let facts = await this.factsOf(context);
     for (;;) {
-      const known = Object.fromEntries([...facts.entries()].map(([k, r]) => [k, r.value]));
       const states = Object.fromEntries([...context.runs.values()].map((r) => [r.stepId, r.state]));
-      const planned = plan(context.definition, known, states, catalogue);
+      const planned = plan(context.definition, known(facts), states, catalogue);
       let changed = false;
       for (const p of planned.steps) {
         const run = context.runs.get(p.id);
@@ -637,8 +1210,7 @@ export class EngineService {
           changed = true;
         } else if (p.status === 'ready') {
           if (step.kind === 'citizen-task') {
-            await this.setRun(context, run, { state: 'awaiting-citizen' });
-            context.events.push({ type: 'step-awaiting-citizen', stepId: run.stepId });
+            await this.awaitCitizen(context, run, step);
           } else {
             await this.dispatch(context, run, step, 1, 0, null, facts);
           }
@@ -646,24 +1218,109 @@ export class EngineService {
         }
       }
       if (!changed) break;
-      facts = await this.repository.currentFacts(context.caseRecord.subjectId, context.manager);
+      facts = await this.factsOf(context);
     }
     const runs = [...context.runs.values()];
     if (
       context.caseRecord.status === 'running' &&
-      runs.every((r) => FINAL_STEP_STATES.includes(r.state))
+      runs.every((r) => FINAL_STEP_STATES.includes(r.state)) &&
+      !runs.some((r) => r.state === 'failed')
     ) {
-      const failed = runs.some((r) => r.state === 'failed');
-      if (!failed) {
-        await this.finishCase(context, 'completed');
-        context.events.push({ type: 'case-completed' });
-      }
+      await this.finishCase(context, 'completed');
+      context.events.push({ type: 'case-completed' });
+      context.messages.push(this.message(context, 'leo', 'notice', 'case-completed'));
+      await this.tellFewerAnswers(context);
     }
+  }
+
+  /** A citizen task became due: the case waits for the citizen, who is told, until its deadline. */
+  private async awaitCitizen(
+    context: Context,
+    run: StepRunRecord,
+    step: StepWithDefaults,
+  ): Promise<void> {
+    const deadlineAt = this.deadlineFrom(step, 0);
+    await this.setRun(context, run, { state: 'awaiting-citizen', deadlineAt });
+    if (deadlineAt) this.setTimer(context, run, deadlineAt);
+    context.events.push({ type: 'step-awaiting-citizen', stepId: run.stepId });
+    context.messages.push(
+      this.message(context, step.agency, 'request', 'task-waiting', {
+        stepId: run.stepId,
+        action: run.action,
+        deadline: deadlineAt?.toISOString() ?? null,
+      }),
+    );
+  }
+
+  /**
+   * Proactive reuse: once a case has completed, the other life events that now need fewer
+   * answers from the citizen than before it (its facts are on file) are named in a message.
+   */
+  private async tellFewerAnswers(context: Context): Promise<void> {
+    const records = [
+      ...(
+        await this.repository.currentFacts(context.caseRecord.subjectId, context.manager)
+      ).values(),
+    ];
+    const after = usableFacts(records, context.catalogue, '');
+    const before = usableFacts(
+      records.filter((r) => r.caseId !== context.caseRecord.id),
+      context.catalogue,
+      '',
+    );
+    const fewer: Array<{ lifeEvent: string; before: number; now: number }> = [];
+    for (const other of await this.publishedDefinitions(context.manager)) {
+      if (other.key === context.definition.key) continue;
+      const count = (facts: Map<string, FactRecord>): number =>
+        resolve({ definition: other, catalogue: context.catalogue, facts, lookups: [] }).toAsk
+          .length;
+      const [was, now] = [count(before), count(after)];
+      if (now < was) fewer.push({ lifeEvent: other.key, before: was, now });
+    }
+    if (fewer.length > 0) {
+      context.messages.push(
+        this.message(context, 'leo', 'notice', 'fewer-answers', { lifeEvents: fewer }),
+      );
+    }
+  }
+
+  /** The current published version of every life event (cached briefly: they rarely change). */
+  private async publishedDefinitions(manager: EntityManager): Promise<DefinitionWithDefaults[]> {
+    if (!this.publishedCache || Date.now() - this.publishedCache.at > CATALOGUE_TTL_MS) {
+      const rows = await this.definitionsRepository.listPublished(manager);
+      const current = new Map<string, DefinitionWithDefaults>();
+      for (const row of rows)
+        if (!current.has(row.key)) current.set(row.key, withDefaults(row.body));
+      this.publishedCache = { at: Date.now(), definitions: [...current.values()] };
+    }
+    return this.publishedCache.definitions;
+  }
+
+  private deadlineFrom(step: StepWithDefaults, delayMs: number): Date | null {
+    const duration = step.deadline ? parseIsoDuration(step.deadline) : undefined;
+    return duration ? new Date(Date.now() + delayMs + nominalDurationMs(duration)) : null;
+  }
+
+  /** A delayed job that escalates the step when its deadline passes (through the outbox). */
+  private setTimer(context: Context, run: StepRunRecord, deadlineAt: Date): void {
+    const job: StepDeadlineJob = {
+      caseId: run.caseId,
+      stepRunId: run.id,
+      deadline: deadlineAt.toISOString(),
+    };
+    context.outbox.push({
+      queue: ENGINE_TIMERS_QUEUE,
+      jobName: STEP_DEADLINE,
+      jobId: deadlineJobId(run.id, deadlineAt),
+      payload: job,
+      availableAt: deadlineAt,
+    });
   }
 
   /**
    * Hands one attempt of a step to its agency: the job carries exactly the step's `needs`, and
-   * the sharing is logged as a disclosure in the same transaction (invariants 4 and 5).
+   * the sharing is logged as a disclosure in the same transaction (invariants 4 and 5). The
+   * deadline runs from the first attempt (retries do not extend it) unless `freshDeadline`.
    */
   private async dispatch(
     context: Context,
@@ -673,19 +1330,16 @@ export class EngineService {
     delayMs: number,
     previousError: string | null,
     currentFacts?: Map<string, FactRecord>,
+    freshDeadline = false,
   ): Promise<void> {
-    const facts =
-      currentFacts ??
-      (await this.repository.currentFacts(context.caseRecord.subjectId, context.manager));
+    const facts = currentFacts ?? (await this.factsOf(context));
     const records = step.needs.map((key) => {
       const record = facts.get(key);
       if (!record) throw new Error(`step ${step.id} is ready but fact ${key} is missing`);
       return record;
     });
-    const deadlineDuration = step.deadline ? parseIsoDuration(step.deadline) : undefined;
-    const deadlineAt = deadlineDuration
-      ? new Date(Date.now() + delayMs + nominalDurationMs(deadlineDuration))
-      : null;
+    const keep = run.deadlineAt !== null && attempt > 1 && !freshDeadline;
+    const deadlineAt = keep ? run.deadlineAt : this.deadlineFrom(step, delayMs);
     const job: StepJob = {
       caseId: run.caseId,
       stepRunId: run.id,
@@ -703,6 +1357,7 @@ export class EngineService {
       payload: job,
       availableAt: new Date(Date.now() + delayMs),
     });
+    if (deadlineAt && !keep) this.setTimer(context, run, deadlineAt);
     await this.repository.insertDisclosure(context.manager, {
       subjectId: context.caseRecord.subjectId,
       caseId: run.caseId,
@@ -710,7 +1365,7 @@ export class EngineService {
       agency: step.agency,
       factRecordIds: records.map((r) => r.id),
       factKeys: step.needs,
-      basis: `case-submission:${run.caseId}`,
+      basis: 'consent',
     });
     await this.setRun(context, run, {
       state: 'ready',
@@ -718,6 +1373,7 @@ export class EngineService {
       disclosedFactIds: records.map((r) => r.id),
       deadlineAt,
       lastError: previousError,
+      ...(keep ? {} : { overdue: false }),
     });
     context.events.push({
       type: 'step-dispatched',
@@ -744,47 +1400,75 @@ export class EngineService {
       run.finishedAt = now;
   }
 
-  /** One transaction on one case, holding its row lock; returns the outbox rows to publish. */
+  /**
+   * One transaction on one case, holding its row lock; returns the outbox rows to publish. With
+   * `subjectId`, a case of another subject is not found (a citizen learns nothing of others').
+   */
   private async inCase(
     caseId: string,
     work: (context: Context) => Promise<void>,
+    options: { subjectId?: string } = {},
   ): Promise<Array<{ id: string } & OutboxMessage>> {
     // Everything read from outside the transaction is read before it opens: a transaction must
     // never wait for a second pooled connection while holding its first (the pool could run dry).
     const unlocked = await this.repository.findCase(caseId);
-    if (!unlocked) throw new DomainError('not-found', 'case-not-found', 'No such case.');
+    const notFound = new DomainError('not-found', 'case-not-found', 'No such case.');
+    if (!unlocked) throw notFound;
+    if (options.subjectId !== undefined && unlocked.subjectId !== options.subjectId) throw notFound;
     const definition = await this.definition(unlocked.definitionId);
-    const { catalogue, validator } = await this.catalogue();
-    const committed = await this.repository.transaction(async (manager) => {
+    const catalogue = await this.catalogue();
+    const { outbox } = await this.repository.transaction(async (manager) => {
       const caseRecord = await this.repository.lockCase(manager, caseId);
-      if (!caseRecord) throw new DomainError('not-found', 'case-not-found', 'No such case.');
-      const previousStatus = caseRecord.status;
-      const runs = await this.repository.stepRuns(caseId, manager);
-      const context: Context = {
-        manager,
-        catalogue,
-        validator,
-        caseRecord,
-        definition,
-        runs: new Map(runs.map((r) => [r.stepId, r])),
-        events: [],
-        outbox: [],
-      };
-      await work(context);
-      await this.repository.appendEvents(manager, caseRecord, context.events);
-      const outbox = await this.repository.insertOutbox(manager, context.outbox);
-      return { outbox, context, previousStatus };
+      if (!caseRecord) throw notFound;
+      return this.withCase(manager, caseRecord, definition, catalogue, work);
     });
-    const { context, previousStatus, outbox } = committed;
-    if (context.events.length > 0) {
-      this.changes.emit({
-        caseRecord: context.caseRecord,
-        previousStatus,
-        events: context.events,
-        steps: [...context.runs.values()],
-        committedAt: new Date(),
+    return outbox;
+  }
+
+  /**
+   * Runs `work` on a case whose row this transaction holds, then appends its events, messages
+   * and outbox rows; listeners hear of it once the caller's transaction has committed.
+   */
+  private async withCase(
+    manager: EntityManager,
+    caseRecord: CaseRecord,
+    definition: DefinitionWithDefaults,
+    { catalogue, validator }: { catalogue: Catalogue; validator: FactValidator },
+    work: (context: Context) => Promise<void>,
+  ): Promise<{ outbox: Array<{ id: string } & OutboxMessage>; context: Context }> {
+    const previousStatus: CaseStatus | null = caseRecord.revision === 0 ? null : caseRecord.status;
+    const [runs, lookups] = await Promise.all([
+      this.repository.stepRuns(caseRecord.id, manager),
+      this.repository.lookupsOfCase(caseRecord.id, manager),
+    ]);
+    const context: Context = {
+      manager,
+      catalogue,
+      validator,
+      caseRecord,
+      definition,
+      runs: new Map(runs.map((r) => [r.stepId, r])),
+      lookups,
+      events: [],
+      outbox: [],
+      messages: [],
+    };
+    await work(context);
+    await this.repository.appendEvents(manager, caseRecord, context.events);
+    await this.repository.insertMessages(manager, context.messages);
+    const outbox = await this.repository.insertOutbox(manager, context.outbox);
+    const change = {
+      caseRecord: context.caseRecord,
+      previousStatus,
+      events: [...context.events],
+      steps: [...context.runs.values()],
+    };
+    if (change.events.length > 0) {
+      // After commit: the transaction's promise resolves only then (see EngineRepository.afterCommit).
+      this.repository.afterCommit(manager, () => {
+        this.changes.emit({ ...change, committedAt: new Date() });
       });
     }
-    return outbox;
+    return { outbox, context };
   }
 }

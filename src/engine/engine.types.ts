@@ -34,6 +34,9 @@ export interface CaseRecord {
   updatedAt: Date;
   submittedAt: Date | null;
   finishedAt: Date | null;
+  /** The checksum of the preview the citizen consented to when submitting, and when. */
+  consentChecksum: string | null;
+  consentedAt: Date | null;
 }
 
 export interface StepRunRecord {
@@ -60,16 +63,80 @@ export interface StepRunRecord {
   updatedAt: Date;
 }
 
+export const FACT_RECORD_SOURCES = ['citizen', 'e-identification', 'agency', 'lookup'] as const;
+/**
+ * Where a record came from: given by the citizen (in case `caseId`), read from their
+ * e-identification, produced by `agency` in step run `stepRunId`, or looked up from `agency`'s
+ * register (look-up `lookupId`).
+ */
+export type FactRecordSource = (typeof FACT_RECORD_SOURCES)[number];
+
 export interface FactRecord {
   id: string;
   subjectId: string;
   factKey: string;
   value: unknown;
-  source: 'citizen' | 'agency' | 'lookup';
+  source: FactRecordSource;
   agency: string | null;
   caseId: string | null;
   stepRunId: string | null;
+  lookupId: string | null;
+  /** The record this one replaced as the subject's current value of the fact. */
+  supersedes: string | null;
   createdAt: Date;
+}
+
+/** A request to an authoritative agency for facts of its register about the case's subject. */
+export interface LookupRecord {
+  id: string;
+  caseId: string;
+  subjectId: string;
+  agency: string;
+  factKeys: string[];
+  /** pending: asked; answered: `foundKeys` recorded, `unavailableKeys` to be asked; failed: all to be asked. */
+  state: 'pending' | 'answered' | 'failed';
+  foundKeys: string[];
+  unavailableKeys: string[];
+  attempt: number;
+  maxAttempts: number;
+  disclosedFactIds: string[];
+  lastError: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+  answeredAt: Date | null;
+}
+
+export const MESSAGE_KINDS = ['decision', 'request', 'receipt', 'notice'] as const;
+export type MessageKind = (typeof MESSAGE_KINDS)[number];
+
+/**
+ * What a message says, rendered in the reader's language by the citizen API. Parameters are
+ * codes, references and dates: never personal data.
+ */
+export const MESSAGE_TEMPLATES = [
+  'case-submitted',
+  'step-awaiting-decision',
+  'step-granted',
+  'step-refused',
+  'task-waiting',
+  'step-overdue',
+  'case-action-required',
+  'case-completed',
+  'case-failed',
+  'case-cancelled',
+  'fewer-answers',
+] as const;
+export type MessageTemplate = (typeof MESSAGE_TEMPLATES)[number];
+
+export interface NewMessage {
+  subjectId: string;
+  caseId?: string;
+  stepId?: string;
+  /** `leo`, or the code of the agency that sends it. */
+  sender: string;
+  kind: MessageKind;
+  template: MessageTemplate;
+  params?: Record<string, unknown>;
 }
 
 export interface CaseEvent {

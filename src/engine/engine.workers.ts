@@ -4,26 +4,32 @@ import {
   type OnApplicationBootstrap,
   type OnModuleDestroy,
 } from '@nestjs/common';
-import { ENGINE_RESULTS_QUEUE, STEP_RESULT, type ResultJobs } from '#agency-contract';
+import { ConfigService } from '@nestjs/config';
+import {
+  ENGINE_RESULTS_QUEUE,
+  LOOKUP_RESULT,
+  STEP_RESULT,
+  type ResultJobs,
+} from '#agency-contract';
+import type { EngineConfig, ResolvedConfig } from '../config/config.schema.js';
 import { QueueService } from '../queue/queue.service.js';
+import { ENGINE_TIMERS_QUEUE, STEP_DEADLINE, type TimerJobs } from './engine.jobs.js';
 import { EngineService } from './engine.service.js';
 import { OutboxRelay } from './outbox.relay.js';
 import { Reconciler } from './reconciler.js';
 
-const SWEEP_INTERVAL_MS = 1_000;
-/** How often unanswered steps are looked for, and how old they must be to be re-dispatched. */
-const RECONCILE_INTERVAL_MS = 30_000;
-const RECONCILE_AFTER_MS = 5 * 60_000;
-
 /**
- * The engine role's background work: applying results from the results queue; every second,
- * publishing outbox rows the fast path missed; every half minute, re-dispatching steps left
- * unanswered (after Redis lost its data) and escalating steps past their deadline.
+ * The engine role's background work: applying results from the results queue and firing
+ * deadline timers; every LEO_OUTBOX_SWEEP_INTERVAL_MS, publishing outbox rows the fast path
+ * missed; every LEO_RECONCILE_INTERVAL_MS, re-dispatching steps and look-ups left unanswered
+ * (after Redis lost its data) and escalating steps past their deadline whose timer was lost.
  */
 @Injectable()
 export class EngineWorkers implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(EngineWorkers.name);
-  private timer: NodeJS.Timeout | undefined;
+  private readonly settings: EngineConfig;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private reconcileTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<unknown> = Promise.resolve();
 
   constructor(
@@ -31,35 +37,51 @@ export class EngineWorkers implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly engine: EngineService,
     private readonly relay: OutboxRelay,
     private readonly reconciler: Reconciler,
-  ) {}
+    config: ConfigService<ResolvedConfig, true>,
+  ) {
+    this.settings = config.get('engine', { infer: true });
+  }
 
   onApplicationBootstrap(): void {
     this.queues.worker<ResultJobs, string>(
       ENGINE_RESULTS_QUEUE,
-      { [STEP_RESULT]: (result) => this.engine.applyResult(result) },
+      {
+        [STEP_RESULT]: (result) => this.engine.applyResult(result),
+        [LOOKUP_RESULT]: (result) => this.engine.applyLookupResult(result),
+      },
       { concurrency: 16 },
     );
-    let ticks = 0;
-    this.timer = setInterval(() => {
-      ticks += 1;
-      const reconcile = ticks % Math.round(RECONCILE_INTERVAL_MS / SWEEP_INTERVAL_MS) === 0;
+    this.queues.worker<TimerJobs, string>(
+      ENGINE_TIMERS_QUEUE,
+      { [STEP_DEADLINE]: (job) => this.engine.stepDeadlinePassed(job) },
+      { concurrency: 4 },
+    );
+    // One chain of housekeeping per process: a slow round delays the next, never overlaps it.
+    const chain = (what: string, work: () => Promise<unknown>): void => {
       this.sweeping = this.sweeping.then(async () => {
         try {
-          await this.relay.sweep();
-          if (reconcile) {
-            await this.reconciler.reconcile(RECONCILE_AFTER_MS);
-            await this.engine.escalateOverdue();
-          }
+          await work();
         } catch (error) {
-          this.logger.warn({ err: error }, 'engine housekeeping failed');
+          this.logger.warn({ err: error, what }, 'engine housekeeping failed');
         }
       });
-    }, SWEEP_INTERVAL_MS);
-    this.timer.unref();
+    };
+    this.sweepTimer = setInterval(() => {
+      chain('outbox sweep', () => this.relay.sweep());
+    }, this.settings.outboxSweepIntervalMs);
+    this.reconcileTimer = setInterval(() => {
+      chain('reconcile', async () => {
+        await this.reconciler.reconcile(this.settings.reconcileAfterMs);
+        await this.engine.escalateOverdue();
+      });
+    }, this.settings.reconcileIntervalMs);
+    this.sweepTimer.unref();
+    this.reconcileTimer.unref();
   }
 
   async onModuleDestroy(): Promise<void> {
-    clearInterval(this.timer);
+    clearInterval(this.sweepTimer);
+    clearInterval(this.reconcileTimer);
     await this.sweeping;
   }
 }

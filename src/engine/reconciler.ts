@@ -1,9 +1,12 @@
 import { Injectable, Logger } from '@nestjs/common';
 import {
+  FACT_LOOKUP,
   STEP_EXECUTE,
   agencyQueueName,
+  lookupJobId,
   stepJobId,
   type FactValue,
+  type LookupJob,
   type StepJob,
 } from '#agency-contract';
 import { EngineRepository } from './engine.repository.js';
@@ -11,11 +14,13 @@ import type { OutboxMessage } from './engine.types.js';
 import { OutboxRelay } from './outbox.relay.js';
 
 /**
- * Re-dispatches, from Postgres, every step that was handed to a queue and has not been answered
- * for a while: the recovery after Redis lost its data or restarted empty (invariant 1). The job
- * is the same (same id, same facts: exactly the records disclosed for that attempt), so when it
- * still exists in Redis the publication is a no-op, and when it ran already the adapter's
- * idempotency key turns the repeat into the recorded answer.
+ * Re-dispatches, from Postgres, every step and look-up that was handed to a queue and has not
+ * been answered for a while: the recovery after Redis lost its data or restarted empty
+ * (invariant 1). The job is the same (same id, same facts: exactly the records disclosed for
+ * that attempt), so when it still exists in Redis the publication is a no-op, and when it ran
+ * already the adapter's idempotency key turns the repeat into the recorded answer. A step
+ * awaiting a decision well past its expected date is asked again the same way: the adapter
+ * answers with the decision if it has made one (a report lost with Redis' data).
  */
 @Injectable()
 export class Reconciler {
@@ -29,9 +34,17 @@ export class Reconciler {
   async reconcile(olderThanMs: number, limit = 200): Promise<number> {
     const outbox = await this.repository.transaction(async (manager) => {
       const stale = await this.repository.claimStale(manager, olderThanMs, limit);
+      const lookups = await this.repository.claimStaleLookups(manager, olderThanMs, limit);
       const messages: OutboxMessage[] = [];
+      const disclosed = await this.repository.factRecordsByIds(manager, [
+        ...stale.flatMap((r) => r.disclosedFactIds),
+        ...lookups.flatMap((l) => l.disclosedFactIds),
+      ]);
+      const facts = (ids: string[]): Record<string, FactValue> =>
+        Object.fromEntries(
+          disclosed.filter((r) => ids.includes(r.id)).map((r) => [r.factKey, r.value as FactValue]),
+        );
       for (const run of stale) {
-        const records = await this.repository.factRecordsByIds(manager, run.disclosedFactIds);
         const job: StepJob = {
           caseId: run.caseId,
           stepRunId: run.id,
@@ -39,7 +52,7 @@ export class Reconciler {
           action: run.action,
           attempt: run.attempt,
           idempotencyKey: run.id,
-          facts: Object.fromEntries(records.map((r) => [r.factKey, r.value as FactValue])),
+          facts: facts(run.disclosedFactIds),
           ...(run.deadlineAt ? { deadline: run.deadlineAt.toISOString() } : {}),
         };
         messages.push({
@@ -50,8 +63,29 @@ export class Reconciler {
         });
         await this.repository.touchStepRun(manager, run.id);
       }
-      if (stale.length > 0)
-        this.logger.warn({ steps: stale.length }, 're-dispatching unanswered steps');
+      for (const lookup of lookups) {
+        const job: LookupJob = {
+          caseId: lookup.caseId,
+          lookupId: lookup.id,
+          attempt: lookup.attempt,
+          idempotencyKey: lookup.id,
+          facts: facts(lookup.disclosedFactIds),
+          factKeys: lookup.factKeys,
+        };
+        messages.push({
+          queue: agencyQueueName(lookup.agency),
+          jobName: FACT_LOOKUP,
+          jobId: lookupJobId(lookup.id, lookup.attempt),
+          payload: job,
+        });
+        await this.repository.touchLookup(manager, lookup.id);
+      }
+      if (messages.length > 0) {
+        this.logger.warn(
+          { steps: stale.length, lookups: lookups.length },
+          're-dispatching unanswered steps and look-ups',
+        );
+      }
       return this.repository.insertOutbox(manager, messages);
     });
     await this.relay.publish(outbox);

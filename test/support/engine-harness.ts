@@ -1,18 +1,27 @@
 import { readFileSync } from 'node:fs';
 import {
   ENGINE_RESULTS_QUEUE,
+  FACT_LOOKUP,
+  LOOKUP_RESULT,
   STEP_CANCEL,
   STEP_EXECUTE,
   STEP_RESULT,
   agencyQueueName,
+  lookupResultJobId,
   resultJobId,
   type AgencyJobs,
+  type FactValue,
+  type LookupJob,
+  type LookupOutcome,
+  type LookupResult,
   type ResultJobs,
   type StepCancelJob,
   type StepJob,
   type StepOutcome,
   type StepResult,
 } from '#agency-contract';
+import type { EngineRepository } from '../../src/engine/engine.repository.js';
+import type { EngineService } from '../../src/engine/engine.service.js';
 import type { QueueService } from '../../src/queue/queue.service.js';
 import { sql, type TestDatabase } from './test-env.js';
 
@@ -28,6 +37,23 @@ export const WORKLOAD_FACTS = JSON.parse(
 
 /** A sole trader's organisation number is their personal identity number. */
 export const WORKLOAD_ORG_NUMBER = '19901211-9948';
+
+/** The workload's personal identity number: what the citizen's e-identification carries. */
+export const WORKLOAD_PERSONAL_NUMBER = WORKLOAD_FACTS['person.personalNumber'] as string;
+
+/** What the population register holds of the workload's citizen: looked up, never asked. */
+export const WORKLOAD_REGISTER: Record<string, FactValue> = {
+  'person.name': WORKLOAD_FACTS['person.name'] as FactValue,
+  'person.address': WORKLOAD_FACTS['person.address'] as FactValue,
+  'person.municipalityCode': '0780',
+};
+
+/** The workload's answers: what the citizen gives (everything but identity and register facts). */
+export const WORKLOAD_ANSWERS: Record<string, unknown> = Object.fromEntries(
+  Object.entries(WORKLOAD_FACTS).filter(
+    ([key]) => key !== 'person.personalNumber' && !(key in WORKLOAD_REGISTER),
+  ),
+);
 
 export const F_TAX_STATUS = { taxForm: 'F', validFrom: '2026-12-01' };
 
@@ -59,10 +85,15 @@ const DEFAULT_ANSWERS: Record<string, () => StepOutcome> = {
  */
 export type Script = (job: StepJob) => StepOutcome | undefined | null;
 
+/** How a scripted agency answers a look-up: undefined means from WORKLOAD_REGISTER, null none. */
+export type LookupScript = (job: LookupJob) => LookupOutcome | undefined | null;
+
 export interface ScriptedAgencies {
   received: StepJob[];
   cancelled: StepCancelJob[];
+  lookups: LookupJob[];
   setScript(script: Script): void;
+  setLookupScript(script: LookupScript): void;
 }
 
 /**
@@ -70,12 +101,17 @@ export interface ScriptedAgencies {
  * rejections, pending decisions and protocol violations at will.
  */
 export function scriptedAgencies(queues: QueueService, agencies: string[]): ScriptedAgencies {
-  const state: ScriptedAgencies & { script: Script } = {
+  const state: ScriptedAgencies & { script: Script; lookupScript: LookupScript } = {
     received: [],
     cancelled: [],
+    lookups: [],
     script: () => undefined,
+    lookupScript: () => undefined,
     setScript(script) {
       state.script = script;
+    },
+    setLookupScript(script) {
+      state.lookupScript = script;
     },
   };
   for (const agency of agencies) {
@@ -100,6 +136,31 @@ export function scriptedAgencies(queues: QueueService, agencies: string[]): Scri
       },
       [STEP_CANCEL]: async (job) => {
         state.cancelled.push(job);
+      },
+      [FACT_LOOKUP]: async (job) => {
+        state.lookups.push(job);
+        const scripted = state.lookupScript(job);
+        if (scripted === null) return undefined;
+        const answer: LookupOutcome = scripted ?? {
+          outcome: 'found',
+          facts: Object.fromEntries(
+            job.factKeys
+              .filter((k) => k in WORKLOAD_REGISTER)
+              .map((k) => [k, WORKLOAD_REGISTER[k] as FactValue]),
+          ),
+          unavailable: job.factKeys.filter((k) => !(k in WORKLOAD_REGISTER)),
+        };
+        const result: LookupResult = {
+          lookupId: job.lookupId,
+          attempt: job.attempt,
+          agency,
+          result: answer,
+          reportedAt: new Date().toISOString(),
+        };
+        await queues
+          .queue<ResultJobs>(ENGINE_RESULTS_QUEUE)
+          .add(LOOKUP_RESULT, result, { jobId: lookupResultJobId(result) });
+        return undefined;
       },
     });
   }
@@ -159,4 +220,55 @@ export async function waitForStep(
     (r) => `step ${stepId} is ${r?.state ?? 'missing'}, not ${state}`,
     timeoutMs,
   );
+}
+
+/**
+ * Opens a case for a new subject as the citizen API does (identity from e-identification,
+ * answers validated, look-ups dispatched) and waits until it is resolved (nothing is being
+ * looked up); returns its id and subject.
+ */
+export async function openResolvedCase(
+  engine: EngineService,
+  repository: EngineRepository,
+  input: {
+    lifeEventKey?: string;
+    answers?: Record<string, unknown>;
+    personalNumber?: string;
+    subjectId?: string;
+  } = {},
+  timeoutMs = 20_000,
+): Promise<{ caseId: string; subjectId: string }> {
+  const subjectId = input.subjectId ?? (await repository.createSubject());
+  const opened = await engine.openCase({
+    subjectId,
+    lifeEventKey: input.lifeEventKey ?? 'start-business',
+    personalNumber: input.personalNumber ?? WORKLOAD_PERSONAL_NUMBER,
+    answers: input.answers ?? WORKLOAD_ANSWERS,
+  });
+  await poll(
+    () => engine.resolution(opened.id),
+    (r) => r.resolution.state !== 'resolving',
+    (r) => `case ${opened.id} is still ${r.resolution.state}`,
+    timeoutMs,
+  );
+  return { caseId: opened.id, subjectId };
+}
+
+/** Submits a resolved case with consent to its current preview. */
+export async function submitWithConsent(engine: EngineService, caseId: string): Promise<void> {
+  const { resolution, preview } = await engine.resolution(caseId);
+  if (!preview)
+    throw new Error(`case ${caseId} is ${resolution.state}: ${resolution.toAsk.join(', ')}`);
+  await engine.submitCase(caseId, { previewChecksum: preview.checksum });
+}
+
+/** Opens, resolves and submits a case: the engine-level path of a citizen's whole errand. */
+export async function startCase(
+  engine: EngineService,
+  repository: EngineRepository,
+  input: Parameters<typeof openResolvedCase>[2] = {},
+): Promise<string> {
+  const { caseId } = await openResolvedCase(engine, repository, input);
+  await submitWithConsent(engine, caseId);
+  return caseId;
 }

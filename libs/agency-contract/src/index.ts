@@ -7,11 +7,13 @@ export {
   RESULT_JOB_OPTIONS,
   createAgencyWorker,
   describeHandlerError,
+  isLookupOutcome,
   isStepOutcome,
   type AgencyWorker,
   type AgencyWorkerLogger,
   type AgencyWorkerOptions,
   type CancelContext,
+  type LookupHandler,
   type StepHandler,
   type StepHandlerContext,
 } from './worker.js';

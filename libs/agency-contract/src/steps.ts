@@ -6,8 +6,10 @@
 /** Job names on an agency queue (`agency.<code>`). */
 export const STEP_EXECUTE = 'step.execute';
 export const STEP_CANCEL = 'step.cancel';
-/** Job name on the results queue (`engine.results`). */
+export const FACT_LOOKUP = 'fact.lookup';
+/** Job names on the results queue (`engine.results`). */
 export const STEP_RESULT = 'step.result';
+export const LOOKUP_RESULT = 'lookup.result';
 
 /** A fact value as JSON: what the fact catalogue's JSON Schema of that fact allows. */
 export type FactValue =
@@ -69,11 +71,58 @@ export const stepJobId = (stepRunId: string, attempt: number): string => `${step
 export const resultJobId = (result: Pick<StepResult, 'stepRunId' | 'attempt' | 'result'>): string =>
   `${result.stepRunId}.${result.attempt}.${result.result.outcome}`;
 
+/**
+ * Tell leo what your register holds about a person: leo asks the agency that is the
+ * authoritative source of a fact (the population register at Skatteverket for name and address)
+ * instead of asking the citizen. Reading has no effect, so a look-up may be answered any number
+ * of times; answer each delivery from the register as it is.
+ */
+export interface LookupJob {
+  caseId: string;
+  lookupId: string;
+  /** 1 for the first attempt; retries after a retryable error count up. */
+  attempt: number;
+  /** The look-up's id, the same for every attempt and re-delivery. */
+  idempotencyKey: string;
+  /** Whom the look-up is about: exactly the facts that identify the person (their personnummer). */
+  facts: Record<string, FactValue>;
+  /** The facts asked for: only facts this agency is the authoritative source of. */
+  factKeys: string[];
+}
+
+/** The adapter's answer to one look-up attempt. */
+export type LookupOutcome =
+  /**
+   * What the register holds, by fact key (only keys asked for); `unavailable` names keys the
+   * register has no value for (leo then asks the citizen). A key in neither counts as unavailable.
+   */
+  | { outcome: 'found'; facts: Record<string, FactValue>; unavailable?: string[] }
+  /** Failed for a passing reason: leo retries, then asks the citizen. */
+  | { outcome: 'retryable-error'; code: string; reason: string };
+
+export interface LookupResult {
+  lookupId: string;
+  attempt: number;
+  /** The agency answering: leo checks it is the one asked. */
+  agency: string;
+  result: LookupOutcome;
+  /** ISO 8601 time the agency produced the answer. */
+  reportedAt: string;
+}
+
+export const lookupJobId = (lookupId: string, attempt: number): string =>
+  `${lookupId}.${attempt}.lookup`;
+export const lookupResultJobId = (
+  result: Pick<LookupResult, 'lookupId' | 'attempt' | 'result'>,
+): string => `${result.lookupId}.${result.attempt}.lookup.${result.result.outcome}`;
+
 export interface AgencyJobs {
   [STEP_EXECUTE]: StepJob;
   [STEP_CANCEL]: StepCancelJob;
+  [FACT_LOOKUP]: LookupJob;
 }
 
 export interface ResultJobs {
   [STEP_RESULT]: StepResult;
+  [LOOKUP_RESULT]: LookupResult;
 }

@@ -17,10 +17,16 @@ import {
 } from 'bullmq';
 import { ENGINE_RESULTS_QUEUE, agencyQueueName } from './queues.js';
 import {
+  FACT_LOOKUP,
+  LOOKUP_RESULT,
   STEP_CANCEL,
   STEP_EXECUTE,
   STEP_RESULT,
+  lookupResultJobId,
   resultJobId,
+  type LookupJob,
+  type LookupOutcome,
+  type LookupResult,
   type StepCancelJob,
   type StepJob,
   type StepOutcome,
@@ -48,6 +54,12 @@ export interface StepHandlerContext {
 /** Performs one step's action. Must be idempotent by `job.idempotencyKey`. */
 export type StepHandler = (job: StepJob, context: StepHandlerContext) => Promise<StepOutcome>;
 
+/**
+ * Answers a look-up from the agency's register: the values it holds for `job.factKeys` about the
+ * person `job.facts` identifies. Reading makes no effect; answer every delivery afresh.
+ */
+export type LookupHandler = (job: LookupJob, context: StepHandlerContext) => Promise<LookupOutcome>;
+
 export interface CancelContext {
   log: AgencyWorkerLogger;
 }
@@ -61,6 +73,11 @@ export interface AgencyWorkerOptions {
   prefix?: string;
   /** One handler per action name. A job for any other action is rejected (`unknown-action`). */
   handlers: Readonly<Record<string, StepHandler>>;
+  /**
+   * Answers `fact.lookup` jobs, for an agency that is the authoritative source of some facts.
+   * Without it every look-up is answered with all its keys unavailable (leo asks the citizen).
+   */
+  lookup?: LookupHandler;
   /** Called for `step.cancel`: leo cancelled the case; stop work on the step if you can. */
   onCancel?: (job: StepCancelJob, context: CancelContext) => Promise<void>;
   /** Jobs processed at once by this worker. Default 8. */
@@ -141,6 +158,36 @@ export function isStepOutcome(value: unknown): value is StepOutcome {
     default:
       return isNonEmptyString(value.code) && typeof value.reason === 'string';
   }
+}
+
+/** Does `value` have the shape of a LookupOutcome? (Fact values are checked by leo.) */
+export function isLookupOutcome(value: unknown): value is LookupOutcome {
+  if (!isRecord(value)) return false;
+  if (value.outcome === 'found') {
+    return (
+      isRecord(value.facts) &&
+      (value.unavailable === undefined ||
+        (Array.isArray(value.unavailable) && value.unavailable.every(isNonEmptyString)))
+    );
+  }
+  return (
+    value.outcome === 'retryable-error' &&
+    isNonEmptyString(value.code) &&
+    typeof value.reason === 'string'
+  );
+}
+
+function isLookupJob(value: unknown): value is LookupJob {
+  return (
+    isRecord(value) &&
+    isNonEmptyString(value.lookupId) &&
+    isNonEmptyString(value.caseId) &&
+    Number.isInteger(value.attempt) &&
+    (value.attempt as number) >= 1 &&
+    isRecord(value.facts) &&
+    Array.isArray(value.factKeys) &&
+    value.factKeys.every(isNonEmptyString)
+  );
 }
 
 /** The ids a result needs; without them a job cannot be answered at all. */
@@ -249,7 +296,7 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
  * fails the job fails and bullmq (or leo's reconciler) delivers it again.
  */
 export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
-  const { agency, connection, handlers, onCancel } = options;
+  const { agency, connection, handlers, onCancel, lookup } = options;
   const queueName = agencyQueueName(agency);
   const prefix = options.prefix ?? '{leo}';
   const concurrency = positiveInteger('concurrency', options.concurrency, DEFAULT_CONCURRENCY);
@@ -395,6 +442,69 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
     return answer(data, outcome);
   }
 
+  async function publishLookup(result: LookupResult): Promise<void> {
+    await results.add(LOOKUP_RESULT, result, {
+      ...RESULT_JOB_OPTIONS,
+      jobId: lookupResultJobId(result),
+    });
+  }
+
+  /** Answers a look-up under the attempt's time limit; a failure is a retryable error. */
+  async function lookUp(data: unknown): Promise<unknown> {
+    if (!isLookupJob(data)) {
+      throw new UnrecoverableError(`${FACT_LOOKUP} job without a look-up id, attempt or keys`);
+    }
+    const jobLog = bind(log, { lookupId: data.lookupId, attempt: data.attempt });
+    let outcome: LookupOutcome;
+    if (!lookup) {
+      outcome = { outcome: 'found', facts: {}, unavailable: data.factKeys };
+    } else {
+      const controller = new AbortController();
+      const timer = setTimeout(() => {
+        controller.abort(new AttemptTimeout(timeoutMs));
+      }, timeoutMs);
+      const aborted = new Promise<never>((_, reject) => {
+        controller.signal.addEventListener(
+          'abort',
+          () => {
+            reject(controller.signal.reason as Error);
+          },
+          { once: true },
+        );
+      });
+      const handled = Promise.resolve().then(() =>
+        lookup(data, { signal: controller.signal, log: jobLog }),
+      );
+      handled.catch(() => undefined);
+      try {
+        const answered = await Promise.race([handled, aborted]);
+        outcome = isLookupOutcome(answered)
+          ? answered
+          : { outcome: 'retryable-error', code: 'adapter-error', reason: 'invalid look-up answer' };
+      } catch (error) {
+        const timedOut = error instanceof AttemptTimeout;
+        if (!timedOut) jobLog.error(describeHandlerError(error), 'the look-up handler failed');
+        outcome = timedOut
+          ? {
+              outcome: 'retryable-error',
+              code: 'timeout',
+              reason: `no answer within ${timeoutMs} ms`,
+            }
+          : { outcome: 'retryable-error', code: 'adapter-error', reason: 'the look-up failed' };
+      } finally {
+        clearTimeout(timer);
+      }
+    }
+    await publishLookup({
+      lookupId: data.lookupId,
+      attempt: data.attempt,
+      agency,
+      result: outcome,
+      reportedAt: new Date().toISOString(),
+    });
+    return { outcome: outcome.outcome };
+  }
+
   async function cancel(data: unknown): Promise<unknown> {
     if (!isStepCancelJob(data)) {
       throw new UnrecoverableError(`${STEP_CANCEL} job without a step run, action or key`);
@@ -418,6 +528,8 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
           return execute(job.data, signal);
         case STEP_CANCEL:
           return cancel(job.data);
+        case FACT_LOOKUP:
+          return lookUp(job.data);
         default:
           throw new UnrecoverableError(`no handler for job ${JSON.stringify(job.name)}`);
       }

@@ -10,6 +10,7 @@ import {
   type FactType,
   type LocalisedText,
   type Sensitivity,
+  parseIsoDuration,
 } from '#workflow';
 import { createSchemaCompiler } from './schema.js';
 
@@ -344,6 +345,7 @@ function readFact(entry: unknown, at: Problems): FactType | undefined {
     'description',
     'sensitivity',
     'source',
+    'maxAge',
   ]);
   if (!object) return undefined;
   const before = at.count();
@@ -367,9 +369,22 @@ function readFact(entry: unknown, at: Problems): FactType | undefined {
 
   const source = readSource(object.source, at);
 
+  const maxAge = object.maxAge;
+  if (maxAge !== undefined && (typeof maxAge !== 'string' || !parseIsoDuration(maxAge))) {
+    at.add('/maxAge', 'must be an ISO 8601 duration such as P1D or PT12H');
+  }
+
   if (at.count() !== before || !key || !label || !schema || !sensitivity || !source)
     return undefined;
-  return { key, schema, label, ...(description ? { description } : {}), sensitivity, source };
+  return {
+    key,
+    schema,
+    label,
+    ...(description ? { description } : {}),
+    sensitivity,
+    source,
+    ...(typeof maxAge === 'string' ? { maxAge } : {}),
+  };
 }
 
 function readSource(value: unknown, at: Problems): FactSource | undefined {

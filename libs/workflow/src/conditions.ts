@@ -76,6 +76,12 @@ function argumentList(args: unknown): unknown[] {
 }
 
 /** Every problem and every fact read in a rule, without evaluating it. */
+/** The fact keys (of `factKeys`) a condition reads: `person.address.postalCode` reads `person.address`. */
+export function conditionFacts(rule: unknown, factKeys: ReadonlySet<string>): string[] {
+  const keys = analyseRule(rule).reads.map((r) => longestPrefix(r.path, factKeys) ?? r.path);
+  return [...new Set(keys)].sort();
+}
+
 export function analyseRule(rule: unknown): RuleAnalysis {
   const analysis: RuleAnalysis = { problems: [], reads: [] };
   walk(rule, '', 0, analysis);

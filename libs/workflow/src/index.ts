@@ -16,7 +16,7 @@ export { validate } from './validate.js';
 export { DEFAULT_FAILURE_POLICY, DEFAULT_RETRY_POLICY, withDefaults } from './defaults.js';
 export { dependencies } from './graph.js';
 export { plan } from './plan.js';
-export { WHEN_OPERATORS, describeRule, evaluateCondition } from './conditions.js';
+export { WHEN_OPERATORS, conditionFacts, describeRule, evaluateCondition } from './conditions.js';
 export { toMermaid } from './mermaid.js';
 export { canonicalJson, definitionChecksum } from './canonical.js';
 export { nominalDurationMs, parseIsoDuration, type IsoDuration } from './duration.js';

@@ -105,6 +105,11 @@ export interface FactType {
   description?: LocalisedText;
   sensitivity: Sensitivity;
   source: FactSource;
+  /**
+   * ISO 8601 duration: how long a record of this fact may be reused by later cases (a register
+   * value may change). Absent: a record stays valid until a newer one supersedes it.
+   */
+  maxAge?: string;
 }
 
 export interface AgencyAction {

@@ -1,9 +1,13 @@
 import { granted, type MockAgency } from '../mock-agency.js';
+import { receivesPension } from '../registers.js';
 
 /** Pensionsmyndigheten: notices, and the survivor's pension, decided on eligibility. */
 export const pensionsmyndigheten: MockAgency = {
   code: 'pensionsmyndigheten',
   referencePrefix: 'PM',
+  lookups: {
+    'person.receivesPension': ({ personalNumber }) => receivesPension(personalNumber),
+  },
   actions: {
     'notify-change-of-address': { decide: () => granted() },
     'notify-death': { decide: () => granted() },

@@ -1,6 +1,13 @@
+import type { FactValue } from '#agency-contract';
 import { FORMAT_CHECKS } from '#facts';
 import { canonicalOrganisationNumber, vatNumber } from '../organisation-number.js';
-import { deathRecord, municipalityOfAddress } from '../registers.js';
+import {
+  deathRecord,
+  municipalityOfAddress,
+  originalAddress,
+  registeredName,
+  youngestChild,
+} from '../registers.js';
 import {
   IncompleteApplication,
   granted,
@@ -8,6 +15,7 @@ import {
   swedishDate,
   type Facts,
   type MockAgency,
+  type MockLookupContext,
 } from '../mock-agency.js';
 
 const isPersonnummer = (value: string): boolean => FORMAT_CHECKS.personnummer(value);
@@ -18,10 +26,24 @@ function organisationNumber(facts: Facts): string {
   return value;
 }
 
+/** The registered address: the latest granted change of address, else the original one. */
+async function registeredAddress(context: MockLookupContext): Promise<FactValue> {
+  return (await context.registeredMove()) ?? originalAddress(context.personalNumber);
+}
+
 /** Skatteverket: taxes (F-tax, VAT, employers) and the population register. */
 export const skatteverket: MockAgency = {
   code: 'skatteverket',
   referencePrefix: 'SKV',
+  // Folkbokföringen: the person's registered name and address, the municipality of that
+  // address, and their youngest child.
+  lookups: {
+    'person.name': ({ personalNumber }) => registeredName(personalNumber),
+    'person.address': registeredAddress,
+    'person.municipalityCode': async (context) =>
+      municipalityOfAddress(await registeredAddress(context)),
+    'child.personalNumber': ({ personalNumber, today }) => youngestChild(personalNumber, today),
+  },
   actions: {
     // Decided after review; approved from the day the application came in. F rather than FA:
     // whether the applicant is also employed is not among what the step sends.

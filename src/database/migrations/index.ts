@@ -1,6 +1,7 @@
 import type { MigrationInterface } from 'typeorm';
 import { Definitions1763884800000 } from './1763884800000-definitions.js';
 import { Engine1763884900000 } from './1763884900000-engine.js';
+import { OnceOnly1764633600000 } from './1764633600000-once-only.js';
 
 type MigrationClass = new () => MigrationInterface;
 
@@ -8,4 +9,8 @@ type MigrationClass = new () => MigrationInterface;
  * Every migration, in order. Listed explicitly rather than found by a glob, so the set that runs
  * is the set that was compiled and reviewed. `npm run migration:generate` appends here.
  */
-export const MIGRATIONS: MigrationClass[] = [Definitions1763884800000, Engine1763884900000];
+export const MIGRATIONS: MigrationClass[] = [
+  Definitions1763884800000,
+  Engine1763884900000,
+  OnceOnly1764633600000,
+];

@@ -1,0 +1,399 @@
+import { createHash } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import type { FactValue } from '#agency-contract';
+import {
+  withDefaults,
+  type Catalogue,
+  type DefinitionWithDefaults,
+  type LocalisedText,
+} from '#workflow';
+import type { CitizenPrincipal } from '../auth/principal.js';
+import { DomainError } from '../common/domain-error.js';
+import { DefinitionsRepository } from '../definitions/definitions.repository.js';
+import { CaseSignals } from '../engine/case-signals.js';
+import { EngineRepository } from '../engine/engine.repository.js';
+import { EngineService } from '../engine/engine.service.js';
+import type { CaseRecord, FactRecord, StepRunRecord } from '../engine/engine.types.js';
+import {
+  relevantInputs,
+  resolve,
+  usableFacts,
+  type Preview,
+  type PreviewSource,
+  type Resolution,
+} from '../engine/resolution.js';
+import type {
+  CaseViewDto,
+  FactStatusDto,
+  LifeEventSummaryDto,
+  PreviewDto,
+  QuestionDto,
+  StepViewDto,
+} from './citizen.dto.js';
+
+const SUBJECT_CACHE_SIZE = 10_000;
+const DEFINITIONS_TTL_MS = 5_000;
+
+const iso = (d: Date | null | undefined): string | null => (d ? d.toISOString() : null);
+
+/**
+ * The citizen's use cases over the engine: which life events exist and what each would ask of
+ * them, a case as they see it (what is reused, looked up, still to answer; each step's state),
+ * the preview they consent to. Every operation is bound to the caller's subject: another
+ * citizen's case is not found.
+ */
+@Injectable()
+export class CitizenService {
+  private readonly subjects = new Map<string, string>();
+  private definitionsCache: { at: number; definitions: DefinitionWithDefaults[] } | undefined;
+
+  constructor(
+    private readonly engine: EngineService,
+    private readonly engineRepository: EngineRepository,
+    private readonly definitionsRepository: DefinitionsRepository,
+    private readonly signals: CaseSignals,
+  ) {}
+
+  /**
+   * The pseudonymous subject of a signed-in citizen, created on first sight. Found by a digest
+   * of the identity number (the same person whatever identity provider they came through).
+   */
+  async subjectOf(principal: CitizenPrincipal): Promise<string> {
+    const digest = createHash('sha256')
+      .update(`se-personal-identity-number:${principal.personalNumber}`)
+      .digest('hex');
+    const cached = this.subjects.get(digest);
+    if (cached) return cached;
+    const subjectId = await this.engineRepository.subjectByDigest(digest);
+    if (this.subjects.size >= SUBJECT_CACHE_SIZE) this.subjects.clear();
+    this.subjects.set(digest, subjectId);
+    return subjectId;
+  }
+
+  private async published(): Promise<DefinitionWithDefaults[]> {
+    if (!this.definitionsCache || Date.now() - this.definitionsCache.at > DEFINITIONS_TTL_MS) {
+      const rows = await this.definitionsRepository.listPublished();
+      const current = new Map<string, DefinitionWithDefaults>();
+      for (const row of rows)
+        if (!current.has(row.key)) current.set(row.key, withDefaults(row.body));
+      this.definitionsCache = { at: Date.now(), definitions: [...current.values()] };
+    }
+    return this.definitionsCache.definitions;
+  }
+
+  /** The title of a life event by key (its current version's), or the key itself. */
+  async lifeEventTitles(): Promise<(key: string) => LocalisedText> {
+    const titles = new Map((await this.published()).map((d) => [d.key, d.title]));
+    return (key) => titles.get(key) ?? { sv: key, en: key };
+  }
+
+  /**
+   * The life events a citizen can start, each with what it would ask of them today given what
+   * is on file (and what it would look up instead of asking).
+   */
+  async lifeEvents(subjectId: string): Promise<LifeEventSummaryDto[]> {
+    const [{ catalogue }, definitions, records] = await Promise.all([
+      this.engine.catalogue(),
+      this.published(),
+      this.engineRepository.currentFacts(subjectId),
+    ]);
+    const facts = usableFacts(records.values(), catalogue, '');
+    return definitions.map((definition) => {
+      const resolution = resolve({ definition, catalogue, facts, lookups: [] });
+      return {
+        key: definition.key,
+        title: definition.title,
+        description: definition.description,
+        agencies: [...new Set(definition.steps.map((s) => s.agency))].sort(),
+        questions: resolution.toAsk.length,
+        lookups: [...resolution.toLookUp.values()].flat().length,
+        reused: relevantInputs(definition, resolution).filter((k) => facts.has(k)).length,
+      };
+    });
+  }
+
+  // ---- cases ----------------------------------------------------------------------------
+
+  async openCase(
+    principal: CitizenPrincipal,
+    subjectId: string,
+    input: { lifeEvent: string; answers: Record<string, unknown> },
+    waitSeconds: number,
+  ): Promise<CaseViewDto> {
+    const opened = await this.engine.openCase({
+      subjectId,
+      lifeEventKey: input.lifeEvent,
+      personalNumber: principal.personalNumber,
+      answers: input.answers,
+    });
+    if (waitSeconds > 0) {
+      // Prefer: wait — answer once the look-ups are back, so the front-end can show the
+      // questions that remain in one round trip.
+      await this.signals.waitFor(
+        opened.id,
+        async () => {
+          const { resolution } = await this.engine.resolution(opened.id);
+          return resolution.state === 'resolving' ? undefined : true;
+        },
+        waitSeconds * 1_000,
+        250,
+      );
+    }
+    return this.caseView(subjectId, opened.id);
+  }
+
+  /** The case as its citizen sees it; another's case is not found. */
+  async caseView(subjectId: string, caseId: string): Promise<CaseViewDto> {
+    const { caseRecord, resolution } = await this.owned(subjectId, caseId);
+    const [definition, { catalogue }, runs, records] = await Promise.all([
+      this.engine.definition(caseRecord.definitionId),
+      this.engine.catalogue(),
+      this.engineRepository.stepRuns(caseId),
+      caseRecord.status === 'open'
+        ? this.engineRepository.currentFacts(subjectId)
+        : Promise.resolve(new Map<string, FactRecord>()),
+    ]);
+    const indexOf = new Map(definition.steps.map((s, i) => [s.id, i]));
+    const order = (stepId: string): number => indexOf.get(stepId) ?? Number.MAX_SAFE_INTEGER;
+    const view: CaseViewDto = {
+      id: caseRecord.id,
+      lifeEvent: caseRecord.lifeEventKey,
+      version: caseRecord.definitionVersion,
+      title: definition.title,
+      status: caseRecord.status,
+      createdAt: caseRecord.createdAt.toISOString(),
+      submittedAt: iso(caseRecord.submittedAt),
+      finishedAt: iso(caseRecord.finishedAt),
+      revision: caseRecord.revision,
+      steps: [...runs]
+        .sort((a, b) => order(a.stepId) - order(b.stepId))
+        .map((run) => this.stepView(run, definition, catalogue)),
+    };
+    if (caseRecord.status === 'open') {
+      const facts = usableFacts(records.values(), catalogue, caseId);
+      view.resolution = {
+        state: resolution.state,
+        questions: resolution.toAsk.map((key) => this.question(key, catalogue)),
+        facts: this.factStatuses(definition, catalogue, resolution, facts, caseId),
+      };
+    }
+    return view;
+  }
+
+  private async owned(
+    subjectId: string,
+    caseId: string,
+  ): Promise<{ caseRecord: CaseRecord; resolution: Resolution; preview: Preview | undefined }> {
+    const found = await this.engine.resolution(caseId).catch((error: unknown) => {
+      if (error instanceof DomainError && error.code === 'case-not-found') return undefined;
+      throw error;
+    });
+    if (!found || found.caseRecord.subjectId !== subjectId) {
+      throw new DomainError('not-found', 'case-not-found', 'No such case of yours.');
+    }
+    return found;
+  }
+
+  private stepView(
+    run: StepRunRecord,
+    definition: DefinitionWithDefaults,
+    catalogue: Catalogue,
+  ): StepViewDto {
+    const step = definition.steps.find((s) => s.id === run.stepId);
+    const agency = catalogue.agencies.get(run.agency);
+    const title = step?.title ??
+      agency?.actions.find((a) => a.name === run.action)?.title ?? {
+        sv: run.action,
+        en: run.action,
+      };
+    return {
+      stepId: run.stepId,
+      title,
+      agency: run.agency,
+      agencyName: agency?.name ?? { sv: run.agency, en: run.agency },
+      kind: run.kind,
+      state: run.state,
+      agencyReference: run.agencyReference,
+      expectedDecisionAt: iso(run.expectedDecisionAt),
+      deadline: iso(run.deadlineAt),
+      overdue: run.overdue,
+      ...(run.state === 'awaiting-citizen' && step
+        ? { task: { facts: step.produces.map((key) => this.question(key, catalogue)) } }
+        : {}),
+    };
+  }
+
+  private question(key: string, catalogue: Catalogue): QuestionDto {
+    const fact = catalogue.facts.get(key);
+    return {
+      key,
+      label: fact?.label ?? { sv: key, en: key },
+      ...(fact?.description ? { description: fact.description } : {}),
+      schema: fact?.schema ?? {},
+    };
+  }
+
+  /** For each fact the case needs: given here, reused (and from where), looked up, or to ask. */
+  private factStatuses(
+    definition: DefinitionWithDefaults,
+    catalogue: Catalogue,
+    resolution: Resolution,
+    facts: ReadonlyMap<string, FactRecord>,
+    caseId: string,
+  ): FactStatusDto[] {
+    return relevantInputs(definition, resolution).map((key): FactStatusDto => {
+      const label = catalogue.facts.get(key)?.label ?? { sv: key, en: key };
+      if (resolution.toAsk.includes(key)) return { key, label, status: 'to-ask' };
+      const source = catalogue.facts.get(key)?.source;
+      if (resolution.lookingUp.includes(key)) {
+        return {
+          key,
+          label,
+          status: 'looking-up',
+          ...(source?.kind === 'lookup' ? { agency: source.agency } : {}),
+        };
+      }
+      const record = facts.get(key);
+      if (!record) {
+        return {
+          key,
+          label,
+          status: 'looking-up',
+          ...(source?.kind === 'lookup' ? { agency: source.agency } : {}),
+        };
+      }
+      const from = {
+        recordId: record.id,
+        recordedAt: record.createdAt.toISOString(),
+        ...(record.agency ? { agency: record.agency } : {}),
+        ...(record.caseId && record.caseId !== caseId ? { caseId: record.caseId } : {}),
+      };
+      if (record.source === 'e-identification') {
+        return { key, label, status: 'from-e-identification', ...from };
+      }
+      if (record.caseId !== caseId)
+        return { key, label, status: 'reused', source: record.source, ...from };
+      return {
+        key,
+        label,
+        status: record.source === 'lookup' ? 'looked-up' : 'given',
+        source: record.source,
+        ...from,
+      };
+    });
+  }
+
+  async answer(
+    subjectId: string,
+    caseId: string,
+    answers: Record<string, unknown>,
+  ): Promise<CaseViewDto> {
+    await this.engine.answer(caseId, subjectId, answers);
+    return this.caseView(subjectId, caseId);
+  }
+
+  /**
+   * For each agency, exactly the facts it will receive, their values and where each came from;
+   * with the checksum the citizen's consent must name when submitting.
+   */
+  async preview(subjectId: string, caseId: string): Promise<PreviewDto> {
+    const { caseRecord, resolution, preview } = await this.owned(subjectId, caseId);
+    if (caseRecord.status !== 'open') {
+      throw new DomainError(
+        'conflict',
+        'case-not-open',
+        `The case is ${caseRecord.status}, not open.`,
+      );
+    }
+    if (!preview) {
+      throw new DomainError(
+        'conflict',
+        resolution.state === 'resolving' ? 'resolution-pending' : 'answers-missing',
+        resolution.state === 'resolving'
+          ? 'Facts are still being looked up from the agencies; try again shortly.'
+          : `The case still needs answers: ${resolution.toAsk.join(', ')}.`,
+      );
+    }
+    const [{ catalogue }, definition] = await Promise.all([
+      this.engine.catalogue(),
+      this.engine.definition(caseRecord.definitionId),
+    ]);
+    const agencies = new Map<string, PreviewDto['agencies'][number]>();
+    for (const step of preview.steps) {
+      const agency = catalogue.agencies.get(step.agency);
+      let entry = agencies.get(step.agency);
+      if (!entry) {
+        entry = {
+          agency: step.agency,
+          name: agency?.name ?? { sv: step.agency, en: step.agency },
+          steps: [],
+        };
+        agencies.set(step.agency, entry);
+      }
+      const title = definition.steps.find((s) => s.id === step.stepId)?.title ??
+        agency?.actions.find((a) => a.name === step.action)?.title ?? {
+          sv: step.action,
+          en: step.action,
+        };
+      entry.steps.push({
+        stepId: step.stepId,
+        title,
+        conditional: step.conditional,
+        facts: step.facts.map((f) => ({
+          key: f.key,
+          label: catalogue.facts.get(f.key)?.label ?? { sv: f.key, en: f.key },
+          ...(f.value !== undefined ? { value: f.value as FactValue } : {}),
+          source: this.sourceView(f.source, caseId),
+        })),
+      });
+    }
+    return {
+      caseId,
+      checksum: preview.checksum,
+      agencies: [...agencies.values()],
+    };
+  }
+
+  private sourceView(
+    source: PreviewSource,
+    caseId: string,
+  ): PreviewDto['agencies'][number]['steps'][number]['facts'][number]['source'] {
+    if (source.kind === 'will-be-produced') {
+      return { kind: 'will-be-produced', agency: source.agency, stepId: source.stepId };
+    }
+    return {
+      kind: source.kind,
+      reused: source.caseId !== caseId,
+      recordedAt: source.recordedAt,
+      ...(source.agency ? { agency: source.agency } : {}),
+      ...(source.caseId && source.caseId !== caseId ? { caseId: source.caseId } : {}),
+    };
+  }
+
+  async submit(subjectId: string, caseId: string, previewChecksum: string): Promise<CaseViewDto> {
+    await this.engine.submitCase(caseId, { previewChecksum, subjectId });
+    return this.caseView(subjectId, caseId);
+  }
+
+  async cancel(
+    subjectId: string,
+    caseId: string,
+    reason: string | undefined,
+  ): Promise<CaseViewDto> {
+    await this.engine.cancelCase(caseId, reason ?? 'cancelled by the citizen', {
+      role: 'citizen',
+      subjectId,
+    });
+    return this.caseView(subjectId, caseId);
+  }
+
+  async completeTask(
+    subjectId: string,
+    caseId: string,
+    stepId: string,
+    facts: Record<string, FactValue>,
+  ): Promise<CaseViewDto> {
+    await this.engine.completeCitizenTask(caseId, subjectId, stepId, facts);
+    return this.caseView(subjectId, caseId);
+  }
+}
