@@ -5,14 +5,18 @@ import { Redis } from 'ioredis';
 import { EngineRepository } from '../src/engine/engine.repository.js';
 import { EngineService } from '../src/engine/engine.service.js';
 import { Reconciler } from '../src/engine/reconciler.js';
+import { ENGINE_TIMERS_QUEUE, STEP_DEADLINE, type TimerJobs } from '../src/engine/engine.jobs.js';
+import { DefinitionsService } from '../src/definitions/definitions.service.js';
 import { redisOptions } from '../src/queue/redis-connection.js';
 import { QueueService } from '../src/queue/queue.service.js';
 import {
   WORKLOAD_ANSWERS,
   WORKLOAD_ORG_NUMBER as ORG,
+  F_TAX_STATUS as F_TAX,
   openResolvedCase,
   scriptedAgencies,
   startCase,
+  submitWithConsent,
   sql as query,
   waitForCase as waitForCaseIn,
   waitForStep as waitForStepIn,
@@ -416,5 +420,181 @@ describe('the engine', () => {
       ]),
     });
     expect(await sql('SELECT count(*) AS n FROM cases')).toEqual(before);
+  });
+
+  it('sets a deadline timer through the outbox, and a timer that fires escalates the step once and tells the citizen', async () => {
+    agencies.setScript((job) =>
+      job.stepId === 'f-tax' ? { outcome: 'pending', reference: 'SKV-TIMER' } : undefined,
+    );
+    const caseId = await newCase();
+    await waitForStep(caseId, 'f-tax', 'awaiting-decision');
+    const [timer] = await sql<{ job_id: string; available_at: Date; deadline: string }>(
+      `SELECT o.job_id, o.available_at, s.deadline_at AS deadline FROM outbox o
+         JOIN step_runs s ON s.id::text = o.payload->>'stepRunId'
+        WHERE o.queue = 'engine.timers' AND s.case_id = $1 AND s.step_id = 'f-tax'`,
+      [caseId],
+    );
+    // The timer is due when the step's deadline (six weeks) passes, not before.
+    expect(timer?.available_at.getTime()).toBe(new Date(timer?.deadline ?? 0).getTime());
+    expect(timer?.available_at.getTime() ?? 0).toBeGreaterThan(Date.now() + 41 * 86_400_000);
+
+    // The deadline comes: moved into the past here, and a timer for it fired now.
+    const [run] = await sql<{ id: string; deadline_at: Date }>(
+      "UPDATE step_runs SET deadline_at = date_trunc('milliseconds', now()) - interval '1 second' WHERE case_id = $1 AND step_id = 'f-tax' RETURNING id, deadline_at",
+      [caseId],
+    );
+    const timers = leo.app.get(QueueService).queue<TimerJobs>(ENGINE_TIMERS_QUEUE);
+    // A timer for a deadline that has since moved does nothing.
+    await timers.add(STEP_DEADLINE, {
+      caseId,
+      stepRunId: run?.id ?? '',
+      deadline: new Date(Date.now() + 3_600_000).toISOString(),
+    });
+    await timers.add(STEP_DEADLINE, {
+      caseId,
+      stepRunId: run?.id ?? '',
+      deadline: (run?.deadline_at ?? new Date()).toISOString(),
+    });
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const [row] = await sql<{ overdue: boolean }>('SELECT overdue FROM step_runs WHERE id = $1', [
+        run?.id,
+      ]);
+      if (row?.overdue) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const overdue = (await events(caseId)).filter((e) => e.type === 'step-overdue');
+    expect(overdue.map((e) => e.step_id)).toEqual(['f-tax']);
+    const notices = await sql<{ template: string; params: { waitingFor: string } }>(
+      "SELECT template, params FROM messages WHERE case_id = $1 AND template = 'step-overdue'",
+      [caseId],
+    );
+    expect(notices).toEqual([
+      { template: 'step-overdue', params: expect.objectContaining({ waitingFor: 'agency' }) },
+    ]);
+    // The periodic sweep (the timer's safety net) finds nothing more to escalate for it.
+    await engine.escalateOverdue();
+    expect((await events(caseId)).filter((e) => e.type === 'step-overdue')).toHaveLength(1);
+  });
+
+  it('waits for a citizen task, refuses bad input, then resumes the case', async () => {
+    const definitions = leo.app.get(DefinitionsService);
+    await definitions.createDraft(
+      {
+        key: 'sign-errand',
+        version: 1,
+        title: { sv: 'Signera', en: 'Sign' },
+        description: { sv: 'Registrera och signera.', en: 'Register and sign.' },
+        inputs: [
+          'person.name',
+          'person.personalNumber',
+          'business.name',
+          'business.legalForm',
+          'business.sniCode',
+          'business.expectedTurnover',
+        ],
+        steps: [
+          {
+            id: 'register',
+            agency: 'bolagsverket',
+            action: 'register-sole-trader',
+            kind: 'automatic',
+            needs: [
+              'person.name',
+              'person.personalNumber',
+              'business.name',
+              'business.legalForm',
+              'business.sniCode',
+            ],
+            produces: ['business.orgNumber'],
+          },
+          {
+            id: 'sign-application',
+            agency: 'skatteverket',
+            action: 'register-f-tax',
+            kind: 'citizen-task',
+            needs: ['business.orgNumber'],
+            produces: ['business.fTaxStatus'],
+            deadline: 'P7D',
+          },
+          {
+            id: 'notice',
+            agency: 'kommun',
+            action: 'notify-new-business',
+            kind: 'automatic',
+            after: ['sign-application'],
+            needs: ['business.orgNumber'],
+            produces: [],
+          },
+        ],
+      },
+      'test',
+    );
+    await definitions.publishDraft('sign-errand', 'test');
+    const { caseId, subjectId } = await openResolvedCase(engine, leo.app.get(EngineRepository), {
+      lifeEventKey: 'sign-errand',
+      answers: {
+        'business.name': 'Signaturen',
+        'business.legalForm': 'enskild-naringsidkare',
+        'business.sniCode': '62010',
+        'business.expectedTurnover': 200000,
+      },
+    });
+    await submitWithConsent(engine, caseId);
+    await waitForStep(caseId, 'sign-application', 'awaiting-citizen');
+    expect(await waitForCase(caseId, ['running'])).toBe('running');
+    const [request] = await sql<{ template: string; kind: string }>(
+      "SELECT template, kind FROM messages WHERE case_id = $1 AND template = 'task-waiting'",
+      [caseId],
+    );
+    expect(request).toEqual({ template: 'task-waiting', kind: 'request' });
+    // Nothing reached an agency for the task itself.
+    expect(
+      received()
+        .filter((j) => j.caseId === caseId)
+        .map((j) => j.stepId),
+    ).toEqual(['register']);
+
+    await expect(
+      engine.completeCitizenTask(caseId, subjectId, 'sign-application', {
+        'business.fTaxStatus': { taxForm: 'X' },
+        'business.vatNumber': 'SE1',
+      }),
+    ).rejects.toMatchObject({
+      code: 'validation-failed',
+      problems: expect.arrayContaining([
+        expect.objectContaining({ path: 'facts.business.vatNumber', code: 'undeclared' }),
+        expect.objectContaining({ path: expect.stringMatching(/^facts\.business\.fTaxStatus/) }),
+      ]),
+    });
+    await expect(
+      engine.completeCitizenTask(
+        caseId,
+        await leo.app.get(EngineRepository).createSubject(),
+        'sign-application',
+        {
+          'business.fTaxStatus': F_TAX,
+        },
+      ),
+    ).rejects.toMatchObject({ code: 'case-not-found' });
+    expect((await steps(caseId)).find((s) => s.step_id === 'sign-application')?.state).toBe(
+      'awaiting-citizen',
+    );
+
+    await engine.completeCitizenTask(caseId, subjectId, 'sign-application', {
+      'business.fTaxStatus': F_TAX,
+    });
+    expect(await waitForCase(caseId, ['completed'])).toBe('completed');
+    const [given] = await sql<{ source: string; step_id: string }>(
+      `SELECT f.source, s.step_id FROM fact_records f JOIN step_runs s ON s.id = f.step_run_id
+        WHERE f.case_id = $1 AND f.fact_key = 'business.fTaxStatus'`,
+      [caseId],
+    );
+    expect(given).toEqual({ source: 'citizen', step_id: 'sign-application' });
+    await expect(
+      engine.completeCitizenTask(caseId, subjectId, 'sign-application', {
+        'business.fTaxStatus': F_TAX,
+      }),
+    ).rejects.toMatchObject({ code: 'task-not-waiting' });
   });
 });

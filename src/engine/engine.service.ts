@@ -799,6 +799,7 @@ export class EngineService {
             reference: outcome.reference ?? null,
           },
         });
+        await this.refreshChanged(context, run);
         if (step.kind === 'decision') {
           context.messages.push(
             this.message(context, run.agency, 'decision', 'step-granted', {
@@ -875,6 +876,37 @@ export class EngineService {
         }
         return;
     }
+  }
+
+  /**
+   * A completed action that changes facts of its agency's register (a change of address): the
+   * subject's records of those facts are stale, so they are looked up afresh, for this case.
+   */
+  private async refreshChanged(context: Context, run: StepRunRecord): Promise<void> {
+    const action = context.catalogue.agencies
+      .get(run.agency)
+      ?.actions.find((a) => a.name === run.action);
+    if (!action?.changes?.length) return;
+    const facts = await this.factsOf(context);
+    const held = action.changes.filter((key) => facts.has(key));
+    if (held.length === 0) return;
+    const [lookup] = await this.repository.insertLookups(context.manager, [
+      {
+        caseId: context.caseRecord.id,
+        subjectId: context.caseRecord.subjectId,
+        agency: run.agency,
+        factKeys: held,
+        maxAttempts: LOOKUP_ATTEMPTS,
+      },
+    ]);
+    if (!lookup) return;
+    context.lookups.push(lookup);
+    context.events.push({
+      type: 'facts-changed',
+      stepId: run.stepId,
+      data: { agency: run.agency, factKeys: held },
+    });
+    await this.dispatchLookup(context, lookup, 1, 0, facts);
   }
 
   /** Only the declared facts, all of them, each valid: anything else is refused. */

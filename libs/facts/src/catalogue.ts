@@ -121,6 +121,7 @@ export function parseAgencies(text: string): AgenciesParseResult {
  * - an agency's `lookups` are known facts whose source is a lookup from that agency;
  * - an action's `produces` are known facts whose source is `produced`;
  * - every `produced` fact can be produced by some action (otherwise nothing could ever set it);
+ * - an action's `changes` are among its agency's `lookups` (its own register);
  * - fact keys and agency codes are unique.
  */
 export function checkCatalogue(facts: FactType[], agencies: Agency[]): CatalogueProblem[] {
@@ -177,6 +178,14 @@ export function checkCatalogue(facts: FactType[], agencies: Agency[]): Catalogue
       }
     });
     agency.actions.forEach((action, a) => {
+      (action.changes ?? []).forEach((key, c) => {
+        if (!agency.lookups.includes(key)) {
+          problems.push({
+            path: `/agencies/${j}/actions/${a}/changes/${c}`,
+            message: `${key} is not among ${agency.code}'s lookups: an action changes only its own register`,
+          });
+        }
+      });
       action.produces.forEach((key, p) => {
         const fact = factAt(facts, factIndex, key);
         const path = `/agencies/${j}/actions/${a}/produces/${p}`;
@@ -450,7 +459,7 @@ function readAgency(entry: unknown, at: Problems): Agency | undefined {
 }
 
 function readAction(entry: unknown, at: Problems): AgencyAction | undefined {
-  const object = readObject(entry, at, '', ['name', 'title', 'produces']);
+  const object = readObject(entry, at, '', ['name', 'title', 'produces', 'changes']);
   if (!object) return undefined;
   const before = at.count();
   const name = readString(object, 'name', at, {
@@ -459,6 +468,8 @@ function readAction(entry: unknown, at: Problems): AgencyAction | undefined {
   });
   const title = readText(object, 'title', at, true);
   const produces = readStringList(object, 'produces', at, FACT_KEY);
-  if (at.count() !== before || !name || !title || !produces) return undefined;
-  return { name, title, produces };
+  const changes =
+    object.changes === undefined ? [] : readStringList(object, 'changes', at, FACT_KEY);
+  if (at.count() !== before || !name || !title || !produces || !changes) return undefined;
+  return { name, title, produces, ...(changes.length > 0 ? { changes } : {}) };
 }

@@ -118,6 +118,12 @@ export interface AgencyAction {
   title: LocalisedText;
   /** Fact keys this action can produce; a step may declare only these in `produces`. */
   produces: string[];
+  /**
+   * Facts of the agency's own register (among its `lookups`) that completing this action
+   * changes, e.g. a change of address changes the registered address: leo then looks them up
+   * afresh, so no stale copy is reused.
+   */
+  changes?: string[];
 }
 
 export interface Agency {
