@@ -5,6 +5,7 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { ENGINE_RESULTS_QUEUE, STEP_RESULT, type ResultJobs } from '#agency-contract';
+import { Metrics } from '../observability/metrics.js';
 import { QueueService } from '../queue/queue.service.js';
 import { EngineService } from './engine.service.js';
 import { OutboxRelay } from './outbox.relay.js';
@@ -31,12 +32,16 @@ export class EngineWorkers implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly engine: EngineService,
     private readonly relay: OutboxRelay,
     private readonly reconciler: Reconciler,
+    private readonly metrics: Metrics,
   ) {}
 
   onApplicationBootstrap(): void {
     this.queues.worker<ResultJobs, string>(
       ENGINE_RESULTS_QUEUE,
-      { [STEP_RESULT]: (result) => this.engine.applyResult(result) },
+      {
+        [STEP_RESULT]: (result) =>
+          this.metrics.observeResultApplication(result, () => this.engine.applyResult(result)),
+      },
       { concurrency: 16 },
     );
     let ticks = 0;
