@@ -12,6 +12,7 @@ import { HealthModule } from './health/health.module.js';
 import { CaseMetricsModule } from './observability/case-metrics.module.js';
 import { createRootLogger, loggerParams } from './observability/logging.js';
 import { MetricsModule } from './observability/metrics.module.js';
+import { QueueDashboardModule } from './queue-dashboard/queue-dashboard.module.js';
 import { QueueModule } from './queue/queue.module.js';
 
 /** Which parts of leo a role runs. `all` is everything in one process (development). */
@@ -27,8 +28,8 @@ export function roleRuns(role: Role): { api: boolean; engine: boolean; adapters:
 export class AppModule {
   /**
    * Builds the module tree for one role from an already validated configuration. Every role
-   * gets configuration, logs, Postgres, Redis, health and metrics; `api` adds the HTTP API,
-   * `engine` the case engine, `adapters` the mock agencies.
+   * gets configuration, logs, Postgres, Redis, health and metrics; `api` adds the HTTP API and
+   * the queue dashboard, `engine` the case engine, `adapters` the mock agencies.
    */
   static forRoot(
     config: ResolvedConfig,
@@ -54,6 +55,7 @@ export class AppModule {
         engine,
         MetricsModule,
         CaseMetricsModule.observing(engine),
+        ...(runs.api ? [QueueDashboardModule] : []),
         ...(runs.adapters ? [AdaptersModule] : []),
       ],
     };
