@@ -71,10 +71,13 @@ async function value(
 ): Promise<number> {
   const family = name.replace(/_(sum|count)$/, '');
   const metric = (await metrics.registry.getMetricsAsJSON()).find((m) => m.name === family);
-  return (metric?.values ?? [])
-    .filter((v) => (v.metricName ?? metric?.name) === name)
-    .filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l))
-    .reduce((sum, v) => sum + v.value, 0);
+  return (
+    (metric?.values ?? [])
+      // Histogram values carry the series they belong to (`_sum`, `_count`, `_bucket`).
+      .filter((v) => ((v as { metricName?: string }).metricName ?? metric?.name) === name)
+      .filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l))
+      .reduce((sum, v) => sum + v.value, 0)
+  );
 }
 
 describe('observeCaseChange', () => {
