@@ -146,6 +146,11 @@ describe('the queue dashboard', () => {
     expect(page.text).toContain('<base href="/admin/queues/"');
     expect(page.headers['cache-control']).toBe('no-store');
     expect(page.headers['x-powered-by']).toBeUndefined();
+    expect(page.headers['x-frame-options']).toBe('DENY');
+    // The page links Google's fonts: the browser must not fetch them.
+    expect(page.text).toContain('fonts.googleapis.com');
+    expect(page.headers['content-security-policy']).toContain("style-src 'self' 'unsafe-inline'");
+    expect(page.headers['content-security-policy']).toContain("frame-ancestors 'none'");
 
     const api = await request(http())
       .get('/admin/queues/api/queues')
