@@ -26,7 +26,14 @@ export class MonitoredQueues {
   }
 
   private async load(): Promise<readonly string[]> {
-    const agencies = await this.definitions.listEntries('agency');
+    let agencies;
+    try {
+      agencies = await this.definitions.listEntries('agency');
+    } catch (error) {
+      // Postgres away: the queues known a moment ago are still the queues, and Redis may answer.
+      if (this.cached) return this.cached.names;
+      throw error;
+    }
     const names = [...agencies.map((a) => agencyQueueName(a.key)), ENGINE_RESULTS_QUEUE];
     this.cached = { names, at: Date.now() };
     return names;
