@@ -10,7 +10,10 @@ import { DatabaseModule } from './database/database.module.js';
 import { DefinitionsModule } from './definitions/definitions.module.js';
 import { EngineModule } from './engine/engine.module.js';
 import { HealthModule } from './health/health.module.js';
+import { CaseMetricsModule } from './observability/case-metrics.module.js';
 import { createRootLogger, loggerParams } from './observability/logging.js';
+import { MetricsModule } from './observability/metrics.module.js';
+import { QueueDashboardModule } from './queue-dashboard/queue-dashboard.module.js';
 import { QueueModule } from './queue/queue.module.js';
 
 /** Which parts of leo a role runs. `all` is everything in one process (development). */
@@ -26,14 +29,15 @@ export function roleRuns(role: Role): { api: boolean; engine: boolean; adapters:
 export class AppModule {
   /**
    * Builds the module tree for one role from an already validated configuration. Every role
-   * gets configuration, logs, Postgres, Redis and health; `api` adds the HTTP API, `engine` the
-   * case engine, `adapters` the mock agencies.
+   * gets configuration, logs, Postgres, Redis, health and metrics; `api` adds the HTTP API and
+   * the queue dashboard, `engine` the case engine, `adapters` the mock agencies.
    */
   static forRoot(
     config: ResolvedConfig,
     logger: PinoLogger = createRootLogger(config.logLevel, config.role),
   ): DynamicModule {
     const runs = roleRuns(config.role);
+    const engine = EngineModule.forRoot({ workers: runs.engine, api: runs.api });
     return {
       module: AppModule,
       imports: [
@@ -49,8 +53,10 @@ export class AppModule {
         HealthModule,
         AuthModule.forRoot({ api: runs.api, devTokens: config.auth.devTokens }),
         DefinitionsModule.forRoot({ api: runs.api }),
-        EngineModule.forRoot({ workers: runs.engine, api: runs.api }),
-        ...(runs.api ? [CitizenModule] : []),
+        engine,
+        MetricsModule,
+        CaseMetricsModule.observing(engine),
+        ...(runs.api ? [CitizenModule, QueueDashboardModule] : []),
         ...(runs.adapters ? [AdaptersModule] : []),
       ],
     };

@@ -46,6 +46,15 @@ const DEFINITION = {
 const ROUTES: Record<string, Route> = {
   'GET /health/live': { allowed: 'public', path: () => '/health/live' },
   'GET /health/ready': { allowed: 'public', path: () => '/health/ready' },
+  'GET /metrics': { allowed: 'public', path: () => '/metrics' },
+  'POST /v1/admin/queue-dashboard/session': {
+    allowed: ADMIN,
+    path: () => '/v1/admin/queue-dashboard/session',
+  },
+  'DELETE /v1/admin/queue-dashboard/session': {
+    allowed: ADMIN,
+    path: () => '/v1/admin/queue-dashboard/session',
+  },
   'POST /v1/dev/token': { allowed: 'public', path: () => '/v1/dev/token' },
   'GET /v1/me': { allowed: EVERYONE_SIGNED_IN, path: () => '/v1/me' },
 

@@ -3,6 +3,7 @@ import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
 import { DomainError } from '../common/domain-error.js';
 import { ACCESS_METADATA, type AccessRule } from './access.decorator.js';
+import { bearerToken } from './bearer-token.js';
 import type { AuthenticatedRequest } from './current-principal.decorator.js';
 import { TokenVerifier } from './token-verifier.service.js';
 
@@ -28,17 +29,15 @@ export class AccessGuard implements CanActivate {
     if (rule.kind === 'public') return true;
 
     const request = context.switchToHttp().getRequest<Request & AuthenticatedRequest>();
-    const header = request.headers.authorization;
-    const match =
-      typeof header === 'string' ? /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header.trim()) : null;
-    if (!match?.[1]) {
+    const token = bearerToken(request.headers.authorization);
+    if (!token) {
       throw new DomainError(
         'unauthenticated',
         'missing-token',
         'Sign in: this route needs a bearer token.',
       );
     }
-    const principal = await this.tokens.verify(match[1]);
+    const principal = await this.tokens.verify(token);
     if (!rule.roles.includes(principal.role)) {
       throw new DomainError(
         'forbidden',

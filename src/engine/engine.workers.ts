@@ -12,6 +12,7 @@ import {
   type ResultJobs,
 } from '#agency-contract';
 import type { EngineConfig, ResolvedConfig } from '../config/config.schema.js';
+import { Metrics } from '../observability/metrics.js';
 import { QueueService } from '../queue/queue.service.js';
 import { ENGINE_TIMERS_QUEUE, STEP_DEADLINE, type TimerJobs } from './engine.jobs.js';
 import { EngineService } from './engine.service.js';
@@ -37,6 +38,7 @@ export class EngineWorkers implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly engine: EngineService,
     private readonly relay: OutboxRelay,
     private readonly reconciler: Reconciler,
+    private readonly metrics: Metrics,
     config: ConfigService<ResolvedConfig, true>,
   ) {
     this.settings = config.get('engine', { infer: true });
@@ -46,8 +48,12 @@ export class EngineWorkers implements OnApplicationBootstrap, OnModuleDestroy {
     this.queues.worker<ResultJobs, string>(
       ENGINE_RESULTS_QUEUE,
       {
-        [STEP_RESULT]: (result) => this.engine.applyResult(result),
-        [LOOKUP_RESULT]: (result) => this.engine.applyLookupResult(result),
+        [STEP_RESULT]: (result) =>
+          this.metrics.observeResultApplication(result, () => this.engine.applyResult(result)),
+        [LOOKUP_RESULT]: (result) =>
+          this.metrics.observeResultApplication(result, () =>
+            this.engine.applyLookupResult(result),
+          ),
       },
       { concurrency: 16 },
     );

@@ -254,6 +254,28 @@ export async function openResolvedCase(
   return { caseId: opened.id, subjectId };
 }
 
+/**
+ * Records what the population register holds of a subject as if looked up earlier, so a case
+ * needs no look-up (for a leo without agencies answering, e.g. the api role alone).
+ */
+export async function seedRegisterFacts(
+  repository: EngineRepository,
+  subjectId: string,
+): Promise<void> {
+  await repository.transaction((manager) =>
+    repository.insertFacts(
+      manager,
+      Object.entries(WORKLOAD_REGISTER).map(([factKey, value]) => ({
+        subjectId,
+        factKey,
+        value,
+        source: 'lookup' as const,
+        agency: 'skatteverket',
+      })),
+    ),
+  );
+}
+
 /** Submits a resolved case with consent to its current preview. */
 export async function submitWithConsent(engine: EngineService, caseId: string): Promise<void> {
   const { resolution, preview } = await engine.resolution(caseId);

@@ -1,0 +1,259 @@
+import { Injectable } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { StepResult } from '#agency-contract';
+import type { ResolvedConfig } from '../config/config.schema.js';
+
+/**
+ * Every metric leo exposes on `/metrics`, in one place: their names and labels are wire names
+ * (dashboards and alert rules are written against them), chosen once and never renamed.
+ * docs/operating.md says what each means and when to worry.
+ *
+ * Label values are bounded sets and never personal data or ids: life-event keys, agency codes,
+ * action names, final states, queue names, route templates, status classes.
+ *
+ * The registry is the application's own, not prom-client's global one: several applications
+ * may run in one process (the tests do), and each must report only itself.
+ */
+export const METRIC_PREFIX = 'leo_';
+
+/** Case and step outcomes: a case or step ends in one of these states. */
+export type CaseOutcome = 'completed' | 'failed' | 'cancelled';
+export type StepOutcomeState = 'completed' | 'failed' | 'skipped' | 'cancelled';
+export type ResultApplication = 'applied' | 'ignored' | 'error';
+
+/** Queue states reported by `leo_queue_jobs`. */
+export const QUEUE_JOB_STATES = ['waiting', 'active', 'delayed', 'failed'] as const;
+export type QueueJobState = (typeof QUEUE_JOB_STATES)[number];
+
+/** Unfinished case statuses reported by `leo_cases_unfinished`. */
+export const UNFINISHED_CASE_STATUSES = ['open', 'running', 'action-required'] as const;
+
+const MINUTE = 60;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+/**
+ * Agencies answer within milliseconds (automatic steps on a mock) to weeks (a decision by a
+ * case officer): the buckets span both.
+ */
+const STEP_BUCKETS = [
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  30,
+  MINUTE,
+  5 * MINUTE,
+  15 * MINUTE,
+  HOUR,
+  4 * HOUR,
+  DAY,
+  3 * DAY,
+  7 * DAY,
+  30 * DAY,
+];
+const CASE_BUCKETS = [1, 10, MINUTE, 10 * MINUTE, HOUR, 6 * HOUR, DAY, 3 * DAY, 7 * DAY, 30 * DAY];
+/** One transaction on one case: milliseconds normally, seconds when something is wrong. */
+const APPLY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** From an agency's answer to its application: queue transit plus waiting for a worker. */
+const LAG_BUCKETS = [
+  0.005,
+  0.01,
+  0.025,
+  0.05,
+  0.1,
+  0.25,
+  0.5,
+  1,
+  2.5,
+  5,
+  10,
+  30,
+  MINUTE,
+  5 * MINUTE,
+];
+const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+@Injectable()
+export class Metrics {
+  readonly registry = new Registry();
+
+  /** Cases submitted (the citizen consented and the first steps were dispatched). */
+  readonly casesStarted: Counter<'life_event'>;
+  /** Submitted cases that reached a final status. */
+  readonly casesFinished: Counter<'life_event' | 'outcome'>;
+  /** From submission to the final status. */
+  readonly caseDuration: Histogram<'life_event' | 'outcome'>;
+  /** Steps that reached a final state (also those never dispatched: skipped, cancelled). */
+  readonly stepsFinished: Counter<'agency' | 'action' | 'outcome'>;
+  /** From the step's last attempt becoming ready to its final state. */
+  readonly stepDuration: Histogram<'agency' | 'action' | 'outcome'>;
+  /** One agency result applied (or ignored, or failed) by the engine. */
+  readonly resultApplyDuration: Histogram<'outcome'>;
+  /** From the agency's `reportedAt` to the engine having applied the result. */
+  readonly resultApplyLag: Histogram<'agency'>;
+  readonly httpRequestDuration: Histogram<'method' | 'route' | 'status_class'>;
+
+  // Gauges set at scrape time (see BacklogMetrics).
+  readonly queueJobs: Gauge<'queue' | 'state'>;
+  readonly queueOldestWaitingAge: Gauge<'queue'>;
+  readonly outboxUnsent: Gauge;
+  readonly outboxOldestUnsentAge: Gauge;
+  readonly casesUnfinished: Gauge<'status'>;
+  readonly stepsOverdue: Gauge<'agency'>;
+  readonly collectorUp: Gauge<'collector'>;
+
+  constructor(config: ConfigService<ResolvedConfig, true>) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX });
+    new Gauge({
+      name: 'leo_info',
+      help: 'Always 1; the role this process runs, to join with other series.',
+      labelNames: ['role'],
+      registers,
+    }).set({ role: config.get('role', { infer: true }) }, 1);
+
+    this.casesStarted = new Counter({
+      name: 'leo_cases_started_total',
+      help: 'Cases submitted, by life event.',
+      labelNames: ['life_event'],
+      registers,
+    });
+    this.casesFinished = new Counter({
+      name: 'leo_cases_finished_total',
+      help: 'Submitted cases that reached a final status (completed, failed, cancelled), by life event.',
+      labelNames: ['life_event', 'outcome'],
+      registers,
+    });
+    this.caseDuration = new Histogram({
+      name: 'leo_case_duration_seconds',
+      help: 'Time from submission to the final status of a case, by life event and outcome.',
+      labelNames: ['life_event', 'outcome'],
+      buckets: CASE_BUCKETS,
+      registers,
+    });
+    this.stepsFinished = new Counter({
+      name: 'leo_steps_finished_total',
+      help: 'Steps that reached a final state (completed, failed, skipped, cancelled), by agency and action.',
+      labelNames: ['agency', 'action', 'outcome'],
+      registers,
+    });
+    this.stepDuration = new Histogram({
+      name: 'leo_step_duration_seconds',
+      help: "Time from a step's last attempt becoming ready to its final state, by agency, action and outcome (steps that never became ready are not observed).",
+      labelNames: ['agency', 'action', 'outcome'],
+      buckets: STEP_BUCKETS,
+      registers,
+    });
+    this.resultApplyDuration = new Histogram({
+      name: 'leo_result_apply_duration_seconds',
+      help: 'Time the engine took to apply one agency result: applied, ignored (duplicate or stale) or error (retried).',
+      labelNames: ['outcome'],
+      buckets: APPLY_BUCKETS,
+      registers,
+    });
+    this.resultApplyLag = new Histogram({
+      name: 'leo_result_apply_lag_seconds',
+      help: "Time from an agency's reportedAt (its clock) to the engine having applied the result, by agency.",
+      labelNames: ['agency'],
+      buckets: LAG_BUCKETS,
+      registers,
+    });
+    this.httpRequestDuration = new Histogram({
+      name: 'leo_http_request_duration_seconds',
+      help: 'HTTP requests by method, route template and status class (not /metrics or /health).',
+      labelNames: ['method', 'route', 'status_class'],
+      buckets: HTTP_BUCKETS,
+      registers,
+    });
+
+    this.queueJobs = new Gauge({
+      name: 'leo_queue_jobs',
+      help: 'Jobs on a queue by state (waiting, active, delayed, failed), read from Redis at scrape time.',
+      labelNames: ['queue', 'state'],
+      registers,
+    });
+    this.queueOldestWaitingAge = new Gauge({
+      name: 'leo_queue_oldest_waiting_job_age_seconds',
+      help: 'How long the oldest waiting job of a queue has been due; 0 when none waits.',
+      labelNames: ['queue'],
+      registers,
+    });
+    this.outboxUnsent = new Gauge({
+      name: 'leo_outbox_unsent_messages',
+      help: 'Outbox rows committed but not yet published to their queue.',
+      registers,
+    });
+    this.outboxOldestUnsentAge = new Gauge({
+      name: 'leo_outbox_oldest_unsent_age_seconds',
+      help: 'Age of the oldest unpublished outbox row; 0 when all are published.',
+      registers,
+    });
+    this.casesUnfinished = new Gauge({
+      name: 'leo_cases_unfinished',
+      help: 'Cases not yet final, by status (open, running, action-required).',
+      labelNames: ['status'],
+      registers,
+    });
+    this.stepsOverdue = new Gauge({
+      name: 'leo_steps_overdue',
+      help: 'Steps still waiting for their agency past their deadline, by agency.',
+      labelNames: ['agency'],
+      registers,
+    });
+    this.collectorUp = new Gauge({
+      name: 'leo_metrics_collector_up',
+      help: 'Whether the last scrape-time collection succeeded (1) or failed or timed out (0): queues (Redis), database (Postgres).',
+      labelNames: ['collector'],
+      registers,
+    });
+  }
+
+  /**
+   * Times one application of a result by the engine. The lag since the agency reported it is
+   * observed only for applied results: only then is `result.agency` known to be the step's own
+   * agency (anything else is ignored), so the label stays a bounded set.
+   */
+  async observeResultApplication(
+    result: Pick<StepResult, 'agency' | 'reportedAt'>,
+    apply: () => Promise<'applied' | 'ignored'>,
+  ): Promise<'applied' | 'ignored'> {
+    const end = this.resultApplyDuration.startTimer();
+    let outcome: ResultApplication = 'error';
+    try {
+      outcome = await apply();
+      return outcome;
+    } finally {
+      end({ outcome });
+      const reportedAt = Date.parse(result.reportedAt);
+      if (outcome === 'applied' && Number.isFinite(reportedAt)) {
+        this.resultApplyLag.observe(
+          { agency: result.agency },
+          Math.max(0, Date.now() - reportedAt) / 1000,
+        );
+      }
+    }
+  }
+
+  private readonly collectors: Array<() => Promise<void>> = [];
+
+  /**
+   * Adds work to run before each exposition (setting scrape-time gauges). It must not throw: a
+   * collector reports its own failure (see `collectorUp`) so one broken dependency costs only
+   * its own series.
+   */
+  addCollector(collect: () => Promise<void>): void {
+    this.collectors.push(collect);
+  }
+
+  /** The exposition in Prometheus' text format, and its content type. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    await Promise.all(this.collectors.map((collect) => collect()));
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
