@@ -129,14 +129,12 @@ export class CitizenService {
     if (waitSeconds > 0) {
       // Prefer: wait — answer once the look-ups are back, so the front-end can show the
       // questions that remain in one round trip.
+      // A case is resolving exactly while a look-up is pending (the transaction that answers
+      // one dispatches any look-up it makes necessary).
       await this.signals.waitFor(
         opened.id,
-        async () => {
-          const { resolution } = await this.engine.resolution(opened.id);
-          return resolution.state === 'resolving' ? undefined : true;
-        },
+        async () => ((await this.engineRepository.hasPendingLookups(opened.id)) ? undefined : true),
         waitSeconds * 1_000,
-        250,
       );
     }
     return this.caseView(subjectId, opened.id);

@@ -51,6 +51,18 @@ export class DefinitionsRepository {
     await manager.query('SELECT pg_advisory_xact_lock($1)', ['7359420271002']);
   }
 
+  /**
+   * A fingerprint of the catalogue that changes with every edit (each edit bumps an entry's
+   * revision and its time): cheap to ask often, so caches reload only what changed.
+   */
+  async catalogueVersion(): Promise<string> {
+    const rows = await this.dataSource.query<Array<{ version: string }>>(
+      `SELECT count(*)::text || ':' || coalesce(sum(revision), 0)::text || ':' ||
+              coalesce(max(updated_at)::text, '') AS version FROM catalogue_entries`,
+    );
+    return rows[0]?.version ?? '';
+  }
+
   async loadCatalogue(manager: EntityManager = this.dataSource.manager): Promise<Catalogue> {
     const rows = await manager.find(CatalogueEntryRow, { order: { key: 'ASC' } });
     const facts = new Map<string, FactType>();

@@ -658,6 +658,15 @@ export class EngineRepository {
     return rows.map(toLookup);
   }
 
+  /** Whether any look-up of the case is still waiting for its agency's answer. */
+  async hasPendingLookups(caseId: string): Promise<boolean> {
+    const rows = await this.dataSource.manager.query<Array<{ pending: boolean }>>(
+      "SELECT EXISTS (SELECT 1 FROM lookups WHERE case_id = $1 AND state = 'pending') AS pending",
+      [caseId],
+    );
+    return rows[0]?.pending ?? false;
+  }
+
   async caseIdOfLookup(lookupId: string): Promise<string | null> {
     const rows = await this.dataSource.manager.query<Array<{ case_id: string }>>(
       'SELECT case_id FROM lookups WHERE id = $1',

@@ -109,7 +109,9 @@ export class EngineService {
   private readonly logger = new Logger(EngineService.name);
   private readonly definitions = new Map<string, DefinitionWithDefaults>();
   private catalogueCache:
-    { at: number; catalogue: Catalogue; validator: FactValidator } | undefined;
+    { at: number; version: string; catalogue: Catalogue; validator: FactValidator } | undefined;
+  private catalogueLoading:
+    Promise<{ at: number; version: string; catalogue: Catalogue; validator: FactValidator }> | undefined;
   private publishedCache: { at: number; definitions: DefinitionWithDefaults[] } | undefined;
 
   constructor(
@@ -119,17 +121,33 @@ export class EngineService {
     private readonly changes: CaseChanges,
   ) {}
 
-  /** The catalogue and its value validator (cached for a few seconds; edits are rare). */
+  /**
+   * The catalogue and its value validator. Whether it changed is asked at most every few
+   * seconds (one small query); it is loaded again, and its schemas compiled, only when it did.
+   */
   async catalogue(): Promise<{ catalogue: Catalogue; validator: FactValidator }> {
-    if (!this.catalogueCache || Date.now() - this.catalogueCache.at > CATALOGUE_TTL_MS) {
-      const catalogue = await this.definitionsRepository.loadCatalogue();
-      this.catalogueCache = {
-        at: Date.now(),
-        catalogue,
-        validator: createFactValidator([...catalogue.facts.values()]),
-      };
-    }
-    return this.catalogueCache;
+    const cached = this.catalogueCache;
+    if (cached && Date.now() - cached.at <= CATALOGUE_TTL_MS) return cached;
+    this.catalogueLoading ??= (async () => {
+      try {
+        const version = await this.definitionsRepository.catalogueVersion();
+        if (cached && cached.version === version) {
+          cached.at = Date.now();
+          return cached;
+        }
+        const catalogue = await this.definitionsRepository.loadCatalogue();
+        this.catalogueCache = {
+          at: Date.now(),
+          version,
+          catalogue,
+          validator: createFactValidator([...catalogue.facts.values()]),
+        };
+        return this.catalogueCache;
+      } finally {
+        this.catalogueLoading = undefined;
+      }
+    })();
+    return this.catalogueLoading;
   }
 
   /** Published versions never change, so each is read once per process. */
