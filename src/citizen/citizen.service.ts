@@ -13,12 +13,11 @@ import { DefinitionsRepository } from '../definitions/definitions.repository.js'
 import { CaseSignals } from '../engine/case-signals.js';
 import { EngineRepository } from '../engine/engine.repository.js';
 import { EngineService } from '../engine/engine.service.js';
-import type { CaseRecord, FactRecord, StepRunRecord } from '../engine/engine.types.js';
+import type { FactRecord, StepRunRecord } from '../engine/engine.types.js';
 import {
   relevantInputs,
   resolve,
   usableFacts,
-  type Preview,
   type PreviewSource,
   type Resolution,
 } from '../engine/resolution.js';
@@ -142,14 +141,10 @@ export class CitizenService {
 
   /** The case as its citizen sees it; another's case is not found. */
   async caseView(subjectId: string, caseId: string): Promise<CaseViewDto> {
-    const { caseRecord, resolution } = await this.owned(subjectId, caseId);
-    const [definition, { catalogue }, runs, records] = await Promise.all([
+    const { caseRecord, resolution, runs, facts } = await this.owned(subjectId, caseId);
+    const [definition, { catalogue }] = await Promise.all([
       this.engine.definition(caseRecord.definitionId),
       this.engine.catalogue(),
-      this.engineRepository.stepRuns(caseId),
-      caseRecord.status === 'open'
-        ? this.engineRepository.currentFacts(subjectId)
-        : Promise.resolve(new Map<string, FactRecord>()),
     ]);
     const indexOf = new Map(definition.steps.map((s, i) => [s.id, i]));
     const order = (stepId: string): number => indexOf.get(stepId) ?? Number.MAX_SAFE_INTEGER;
@@ -168,7 +163,6 @@ export class CitizenService {
         .map((run) => this.stepView(run, definition, catalogue)),
     };
     if (caseRecord.status === 'open') {
-      const facts = usableFacts(records.values(), catalogue, caseId);
       view.resolution = {
         state: resolution.state,
         questions: resolution.toAsk.map((key) => this.question(key, catalogue)),
@@ -181,7 +175,7 @@ export class CitizenService {
   private async owned(
     subjectId: string,
     caseId: string,
-  ): Promise<{ caseRecord: CaseRecord; resolution: Resolution; preview: Preview | undefined }> {
+  ): Promise<Awaited<ReturnType<EngineService['resolution']>>> {
     const found = await this.engine.resolution(caseId).catch((error: unknown) => {
       if (error instanceof DomainError && error.code === 'case-not-found') return undefined;
       throw error;

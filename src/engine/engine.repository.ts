@@ -155,6 +155,64 @@ const toFact = (r: FactRow): FactRecord => ({
   createdAt: r.created_at,
 });
 
+/** Columns that JSON (row_to_json) carries as text and the records hold as dates. */
+const DATE_COLUMNS = new Set([
+  'created_at',
+  'updated_at',
+  'submitted_at',
+  'finished_at',
+  'consented_at',
+  'expected_decision_at',
+  'deadline_at',
+  'ready_at',
+  'dispatched_at',
+  'answered_at',
+]);
+
+function withDates(row: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...row };
+  for (const [key, value] of Object.entries(row)) {
+    if (DATE_COLUMNS.has(key) && typeof value === 'string') out[key] = new Date(value);
+  }
+  return out;
+}
+
+/** A case as one statement reads it: the case, its step runs and look-ups, its subject's facts. */
+export interface LoadedCase {
+  caseRecord: CaseRecord;
+  runs: StepRunRecord[];
+  lookups: LookupRecord[];
+  /** The subject's newest record of each fact. */
+  facts: Map<string, FactRecord>;
+}
+
+/** Everything one change to a case writes, committed by one statement (see commitCase). */
+export interface CaseUnit {
+  caseRecord: CaseRecord;
+  /** The revision the change was computed from; null for a case it creates. */
+  expectedRevision: number | null;
+  /** For a new case: all its step runs; else the ones the change touched (their whole state). */
+  runs: StepRunRecord[];
+  events: Array<CaseEvent & { seq: number }>;
+  facts: FactRecord[];
+  newLookups: LookupRecord[];
+  changedLookups: LookupRecord[];
+  disclosures: Array<{
+    subjectId: string;
+    caseId: string;
+    stepRunId?: string;
+    lookupId?: string;
+    agency: string;
+    factRecordIds: string[];
+    factKeys: string[];
+    basis: string;
+  }>;
+  messages: NewMessage[];
+  outbox: OutboxMessage[];
+}
+
+const iso = (d: Date | null | undefined): string | null => (d ? d.toISOString() : null);
+
 export interface StepRunChange {
   state?: StepState;
   attempt?: number;
@@ -586,6 +644,279 @@ export class EngineRepository {
     );
     const byKey = new Map(rows.map((r) => [r.fact_key, toFact(r)]));
     return records.map((r) => byKey.get(r.factKey) as FactRecord);
+  }
+
+  // ---- one change to a case: one read, one write ------------------------------------------
+
+  /**
+   * Reads a case with everything a change to it needs, in one statement (one snapshot): found
+   * by its id, or by one of its step runs or look-ups. No lock is taken: commitCase writes only
+   * if the case's revision is still the one read (optimistic concurrency).
+   */
+  async loadCase(
+    by: { caseId: string } | { stepRunId: string } | { lookupId: string },
+    subjectId?: string,
+  ): Promise<LoadedCase | null> {
+    const where =
+      'caseId' in by
+        ? 'c.id = $1'
+        : 'stepRunId' in by
+          ? 'c.id = (SELECT case_id FROM step_runs WHERE id = $1)'
+          : 'c.id = (SELECT case_id FROM lookups WHERE id = $1)';
+    const id = 'caseId' in by ? by.caseId : 'stepRunId' in by ? by.stepRunId : by.lookupId;
+    const rows = await this.dataSource.manager.query<
+      Array<{
+        case: Record<string, unknown>;
+        runs: Array<Record<string, unknown>>;
+        lookups: Array<Record<string, unknown>>;
+        facts: Array<Record<string, unknown>>;
+      }>
+    >(
+      `SELECT row_to_json(c) AS case,
+         (SELECT coalesce(json_agg(s ORDER BY s.step_id), '[]') FROM step_runs s WHERE s.case_id = c.id) AS runs,
+         (SELECT coalesce(json_agg(l ORDER BY l.created_at, l.id), '[]') FROM lookups l WHERE l.case_id = c.id) AS lookups,
+         (SELECT coalesce(json_agg(f), '[]') FROM (
+            SELECT DISTINCT ON (fact_key) * FROM fact_records
+             WHERE subject_id = c.subject_id ORDER BY fact_key, created_at DESC, id) f) AS facts
+       FROM cases c WHERE ${where} AND ($2::text IS NULL OR c.subject_id = $2)`,
+      [id, subjectId ?? null],
+    );
+    const row = rows[0];
+    if (!row) return null;
+    return {
+      caseRecord: toCase(withDates(row.case) as unknown as CaseRow),
+      runs: row.runs.map((r) => toStepRun(withDates(r) as unknown as StepRunRow)),
+      lookups: row.lookups.map((l) => toLookup(withDates(l) as unknown as LookupRow)),
+      facts: new Map(
+        row.facts.map((f) => {
+          const fact = toFact(withDates(f) as unknown as FactRow);
+          return [fact.factKey, fact];
+        }),
+      ),
+    };
+  }
+
+  /**
+   * Writes one change to a case in one statement, atomically: the case row (its revision moved
+   * on), the step runs and look-ups it changed, and what it appended (events, fact records,
+   * look-ups, disclosures, messages, outbox rows). Every part is conditional on the case row
+   * still having `expectedRevision`: if another change committed first, nothing is written and
+   * `committed` is false (the caller reads again and recomputes). Ids are made by the caller,
+   * so nothing needs a round trip before the write.
+   */
+  async commitCase(
+    unit: CaseUnit,
+  ): Promise<{ committed: boolean; outbox: Array<{ id: string } & OutboxMessage> }> {
+    const c = unit.caseRecord;
+    const json = (value: unknown): string => JSON.stringify(value);
+    const caseStatement =
+      unit.expectedRevision === null
+        ? `INSERT INTO cases (id, subject_id, life_event_key, definition_id, definition_version, status,
+             revision, created_at, updated_at, submitted_at, finished_at, consent_checksum, consented_at)
+           VALUES ($1, $9, $10, $11, $12, $2, $3, now(), now(), $4, $5, $6, $7) RETURNING id`
+        : `UPDATE cases SET status = $2, revision = $3, updated_at = now(), submitted_at = $4,
+             finished_at = $5, consent_checksum = $6, consented_at = $7
+           WHERE id = $1 AND revision = $8 RETURNING id`;
+    const runsStatement =
+      unit.expectedRevision === null
+        ? `INSERT INTO step_runs (id, case_id, step_id, agency, action, kind, state, attempt, max_attempts,
+             disclosed_fact_ids, result, agency_reference, expected_decision_at, deadline_at, overdue,
+             last_error, ready_at, finished_at, updated_at)
+           SELECT r.id, r.case_id, r.step_id, r.agency, r.action, r.kind, r.state, r.attempt, r.max_attempts,
+             r.disclosed_fact_ids, r.result, r.agency_reference, r.expected_decision_at, r.deadline_at,
+             r.overdue, r.last_error, r.ready_at, r.finished_at, now()
+           FROM c, jsonb_to_recordset($13::jsonb) AS r(id uuid, case_id uuid, step_id text, agency text,
+             action text, kind text, state text, attempt int, max_attempts int, disclosed_fact_ids uuid[],
+             result jsonb, agency_reference text, expected_decision_at timestamptz, deadline_at timestamptz,
+             overdue boolean, last_error text, ready_at timestamptz, finished_at timestamptz)`
+        : `UPDATE step_runs s SET state = r.state, attempt = r.attempt, max_attempts = r.max_attempts,
+             disclosed_fact_ids = r.disclosed_fact_ids, result = r.result,
+             agency_reference = r.agency_reference, expected_decision_at = r.expected_decision_at,
+             deadline_at = r.deadline_at, overdue = r.overdue, last_error = r.last_error,
+             ready_at = r.ready_at, finished_at = r.finished_at, updated_at = now()
+           FROM c, jsonb_to_recordset($13::jsonb) AS r(id uuid, case_id uuid, step_id text, agency text,
+             action text, kind text, state text, attempt int, max_attempts int, disclosed_fact_ids uuid[],
+             result jsonb, agency_reference text, expected_decision_at timestamptz, deadline_at timestamptz,
+             overdue boolean, last_error text, ready_at timestamptz, finished_at timestamptz)
+           WHERE s.id = r.id`;
+    const rows = await this.dataSource.manager.query<
+      Array<{ committed: boolean; outbox: Array<{ id: string; job_id: string }> }>
+    >(
+      `WITH c AS (${caseStatement}),
+       runs AS (${runsStatement}),
+       events AS (
+         INSERT INTO case_events (case_id, seq, type, step_id, data)
+         SELECT c.id, e.seq, e.type, e.step_id, coalesce(e.data, '{}'::jsonb)
+         FROM c, jsonb_to_recordset($14::jsonb) AS e(seq int, type text, step_id text, data jsonb)),
+       new_lookups AS (
+         INSERT INTO lookups (id, case_id, subject_id, agency, fact_keys, state, found_keys,
+           unavailable_keys, attempt, max_attempts, disclosed_fact_ids, last_error, created_at, updated_at)
+         SELECT l.id, c.id, l.subject_id, l.agency, l.fact_keys, l.state, l.found_keys,
+           l.unavailable_keys, l.attempt, l.max_attempts, l.disclosed_fact_ids, l.last_error, now(), now()
+         FROM c, jsonb_to_recordset($15::jsonb) AS l(id uuid, subject_id text, agency text, fact_keys text[],
+           state text, found_keys text[], unavailable_keys text[], attempt int, max_attempts int,
+           disclosed_fact_ids uuid[], last_error text)),
+       changed_lookups AS (
+         UPDATE lookups t SET state = l.state, found_keys = l.found_keys, unavailable_keys = l.unavailable_keys,
+           attempt = l.attempt, disclosed_fact_ids = l.disclosed_fact_ids, last_error = l.last_error,
+           updated_at = now(),
+           answered_at = CASE WHEN l.state IN ('answered', 'failed') THEN coalesce(t.answered_at, now()) END
+         FROM c, jsonb_to_recordset($16::jsonb) AS l(id uuid, state text, found_keys text[],
+           unavailable_keys text[], attempt int, disclosed_fact_ids uuid[], last_error text)
+         WHERE t.id = l.id),
+       facts AS (
+         INSERT INTO fact_records (id, subject_id, fact_key, value, source, agency, case_id, step_run_id,
+           lookup_id, supersedes, created_at)
+         SELECT f.id, f.subject_id, f.fact_key, f.value, f.source, f.agency, f.case_id, f.step_run_id,
+           f.lookup_id, f.supersedes, now()
+         FROM c, jsonb_to_recordset($17::jsonb) AS f(id uuid, subject_id text, fact_key text, value jsonb,
+           source text, agency text, case_id uuid, step_run_id uuid, lookup_id uuid, supersedes uuid)),
+       disclosures AS (
+         INSERT INTO disclosures (subject_id, case_id, step_run_id, lookup_id, agency, fact_record_ids,
+           fact_keys, basis)
+         SELECT d.subject_id, c.id, d.step_run_id, d.lookup_id, d.agency, d.fact_record_ids, d.fact_keys, d.basis
+         FROM c, jsonb_to_recordset($18::jsonb) AS d(subject_id text, step_run_id uuid, lookup_id uuid,
+           agency text, fact_record_ids uuid[], fact_keys text[], basis text)),
+       messages AS (
+         -- clock_timestamp(), not now(): messages of one change keep their order when listed.
+         INSERT INTO messages (subject_id, case_id, step_id, sender, kind, template, params, created_at)
+         SELECT m.subject_id, c.id, m.step_id, m.sender, m.kind, m.template, m.params, clock_timestamp()
+         FROM c, jsonb_to_recordset($19::jsonb) AS m(ord int, subject_id text, step_id text, sender text,
+           kind text, template text, params jsonb)
+         ORDER BY m.ord),
+       outbox AS (
+         INSERT INTO outbox (queue, job_name, job_id, payload, available_at)
+         SELECT o.queue, o.job_name, o.job_id, o.payload, coalesce(o.available_at, now())
+         FROM c, jsonb_to_recordset($20::jsonb) AS o(queue text, job_name text, job_id text, payload jsonb,
+           available_at timestamptz)
+         RETURNING id, job_id)
+       SELECT EXISTS (SELECT 1 FROM c) AS committed,
+         -- Parameters only one of the two case statements uses still need a type.
+         ROW($8::int, $9::text, $10::text, $11::uuid, $12::int) IS NULL AS unused,
+         (SELECT coalesce(json_agg(json_build_object('id', id::text, 'job_id', job_id)), '[]') FROM outbox) AS outbox`,
+      [
+        c.id,
+        c.status,
+        c.revision,
+        iso(c.submittedAt),
+        iso(c.finishedAt),
+        c.consentChecksum,
+        iso(c.consentedAt),
+        unit.expectedRevision,
+        c.subjectId,
+        c.lifeEventKey,
+        c.definitionId,
+        c.definitionVersion,
+        json(
+          unit.runs.map((r) => ({
+            id: r.id,
+            case_id: r.caseId,
+            step_id: r.stepId,
+            agency: r.agency,
+            action: r.action,
+            kind: r.kind,
+            state: r.state,
+            attempt: r.attempt,
+            max_attempts: r.maxAttempts,
+            disclosed_fact_ids: r.disclosedFactIds,
+            result: r.result ?? null,
+            agency_reference: r.agencyReference,
+            expected_decision_at: iso(r.expectedDecisionAt),
+            deadline_at: iso(r.deadlineAt),
+            overdue: r.overdue,
+            last_error: r.lastError,
+            ready_at: iso(r.readyAt),
+            finished_at: iso(r.finishedAt),
+          })),
+        ),
+        json(
+          unit.events.map((e) => ({
+            seq: e.seq,
+            type: e.type,
+            step_id: e.stepId ?? null,
+            data: e.data ?? {},
+          })),
+        ),
+        json(
+          unit.newLookups.map((l) => ({
+            id: l.id,
+            subject_id: l.subjectId,
+            agency: l.agency,
+            fact_keys: l.factKeys,
+            state: l.state,
+            found_keys: l.foundKeys,
+            unavailable_keys: l.unavailableKeys,
+            attempt: l.attempt,
+            max_attempts: l.maxAttempts,
+            disclosed_fact_ids: l.disclosedFactIds,
+            last_error: l.lastError,
+          })),
+        ),
+        json(
+          unit.changedLookups.map((l) => ({
+            id: l.id,
+            state: l.state,
+            found_keys: l.foundKeys,
+            unavailable_keys: l.unavailableKeys,
+            attempt: l.attempt,
+            disclosed_fact_ids: l.disclosedFactIds,
+            last_error: l.lastError,
+          })),
+        ),
+        json(
+          unit.facts.map((f) => ({
+            id: f.id,
+            subject_id: f.subjectId,
+            fact_key: f.factKey,
+            value: f.value,
+            source: f.source,
+            agency: f.agency,
+            case_id: f.caseId,
+            step_run_id: f.stepRunId,
+            lookup_id: f.lookupId,
+            supersedes: f.supersedes,
+          })),
+        ),
+        json(
+          unit.disclosures.map((d) => ({
+            subject_id: d.subjectId,
+            step_run_id: d.stepRunId ?? null,
+            lookup_id: d.lookupId ?? null,
+            agency: d.agency,
+            fact_record_ids: d.factRecordIds,
+            fact_keys: d.factKeys,
+            basis: d.basis,
+          })),
+        ),
+        json(
+          unit.messages.map((m, ord) => ({
+            ord,
+            subject_id: m.subjectId,
+            step_id: m.stepId ?? null,
+            sender: m.sender,
+            kind: m.kind,
+            template: m.template,
+            params: m.params ?? {},
+          })),
+        ),
+        json(
+          unit.outbox.map((m) => ({
+            queue: m.queue,
+            job_name: m.jobName,
+            job_id: m.jobId,
+            payload: m.payload,
+            available_at: iso(m.availableAt),
+          })),
+        ),
+      ],
+    );
+    const row = rows[0];
+    if (!row?.committed) return { committed: false, outbox: [] };
+    const ids = new Map(row.outbox.map((o) => [o.job_id, o.id]));
+    return {
+      committed: true,
+      outbox: unit.outbox.map((m) => ({ ...m, id: ids.get(m.jobId) ?? '' })),
+    };
   }
 
   // ---- subjects -------------------------------------------------------------------------

@@ -1,5 +1,5 @@
+import { randomUUID } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
-import type { EntityManager } from 'typeorm';
 import {
   FACT_LOOKUP,
   STEP_CANCEL,
@@ -28,7 +28,7 @@ import {
 } from '#workflow';
 import { DomainError, type FieldProblem } from '../common/domain-error.js';
 import { DefinitionsRepository } from '../definitions/definitions.repository.js';
-import { EngineRepository } from './engine.repository.js';
+import { EngineRepository, type CaseUnit, type LoadedCase } from './engine.repository.js';
 import {
   FINAL_CASE_STATUSES,
   FINAL_STEP_STATES,
@@ -65,6 +65,8 @@ import {
 const CATALOGUE_TTL_MS = 5_000;
 /** Attempts of a look-up before its facts are asked of the citizen instead. */
 const LOOKUP_ATTEMPTS = 5;
+/** Tries of one change before it gives up on a case that keeps changing (never seen). */
+const MAX_CONFLICT_RETRIES = 50;
 /** A timer may fire a little early (clocks of Redis and of this process differ). */
 const DEADLINE_TOLERANCE_MS = 1_000;
 /** Open (not final) step states: those a deadline still concerns. */
@@ -87,13 +89,20 @@ export function backoffDelayMs(
 }
 
 interface Context {
-  manager: EntityManager;
   catalogue: Catalogue;
   validator: FactValidator;
   caseRecord: CaseRecord;
   definition: DefinitionWithDefaults;
   runs: Map<string, StepRunRecord>;
   lookups: LookupRecord[];
+  /** The subject's newest record of each fact, including those this change appends. */
+  facts: Map<string, FactRecord>;
+  /** What the change writes besides events, messages and outbox rows. */
+  newFacts: FactRecord[];
+  newLookups: Set<string>;
+  changedLookups: Set<string>;
+  changedRuns: Set<string>;
+  disclosures: CaseUnit['disclosures'];
   events: CaseEvent[];
   outbox: OutboxMessage[];
   messages: NewMessage[];
@@ -111,7 +120,8 @@ export class EngineService {
   private catalogueCache:
     { at: number; version: string; catalogue: Catalogue; validator: FactValidator } | undefined;
   private catalogueLoading:
-    Promise<{ at: number; version: string; catalogue: Catalogue; validator: FactValidator }> | undefined;
+    | Promise<{ at: number; version: string; catalogue: Catalogue; validator: FactValidator }>
+    | undefined;
   private publishedCache: { at: number; definitions: DefinitionWithDefaults[] } | undefined;
 
   constructor(
@@ -190,28 +200,58 @@ export class EngineService {
     const catalogued = await this.catalogue();
     const { catalogue, validator } = catalogued;
     const answers = this.checkAnswers(definition, catalogue, validator, [], input.answers);
-    const { outbox, context } = await this.repository.transaction(async (manager) => {
-      const caseRecord = await this.repository.insertCase(manager, {
-        subjectId: input.subjectId,
-        lifeEventKey: definition.key,
-        definitionId: row.id,
-        definitionVersion: row.version,
-      });
-      await this.repository.insertStepRuns(
-        manager,
-        caseRecord.id,
-        definition.steps.map((s) => ({
-          stepId: s.id,
-          agency: s.agency,
-          action: s.action,
-          kind: s.kind,
-          maxAttempts: s.retry.attempts,
-        })),
-      );
-      return this.withCase(manager, caseRecord, definition, catalogued, async (context) => {
-        const current = await this.repository.currentFacts(input.subjectId, manager);
-        const identity = current.get(IDENTITY_FACT);
-        const records = [
+    const now = new Date();
+    const caseRecord: CaseRecord = {
+      id: randomUUID(),
+      subjectId: input.subjectId,
+      lifeEventKey: definition.key,
+      definitionId: row.id,
+      definitionVersion: row.version,
+      status: 'open',
+      revision: 0,
+      createdAt: now,
+      updatedAt: now,
+      submittedAt: null,
+      finishedAt: null,
+      consentChecksum: null,
+      consentedAt: null,
+    };
+    const runs: StepRunRecord[] = definition.steps.map((step) => ({
+      id: randomUUID(),
+      caseId: caseRecord.id,
+      stepId: step.id,
+      agency: step.agency,
+      action: step.action,
+      kind: step.kind,
+      state: 'pending',
+      attempt: 0,
+      maxAttempts: step.retry.attempts,
+      disclosedFactIds: [],
+      result: null,
+      agencyReference: null,
+      expectedDecisionAt: null,
+      deadlineAt: null,
+      overdue: false,
+      lastError: null,
+      readyAt: null,
+      dispatchedAt: null,
+      finishedAt: null,
+      updatedAt: now,
+    }));
+    const loaded: LoadedCase = {
+      caseRecord,
+      runs,
+      lookups: [],
+      facts: await this.repository.currentFacts(input.subjectId),
+    };
+    const { outbox, context } = await this.change(
+      loaded,
+      definition,
+      catalogued,
+      true,
+      (context) => {
+        const identity = context.facts.get(IDENTITY_FACT);
+        this.addFacts(context, [
           ...(identity?.value === input.personalNumber
             ? []
             : [
@@ -226,26 +266,14 @@ export class EngineService {
             value,
             source: 'citizen' as const,
           })),
-        ];
-        await this.repository.insertFacts(
-          manager,
-          records.map((r) => {
-            const supersedes = current.get(r.factKey)?.id;
-            return {
-              ...r,
-              subjectId: input.subjectId,
-              caseId: caseRecord.id,
-              ...(supersedes ? { supersedes } : {}),
-            };
-          }),
-        );
+        ]);
         context.events.push({
           type: 'case-opened',
           data: { lifeEvent: definition.key, version: row.version, factKeys: Object.keys(answers) },
         });
-        await this.resolveCase(context);
-      });
-    });
+        this.resolveCase(context);
+      },
+    );
     await this.relay.publish(outbox);
     return context.caseRecord;
   }
@@ -257,8 +285,8 @@ export class EngineService {
    */
   async answer(caseId: string, subjectId: string, answers: Record<string, unknown>): Promise<void> {
     const outbox = await this.inCase(
-      caseId,
-      async (context) => {
+      { caseId },
+      (context) => {
         this.requireOpen(context);
         const checked = this.checkAnswers(
           context.definition,
@@ -267,23 +295,16 @@ export class EngineService {
           context.lookups,
           answers,
         );
-        const current = await this.repository.currentFacts(subjectId, context.manager);
-        await this.repository.insertFacts(
-          context.manager,
-          Object.entries(checked).map(([factKey, value]) => {
-            const supersedes = current.get(factKey)?.id;
-            return {
-              subjectId,
-              factKey,
-              value,
-              source: 'citizen' as const,
-              caseId,
-              ...(supersedes ? { supersedes } : {}),
-            };
-          }),
+        this.addFacts(
+          context,
+          Object.entries(checked).map(([factKey, value]) => ({
+            factKey,
+            value,
+            source: 'citizen' as const,
+          })),
         );
         context.events.push({ type: 'answers-given', data: { factKeys: Object.keys(checked) } });
-        await this.resolveCase(context);
+        this.resolveCase(context);
       },
       { subjectId },
     );
@@ -291,19 +312,19 @@ export class EngineService {
   }
 
   /** What the case still needs, and (once nothing is missing) its preview: for reads. */
-  async resolution(
-    caseId: string,
-  ): Promise<{ caseRecord: CaseRecord; resolution: Resolution; preview: Preview | undefined }> {
-    const caseRecord = await this.repository.findCase(caseId);
-    if (!caseRecord) throw new DomainError('not-found', 'case-not-found', 'No such case.');
+  async resolution(caseId: string): Promise<{
+    caseRecord: CaseRecord;
+    runs: StepRunRecord[];
+    facts: Map<string, FactRecord>;
+    resolution: Resolution;
+    preview: Preview | undefined;
+  }> {
+    const loaded = await this.repository.loadCase({ caseId });
+    if (!loaded) throw new DomainError('not-found', 'case-not-found', 'No such case.');
+    const { caseRecord, lookups, runs } = loaded;
     const definition = await this.definition(caseRecord.definitionId);
     const { catalogue } = await this.catalogue();
-    const [records, lookups, runs] = await Promise.all([
-      this.repository.currentFacts(caseRecord.subjectId),
-      this.repository.lookupsOfCase(caseId),
-      this.repository.stepRuns(caseId),
-    ]);
-    const facts = usableFacts(records.values(), catalogue, caseId);
+    const facts = usableFacts(loaded.facts.values(), catalogue, caseId);
     const resolution = resolve({
       definition,
       catalogue,
@@ -315,7 +336,7 @@ export class EngineService {
       resolution.state === 'ready'
         ? buildPreview({ definitionId: caseRecord.definitionId, definition, facts, resolution })
         : undefined;
-    return { caseRecord, resolution, preview };
+    return { caseRecord, runs, facts, resolution, preview };
   }
 
   /**
@@ -328,10 +349,10 @@ export class EngineService {
     consent: { previewChecksum: string; subjectId?: string },
   ): Promise<void> {
     const outbox = await this.inCase(
-      caseId,
+      { caseId },
       async (context) => {
         this.requireOpen(context);
-        const facts = await this.factsOf(context);
+        const facts = this.factsOf(context);
         const resolution = resolve({
           definition: context.definition,
           catalogue: context.catalogue,
@@ -361,9 +382,13 @@ export class EngineService {
             [{ path: 'previewChecksum', reason: 'is not the checksum of the current preview' }],
           );
         }
-        await this.repository.setConsent(context.manager, caseId, preview.checksum);
-        await this.repository.setCaseStatus(context.manager, caseId, 'running', true);
-        context.caseRecord.status = 'running';
+        const now = new Date();
+        Object.assign(context.caseRecord, {
+          consentChecksum: preview.checksum,
+          consentedAt: now,
+          submittedAt: now,
+        });
+        this.setStatus(context, 'running');
         context.events.push({
           type: 'case-submitted',
           data: { previewChecksum: preview.checksum },
@@ -429,12 +454,78 @@ export class EngineService {
   }
 
   /** The subject's records this case may use (see usableFacts). */
-  private async factsOf(context: Context): Promise<Map<string, FactRecord>> {
-    const records = await this.repository.currentFacts(
-      context.caseRecord.subjectId,
-      context.manager,
-    );
-    return usableFacts(records.values(), context.catalogue, context.caseRecord.id);
+  private factsOf(context: Context): Map<string, FactRecord> {
+    return usableFacts(context.facts.values(), context.catalogue, context.caseRecord.id);
+  }
+
+  /**
+   * Appends fact records for the case's subject, each superseding the subject's current record
+   * of its key; they are written with the rest of the change.
+   */
+  private addFacts(
+    context: Context,
+    records: Array<{
+      factKey: string;
+      value: unknown;
+      source: FactRecord['source'];
+      agency?: string;
+      stepRunId?: string;
+      lookupId?: string;
+    }>,
+  ): FactRecord[] {
+    const now = new Date();
+    return records.map((r) => {
+      const record: FactRecord = {
+        id: randomUUID(),
+        subjectId: context.caseRecord.subjectId,
+        factKey: r.factKey,
+        value: r.value,
+        source: r.source,
+        agency: r.agency ?? null,
+        caseId: context.caseRecord.id,
+        stepRunId: r.stepRunId ?? null,
+        lookupId: r.lookupId ?? null,
+        supersedes: context.facts.get(r.factKey)?.id ?? null,
+        createdAt: now,
+      };
+      context.facts.set(r.factKey, record);
+      context.newFacts.push(record);
+      return record;
+    });
+  }
+
+  /** A new look-up of the case, written with the rest of the change. */
+  private addLookup(context: Context, agency: string, factKeys: string[]): LookupRecord {
+    const now = new Date();
+    const lookup: LookupRecord = {
+      id: randomUUID(),
+      caseId: context.caseRecord.id,
+      subjectId: context.caseRecord.subjectId,
+      agency,
+      factKeys,
+      state: 'pending',
+      foundKeys: [],
+      unavailableKeys: [],
+      attempt: 1,
+      maxAttempts: LOOKUP_ATTEMPTS,
+      disclosedFactIds: [],
+      lastError: null,
+      createdAt: now,
+      updatedAt: now,
+      answeredAt: null,
+    };
+    context.lookups.push(lookup);
+    context.newLookups.add(lookup.id);
+    return lookup;
+  }
+
+  private changeLookup(
+    context: Context,
+    lookup: LookupRecord,
+    change: Partial<LookupRecord>,
+  ): void {
+    Object.assign(lookup, change);
+    if (!context.newLookups.has(lookup.id)) context.changedLookups.add(lookup.id);
   }
 
   /**
@@ -442,8 +533,8 @@ export class EngineService {
    * holds and that were not asked of that agency in this case yet: one look-up per agency, whose
    * job carries only the identity number (disclosed like any sharing).
    */
-  private async resolveCase(context: Context): Promise<void> {
-    const facts = await this.factsOf(context);
+  private resolveCase(context: Context): void {
+    const facts = this.factsOf(context);
     const states = Object.fromEntries([...context.runs.values()].map((r) => [r.stepId, r.state]));
     const { toLookUp } = resolve({
       definition: context.definition,
@@ -452,31 +543,19 @@ export class EngineService {
       lookups: context.lookups,
       states,
     });
-    if (toLookUp.size === 0) return;
-    const created = await this.repository.insertLookups(
-      context.manager,
-      [...toLookUp.entries()].map(([agency, factKeys]) => ({
-        caseId: context.caseRecord.id,
-        subjectId: context.caseRecord.subjectId,
-        agency,
-        factKeys,
-        maxAttempts: LOOKUP_ATTEMPTS,
-      })),
-    );
-    for (const lookup of created) {
-      context.lookups.push(lookup);
-      await this.dispatchLookup(context, lookup, 1, 0, facts);
+    for (const [agency, factKeys] of toLookUp) {
+      this.dispatchLookup(context, this.addLookup(context, agency, factKeys), 1, 0, facts);
     }
   }
 
-  private async dispatchLookup(
+  private dispatchLookup(
     context: Context,
     lookup: LookupRecord,
     attempt: number,
     delayMs: number,
     currentFacts?: Map<string, FactRecord>,
-  ): Promise<void> {
-    const facts = currentFacts ?? (await this.factsOf(context));
+  ): void {
+    const facts = currentFacts ?? this.factsOf(context);
     const identity = facts.get(IDENTITY_FACT);
     if (!identity) throw new Error(`case ${context.caseRecord.id} has no identity to look up by`);
     const job: LookupJob = {
@@ -494,7 +573,7 @@ export class EngineService {
       payload: job,
       availableAt: new Date(Date.now() + delayMs),
     });
-    await this.repository.insertDisclosure(context.manager, {
+    context.disclosures.push({
       subjectId: context.caseRecord.subjectId,
       caseId: context.caseRecord.id,
       lookupId: lookup.id,
@@ -503,12 +582,7 @@ export class EngineService {
       factKeys: [IDENTITY_FACT],
       basis: 'lookup',
     });
-    await this.repository.updateLookup(context.manager, lookup.id, {
-      attempt,
-      disclosedFactIds: [identity.id],
-    });
-    lookup.attempt = attempt;
-    lookup.disclosedFactIds = [identity.id];
+    this.changeLookup(context, lookup, { attempt, disclosedFactIds: [identity.id] });
     context.events.push({
       type: 'lookup-requested',
       data: { agency: lookup.agency, factKeys: lookup.factKeys, attempt, delayMs },
@@ -521,13 +595,10 @@ export class EngineService {
    * a retryable error is retried with backoff, and after the last attempt the keys are asked.
    */
   async applyLookupResult(result: LookupResult): Promise<'applied' | 'ignored'> {
-    const caseId = await this.repository.caseIdOfLookup(result.lookupId);
-    if (!caseId) {
-      this.logger.warn({ lookupId: result.lookupId }, 'result for an unknown look-up ignored');
-      return 'ignored';
-    }
-    const state = { applied: false };
-    const outbox = await this.inCase(caseId, async (context) => {
+    const state = { applied: false, known: true };
+    const outbox = await this.inCase({ lookupId: result.lookupId }, async (context) => {
+      const caseId = context.caseRecord.id;
+      state.applied = false;
       const lookup = context.lookups.find((l) => l.id === result.lookupId);
       if (!lookup) return;
       const why =
@@ -549,15 +620,14 @@ export class EngineService {
           const delayMs = Math.round(
             Math.min(60_000, 500 * 2 ** (lookup.attempt - 1)) * (1 - 0.2 * Math.random()),
           );
-          await this.dispatchLookup(context, lookup, lookup.attempt + 1, delayMs);
+          this.dispatchLookup(context, lookup, lookup.attempt + 1, delayMs);
           return;
         }
-        await this.repository.updateLookup(context.manager, lookup.id, {
+        this.changeLookup(context, lookup, {
           state: 'failed',
           unavailableKeys: lookup.factKeys,
           lastError: outcome.code,
         });
-        Object.assign(lookup, { state: 'failed', unavailableKeys: lookup.factKeys });
         context.events.push({
           type: 'lookup-failed',
           data: { agency: lookup.agency, factKeys: lookup.factKeys, code: outcome.code },
@@ -593,42 +663,34 @@ export class EngineService {
             data: { agency: lookup.agency, problems: refused },
           });
         }
-        const current = await this.repository.currentFacts(
-          context.caseRecord.subjectId,
-          context.manager,
-        );
-        await this.repository.insertFacts(
-          context.manager,
-          Object.entries(found).map(([factKey, value]) => {
-            const supersedes = current.get(factKey)?.id;
-            return {
-              subjectId: context.caseRecord.subjectId,
-              factKey,
-              value,
-              source: 'lookup' as const,
-              agency: lookup.agency,
-              caseId,
-              lookupId: lookup.id,
-              ...(supersedes ? { supersedes } : {}),
-            };
-          }),
+        this.addFacts(
+          context,
+          Object.entries(found).map(([factKey, value]) => ({
+            factKey,
+            value,
+            source: 'lookup' as const,
+            agency: lookup.agency,
+            lookupId: lookup.id,
+          })),
         );
         const foundKeys = Object.keys(found).sort();
         const unavailableKeys = lookup.factKeys.filter((k) => !(k in found));
-        await this.repository.updateLookup(context.manager, lookup.id, {
-          state: 'answered',
-          foundKeys,
-          unavailableKeys,
-        });
-        Object.assign(lookup, { state: 'answered', foundKeys, unavailableKeys });
+        this.changeLookup(context, lookup, { state: 'answered', foundKeys, unavailableKeys });
         context.events.push({
           type: 'lookup-answered',
           data: { agency: lookup.agency, foundKeys, unavailableKeys },
         });
       }
-      if (context.caseRecord.status === 'open') await this.resolveCase(context);
+      if (context.caseRecord.status === 'open') this.resolveCase(context);
       else if (context.caseRecord.status === 'running') await this.advance(context);
+    }).catch((error: unknown) => {
+      if (!(error instanceof DomainError && error.code === 'case-not-found')) throw error;
+      state.known = false;
+      return [];
     });
+    if (!state.known) {
+      this.logger.warn({ lookupId: result.lookupId }, 'result for an unknown look-up ignored');
+    }
     await this.relay.publish(outbox);
     return state.applied ? 'applied' : 'ignored';
   }
@@ -641,13 +703,10 @@ export class EngineService {
    * under at-least-once delivery).
    */
   async applyResult(result: StepResult): Promise<'applied' | 'ignored'> {
-    const caseId = await this.repository.caseIdOfStepRun(result.stepRunId);
-    if (!caseId) {
-      this.logger.warn({ stepRunId: result.stepRunId }, 'result for an unknown step run ignored');
-      return 'ignored';
-    }
-    const state = { applied: false };
-    const outbox = await this.inCase(caseId, async (context) => {
+    const state = { applied: false, known: true };
+    const outbox = await this.inCase({ stepRunId: result.stepRunId }, async (context) => {
+      const caseId = context.caseRecord.id;
+      state.applied = false;
       const run = [...context.runs.values()].find((r) => r.id === result.stepRunId);
       const step = context.definition.steps.find((s) => s.id === run?.stepId);
       if (!run || !step) return;
@@ -682,9 +741,16 @@ export class EngineService {
         return;
       }
       state.applied = true;
-      await this.applyOutcome(context, run, step, result);
+      this.applyOutcome(context, run, step, result);
       if (context.caseRecord.status === 'running') await this.advance(context);
+    }).catch((error: unknown) => {
+      if (!(error instanceof DomainError && error.code === 'case-not-found')) throw error;
+      state.known = false;
+      return [];
     });
+    if (!state.known) {
+      this.logger.warn({ stepRunId: result.stepRunId }, 'result for an unknown step run ignored');
+    }
     await this.relay.publish(outbox);
     return state.applied ? 'applied' : 'ignored';
   }
@@ -698,14 +764,12 @@ export class EngineService {
     stepRunId: string,
     decision: Extract<StepOutcome, { outcome: 'completed' | 'rejected' }>,
   ): Promise<void> {
-    const caseId = await this.repository.caseIdOfStepRun(stepRunId);
     const notFound = new DomainError(
       'not-found',
       'step-not-found',
       'No step of yours with that id.',
     );
-    if (!caseId) throw notFound;
-    const outbox = await this.inCase(caseId, async (context) => {
+    const outbox = await this.inCase({ stepRunId }, async (context) => {
       const run = [...context.runs.values()].find((r) => r.id === stepRunId);
       const step = context.definition.steps.find((s) => s.id === run?.stepId);
       if (!run || !step || run.agency !== agency) throw notFound;
@@ -737,7 +801,7 @@ export class EngineService {
         stepId: run.stepId,
         data: { outcome: decision.outcome, via: 'rest' },
       });
-      await this.applyOutcome(context, run, step, {
+      this.applyOutcome(context, run, step, {
         stepRunId,
         attempt: run.attempt,
         agency,
@@ -745,17 +809,18 @@ export class EngineService {
         reportedAt: new Date().toISOString(),
       });
       if (context.caseRecord.status === 'running') await this.advance(context);
+    }).catch((error: unknown) => {
+      throw error instanceof DomainError && error.code === 'case-not-found' ? notFound : error;
     });
     await this.relay.publish(outbox);
   }
 
-  private async applyOutcome(
+  private applyOutcome(
     context: Context,
     run: StepRunRecord,
     step: StepWithDefaults,
     result: StepResult,
-  ): Promise<void> {
-    const { manager } = context;
+  ): void {
     const outcome = result.result;
     switch (outcome.outcome) {
       case 'completed': {
@@ -770,7 +835,7 @@ export class EngineService {
             stepId: run.stepId,
             data: { problems: refusal },
           });
-          await this.failStep(
+          this.failStep(
             context,
             run,
             step,
@@ -779,27 +844,17 @@ export class EngineService {
           );
           return;
         }
-        const current =
-          step.produces.length > 0
-            ? await this.repository.currentFacts(context.caseRecord.subjectId, manager)
-            : new Map<string, FactRecord>();
-        await this.repository.insertFacts(
-          manager,
-          Object.entries(outcome.produced).map(([factKey, value]) => {
-            const supersedes = current.get(factKey)?.id;
-            return {
-              subjectId: context.caseRecord.subjectId,
-              factKey,
-              value: context.validator.normalise(factKey, value),
-              source: 'agency' as const,
-              agency: run.agency,
-              caseId: run.caseId,
-              stepRunId: run.id,
-              ...(supersedes ? { supersedes } : {}),
-            };
-          }),
+        this.addFacts(
+          context,
+          Object.entries(outcome.produced).map(([factKey, value]) => ({
+            factKey,
+            value: context.validator.normalise(factKey, value),
+            source: 'agency' as const,
+            agency: run.agency,
+            stepRunId: run.id,
+          })),
         );
-        await this.setRun(context, run, {
+        this.setRun(context, run, {
           state: 'completed',
           result: {
             outcome: 'completed',
@@ -817,7 +872,7 @@ export class EngineService {
             reference: outcome.reference ?? null,
           },
         });
-        await this.refreshChanged(context, run);
+        this.refreshChanged(context, run);
         if (step.kind === 'decision') {
           context.messages.push(
             this.message(context, run.agency, 'decision', 'step-granted', {
@@ -830,7 +885,7 @@ export class EngineService {
         return;
       }
       case 'pending':
-        await this.setRun(context, run, {
+        this.setRun(context, run, {
           state: 'awaiting-decision',
           agencyReference: outcome.reference,
           expectedDecisionAt: outcome.expectedDecisionAt
@@ -873,7 +928,7 @@ export class EngineService {
             reason: outcome.reason,
           }),
         );
-        await this.failStep(context, run, step, outcome.code, outcome.reason);
+        this.failStep(context, run, step, outcome.code, outcome.reason);
         return;
       case 'retryable-error':
         if (run.attempt < run.maxAttempts) {
@@ -883,14 +938,14 @@ export class EngineService {
             stepId: run.stepId,
             data: { code: outcome.code, attempt: run.attempt + 1, delayMs },
           });
-          await this.dispatch(context, run, step, run.attempt + 1, delayMs, outcome.code);
+          this.dispatch(context, run, step, run.attempt + 1, delayMs, outcome.code);
         } else {
           context.events.push({
             type: 'step-attempts-exhausted',
             stepId: run.stepId,
             data: { code: outcome.code },
           });
-          await this.failStep(context, run, step, 'attempts-exhausted', outcome.reason);
+          this.failStep(context, run, step, 'attempts-exhausted', outcome.reason);
         }
         return;
     }
@@ -900,31 +955,21 @@ export class EngineService {
    * A completed action that changes facts of its agency's register (a change of address): the
    * subject's records of those facts are stale, so they are looked up afresh, for this case.
    */
-  private async refreshChanged(context: Context, run: StepRunRecord): Promise<void> {
+  private refreshChanged(context: Context, run: StepRunRecord): void {
     const action = context.catalogue.agencies
       .get(run.agency)
       ?.actions.find((a) => a.name === run.action);
     if (!action?.changes?.length) return;
-    const facts = await this.factsOf(context);
+    const facts = this.factsOf(context);
     const held = action.changes.filter((key) => facts.has(key));
     if (held.length === 0) return;
-    const [lookup] = await this.repository.insertLookups(context.manager, [
-      {
-        caseId: context.caseRecord.id,
-        subjectId: context.caseRecord.subjectId,
-        agency: run.agency,
-        factKeys: held,
-        maxAttempts: LOOKUP_ATTEMPTS,
-      },
-    ]);
-    if (!lookup) return;
-    context.lookups.push(lookup);
+    const lookup = this.addLookup(context, run.agency, held);
     context.events.push({
       type: 'facts-changed',
       stepId: run.stepId,
       data: { agency: run.agency, factKeys: held },
     });
-    await this.dispatchLookup(context, lookup, 1, 0, facts);
+    this.dispatchLookup(context, lookup, 1, 0, facts);
   }
 
   /** Only the declared facts, all of them, each valid: anything else is refused. */
@@ -954,32 +999,27 @@ export class EngineService {
     return problems.length > 0 ? problems : undefined;
   }
 
-  private async failStep(
+  private failStep(
     context: Context,
     run: StepRunRecord,
     step: StepWithDefaults,
     code: string,
     reason: string,
-  ): Promise<void> {
-    await this.setRun(context, run, {
+  ): void {
+    this.setRun(context, run, {
       state: 'failed',
       lastError: code,
       result: { outcome: 'failed', code },
     });
     context.events.push({ type: 'step-failed', stepId: run.stepId, data: { code, reason } });
     if (step.onFailure === 'fail-case') {
-      await this.finishCase(context, 'failed');
-      await this.cancelRemaining(context, 'case failed');
+      this.finishCase(context, 'failed');
+      this.cancelRemaining(context, 'case failed');
       context.messages.push(
         this.message(context, 'leo', 'notice', 'case-failed', { stepId: run.stepId, code }),
       );
     } else {
-      await this.repository.setCaseStatus(
-        context.manager,
-        context.caseRecord.id,
-        'action-required',
-      );
-      context.caseRecord.status = 'action-required';
+      this.setStatus(context, 'action-required');
       context.events.push({ type: 'case-action-required', stepId: run.stepId, data: { code } });
       context.messages.push(
         this.message(context, 'leo', 'notice', 'case-action-required', {
@@ -1021,8 +1061,8 @@ export class EngineService {
     by: { role: 'admin' } | { role: 'citizen'; subjectId: string } = { role: 'admin' },
   ): Promise<void> {
     const outbox = await this.inCase(
-      caseId,
-      async (context) => {
+      { caseId },
+      (context) => {
         if (FINAL_CASE_STATUSES.includes(context.caseRecord.status)) {
           throw new DomainError(
             'conflict',
@@ -1030,8 +1070,8 @@ export class EngineService {
             `The case is already ${context.caseRecord.status}.`,
           );
         }
-        await this.cancelRemaining(context, reason);
-        await this.finishCase(context, 'cancelled');
+        this.cancelRemaining(context, reason);
+        this.finishCase(context, 'cancelled');
         context.events.push({ type: 'case-cancelled', data: { reason, by: by.role } });
         context.messages.push(
           this.message(context, 'leo', 'notice', 'case-cancelled', { by: by.role }),
@@ -1054,7 +1094,7 @@ export class EngineService {
     produced: Record<string, FactValue>,
   ): Promise<void> {
     const outbox = await this.inCase(
-      caseId,
+      { caseId },
       async (context) => {
         const run = context.runs.get(stepId);
         const step = context.definition.steps.find((s) => s.id === stepId);
@@ -1077,23 +1117,16 @@ export class EngineService {
             problems.map((p) => ({ ...p, path: `facts.${p.path}` })),
           );
         }
-        const current = await this.repository.currentFacts(subjectId, context.manager);
-        await this.repository.insertFacts(
-          context.manager,
-          Object.entries(produced).map(([factKey, value]) => {
-            const supersedes = current.get(factKey)?.id;
-            return {
-              subjectId,
-              factKey,
-              value: context.validator.normalise(factKey, value),
-              source: 'citizen' as const,
-              caseId,
-              stepRunId: run.id,
-              ...(supersedes ? { supersedes } : {}),
-            };
-          }),
+        this.addFacts(
+          context,
+          Object.entries(produced).map(([factKey, value]) => ({
+            factKey,
+            value: context.validator.normalise(factKey, value),
+            source: 'citizen' as const,
+            stepRunId: run.id,
+          })),
         );
-        await this.setRun(context, run, {
+        this.setRun(context, run, {
           state: 'completed',
           result: { outcome: 'completed', producedKeys: Object.keys(produced), reference: null },
         });
@@ -1111,7 +1144,7 @@ export class EngineService {
 
   /** Gives a failed step a fresh set of attempts and resumes its case. */
   async retryStep(caseId: string, stepId: string): Promise<void> {
-    const outbox = await this.inCase(caseId, async (context) => {
+    const outbox = await this.inCase({ caseId }, async (context) => {
       const run = context.runs.get(stepId);
       const step = context.definition.steps.find((s) => s.id === stepId);
       if (!run || !step)
@@ -1123,14 +1156,10 @@ export class EngineService {
           `Only a failed step of a case needing action can be retried; ${stepId} is ${run.state}.`,
         );
       }
-      await this.repository.setCaseStatus(context.manager, caseId, 'running');
-      context.caseRecord.status = 'running';
+      this.setStatus(context, 'running');
       context.events.push({ type: 'step-retried-by-admin', stepId });
-      await this.repository.updateStepRun(context.manager, run.id, {
-        maxAttempts: run.attempt + step.retry.attempts,
-      });
-      run.maxAttempts = run.attempt + step.retry.attempts;
-      await this.dispatch(context, run, step, run.attempt + 1, 0, null, undefined, true);
+      this.setRun(context, run, { maxAttempts: run.attempt + step.retry.attempts });
+      this.dispatch(context, run, step, run.attempt + 1, 0, null, undefined, true);
       await this.advance(context);
     });
     await this.relay.publish(outbox);
@@ -1141,13 +1170,15 @@ export class EngineService {
    * A timer for a step that finished, or whose deadline moved, changes nothing.
    */
   async stepDeadlinePassed(job: StepDeadlineJob): Promise<'escalated' | 'ignored'> {
-    const caseId = await this.repository.caseIdOfStepRun(job.stepRunId);
-    if (!caseId) return 'ignored';
     const outcome = { escalated: false };
-    await this.inCase(caseId, async (context) => {
+    await this.inCase({ stepRunId: job.stepRunId }, (context) => {
+      outcome.escalated = false;
       const run = [...context.runs.values()].find((r) => r.id === job.stepRunId);
       if (!run || run.deadlineAt?.toISOString() !== job.deadline) return;
-      outcome.escalated = await this.escalate(context, run, Date.now() + DEADLINE_TOLERANCE_MS);
+      outcome.escalated = this.escalate(context, run, Date.now() + DEADLINE_TOLERANCE_MS);
+    }).catch((error: unknown) => {
+      if (!(error instanceof DomainError && error.code === 'case-not-found')) throw error;
+      return [];
     });
     return outcome.escalated ? 'escalated' : 'ignored';
   }
@@ -1159,12 +1190,15 @@ export class EngineService {
   async escalateOverdue(limit = 100): Promise<number> {
     let escalated = 0;
     for (const caseId of await this.repository.casesWithOverdueSteps(limit)) {
-      await this.inCase(caseId, async (context) => {
+      let here = 0;
+      await this.inCase({ caseId }, (context) => {
+        here = 0;
         const now = Date.now();
         for (const run of context.runs.values()) {
-          if (await this.escalate(context, run, now)) escalated += 1;
+          if (this.escalate(context, run, now)) here += 1;
         }
       });
+      escalated += here;
     }
     if (escalated > 0)
       this.logger.warn({ steps: escalated }, 'steps past their deadline escalated');
@@ -1175,7 +1209,7 @@ export class EngineService {
    * Marks an open step past its deadline overdue (administrators see it; the citizen is told),
    * with an event in the case history. Never dropped: the step keeps waiting for its answer.
    */
-  private async escalate(context: Context, run: StepRunRecord, now: number): Promise<boolean> {
+  private escalate(context: Context, run: StepRunRecord, now: number): boolean {
     if (
       !OPEN_STEP_STATES.includes(run.state) ||
       run.overdue ||
@@ -1185,7 +1219,7 @@ export class EngineService {
     ) {
       return false;
     }
-    await this.setRun(context, run, { overdue: true });
+    this.setRun(context, run, { overdue: true });
     const deadline = run.deadlineAt.toISOString();
     context.events.push({
       type: 'step-overdue',
@@ -1204,12 +1238,12 @@ export class EngineService {
     return true;
   }
 
-  private async cancelRemaining(context: Context, reason: string): Promise<void> {
+  private cancelRemaining(context: Context, reason: string): void {
     for (const run of context.runs.values()) {
       if (FINAL_STEP_STATES.includes(run.state)) continue;
       // A ready step may already be on its queue (published, not yet marked dispatched).
       const inFlight = ['ready', 'dispatched', 'awaiting-decision'].includes(run.state);
-      await this.setRun(context, run, { state: 'cancelled' });
+      this.setRun(context, run, { state: 'cancelled' });
       context.events.push({ type: 'step-cancelled', stepId: run.stepId, data: { inFlight } });
       if (inFlight) {
         const job: StepCancelJob = {
@@ -1229,12 +1263,14 @@ export class EngineService {
     }
   }
 
-  private async finishCase(
-    context: Context,
-    status: 'completed' | 'failed' | 'cancelled',
-  ): Promise<void> {
-    await this.repository.setCaseStatus(context.manager, context.caseRecord.id, status);
+  private finishCase(context: Context, status: 'completed' | 'failed' | 'cancelled'): void {
+    this.setStatus(context, status);
+  }
+
+  /** The case's new status (written with the rest of the change); finished ones get their time. */
+  private setStatus(context: Context, status: CaseStatus): void {
     context.caseRecord.status = status;
+    context.caseRecord.finishedAt = FINAL_CASE_STATUSES.includes(status) ? new Date() : null;
   }
 
   // ---- planning and dispatch ------------------------------------------------------------
@@ -1245,7 +1281,7 @@ export class EngineService {
    */
   private async advance(context: Context): Promise<void> {
     const { catalogue } = context;
-    let facts = await this.factsOf(context);
+    let facts = this.factsOf(context);
     for (;;) {
       const states = Object.fromEntries([...context.runs.values()].map((r) => [r.stepId, r.state]));
       const planned = plan(context.definition, known(facts), states, catalogue);
@@ -1255,20 +1291,20 @@ export class EngineService {
         const step = context.definition.steps.find((s) => s.id === p.id);
         if (!run || !step || run.state !== 'pending') continue;
         if (p.status === 'skipped') {
-          await this.setRun(context, run, { state: 'skipped' });
+          this.setRun(context, run, { state: 'skipped' });
           context.events.push({ type: 'step-skipped', stepId: run.stepId });
           changed = true;
         } else if (p.status === 'ready') {
           if (step.kind === 'citizen-task') {
-            await this.awaitCitizen(context, run, step);
+            this.awaitCitizen(context, run, step);
           } else {
-            await this.dispatch(context, run, step, 1, 0, null, facts);
+            this.dispatch(context, run, step, 1, 0, null, facts);
           }
           changed = true;
         }
       }
       if (!changed) break;
-      facts = await this.factsOf(context);
+      facts = this.factsOf(context);
     }
     const runs = [...context.runs.values()];
     if (
@@ -1276,7 +1312,7 @@ export class EngineService {
       runs.every((r) => FINAL_STEP_STATES.includes(r.state)) &&
       !runs.some((r) => r.state === 'failed')
     ) {
-      await this.finishCase(context, 'completed');
+      this.finishCase(context, 'completed');
       context.events.push({ type: 'case-completed' });
       context.messages.push(this.message(context, 'leo', 'notice', 'case-completed'));
       await this.tellFewerAnswers(context);
@@ -1284,13 +1320,9 @@ export class EngineService {
   }
 
   /** A citizen task became due: the case waits for the citizen, who is told, until its deadline. */
-  private async awaitCitizen(
-    context: Context,
-    run: StepRunRecord,
-    step: StepWithDefaults,
-  ): Promise<void> {
+  private awaitCitizen(context: Context, run: StepRunRecord, step: StepWithDefaults): void {
     const deadlineAt = this.deadlineFrom(step, 0);
-    await this.setRun(context, run, { state: 'awaiting-citizen', deadlineAt });
+    this.setRun(context, run, { state: 'awaiting-citizen', deadlineAt });
     if (deadlineAt) this.setTimer(context, run, deadlineAt);
     context.events.push({ type: 'step-awaiting-citizen', stepId: run.stepId });
     context.messages.push(
@@ -1307,11 +1339,7 @@ export class EngineService {
    * answers from the citizen than before it (its facts are on file) are named in a message.
    */
   private async tellFewerAnswers(context: Context): Promise<void> {
-    const records = [
-      ...(
-        await this.repository.currentFacts(context.caseRecord.subjectId, context.manager)
-      ).values(),
-    ];
+    const records = [...context.facts.values()];
     const after = usableFacts(records, context.catalogue, '');
     const before = usableFacts(
       records.filter((r) => r.caseId !== context.caseRecord.id),
@@ -1319,7 +1347,7 @@ export class EngineService {
       '',
     );
     const fewer: Array<{ lifeEvent: string; before: number; now: number }> = [];
-    for (const other of await this.publishedDefinitions(context.manager)) {
+    for (const other of await this.publishedDefinitions()) {
       if (other.key === context.definition.key) continue;
       const count = (facts: Map<string, FactRecord>): number =>
         resolve({ definition: other, catalogue: context.catalogue, facts, lookups: [] }).toAsk
@@ -1335,9 +1363,9 @@ export class EngineService {
   }
 
   /** The current published version of every life event (cached briefly: they rarely change). */
-  private async publishedDefinitions(manager: EntityManager): Promise<DefinitionWithDefaults[]> {
+  private async publishedDefinitions(): Promise<DefinitionWithDefaults[]> {
     if (!this.publishedCache || Date.now() - this.publishedCache.at > CATALOGUE_TTL_MS) {
-      const rows = await this.definitionsRepository.listPublished(manager);
+      const rows = await this.definitionsRepository.listPublished();
       const current = new Map<string, DefinitionWithDefaults>();
       for (const row of rows)
         if (!current.has(row.key)) current.set(row.key, withDefaults(row.body));
@@ -1372,7 +1400,7 @@ export class EngineService {
    * the sharing is logged as a disclosure in the same transaction (invariants 4 and 5). The
    * deadline runs from the first attempt (retries do not extend it) unless `freshDeadline`.
    */
-  private async dispatch(
+  private dispatch(
     context: Context,
     run: StepRunRecord,
     step: StepWithDefaults,
@@ -1381,8 +1409,8 @@ export class EngineService {
     previousError: string | null,
     currentFacts?: Map<string, FactRecord>,
     freshDeadline = false,
-  ): Promise<void> {
-    const facts = currentFacts ?? (await this.factsOf(context));
+  ): void {
+    const facts = currentFacts ?? this.factsOf(context);
     const records = step.needs.map((key) => {
       const record = facts.get(key);
       if (!record) throw new Error(`step ${step.id} is ready but fact ${key} is missing`);
@@ -1408,7 +1436,7 @@ export class EngineService {
       availableAt: new Date(Date.now() + delayMs),
     });
     if (deadlineAt && !keep) this.setTimer(context, run, deadlineAt);
-    await this.repository.insertDisclosure(context.manager, {
+    context.disclosures.push({
       subjectId: context.caseRecord.subjectId,
       caseId: run.caseId,
       stepRunId: run.id,
@@ -1417,7 +1445,7 @@ export class EngineService {
       factKeys: step.needs,
       basis: 'consent',
     });
-    await this.setRun(context, run, {
+    this.setRun(context, run, {
       state: 'ready',
       attempt,
       disclosedFactIds: records.map((r) => r.id),
@@ -1432,12 +1460,12 @@ export class EngineService {
     });
   }
 
-  private async setRun(
+  private setRun(
     context: Context,
     run: StepRunRecord,
     change: Parameters<EngineRepository['updateStepRun']>[2],
-  ): Promise<void> {
-    await this.repository.updateStepRun(context.manager, run.id, change);
+  ): void {
+    context.changedRuns.add(run.id);
     Object.assign(
       run,
       Object.fromEntries(Object.entries(change).filter(([, v]) => v !== undefined)),
@@ -1451,74 +1479,99 @@ export class EngineService {
   }
 
   /**
-   * One transaction on one case, holding its row lock; returns the outbox rows to publish. With
-   * `subjectId`, a case of another subject is not found (a citizen learns nothing of others').
+   * One change to one case: read it (one statement), run `work`, write what it did (one
+   * statement, only if nobody changed the case meanwhile), and on a conflict do it all again
+   * from a fresh read, so `work` must keep its effects in the context (it may run more than
+   * once; only the last run counts). Returns the outbox rows to publish. With `subjectId`, a
+   * case of another subject is not found (a citizen learns nothing of others').
    */
   private async inCase(
-    caseId: string,
-    work: (context: Context) => Promise<void>,
+    by: { caseId: string } | { stepRunId: string } | { lookupId: string },
+    work: (context: Context) => void | Promise<void>,
     options: { subjectId?: string } = {},
   ): Promise<Array<{ id: string } & OutboxMessage>> {
-    // Everything read from outside the transaction is read before it opens: a transaction must
-    // never wait for a second pooled connection while holding its first (the pool could run dry).
-    const unlocked = await this.repository.findCase(caseId);
-    const notFound = new DomainError('not-found', 'case-not-found', 'No such case.');
-    if (!unlocked) throw notFound;
-    if (options.subjectId !== undefined && unlocked.subjectId !== options.subjectId) throw notFound;
-    const definition = await this.definition(unlocked.definitionId);
     const catalogue = await this.catalogue();
-    const { outbox } = await this.repository.transaction(async (manager) => {
-      const caseRecord = await this.repository.lockCase(manager, caseId);
-      if (!caseRecord) throw notFound;
-      return this.withCase(manager, caseRecord, definition, catalogue, work);
-    });
-    return outbox;
+    for (let attempt = 1; ; attempt += 1) {
+      const loaded = await this.repository.loadCase(by, options.subjectId);
+      if (!loaded) throw new DomainError('not-found', 'case-not-found', 'No such case.');
+      const definition = await this.definition(loaded.caseRecord.definitionId);
+      const { committed, outbox } = await this.change(loaded, definition, catalogue, false, work);
+      if (committed) return outbox;
+      if (attempt >= MAX_CONFLICT_RETRIES) {
+        throw new Error(
+          `case ${loaded.caseRecord.id} kept changing under ${String(attempt)} attempts`,
+        );
+      }
+      // Another change committed first (results of parallel steps arrive together): a short,
+      // growing, jittered pause spreads the next tries out.
+      await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 * attempt)));
+    }
   }
 
   /**
-   * Runs `work` on a case whose row this transaction holds, then appends its events, messages
-   * and outbox rows; listeners hear of it once the caller's transaction has committed.
+   * Runs `work` on a loaded case and commits what it did, with its events, messages and outbox
+   * rows; listeners hear of it once committed.
    */
-  private async withCase(
-    manager: EntityManager,
-    caseRecord: CaseRecord,
+  private async change(
+    loaded: LoadedCase,
     definition: DefinitionWithDefaults,
     { catalogue, validator }: { catalogue: Catalogue; validator: FactValidator },
-    work: (context: Context) => Promise<void>,
-  ): Promise<{ outbox: Array<{ id: string } & OutboxMessage>; context: Context }> {
-    const previousStatus: CaseStatus | null = caseRecord.revision === 0 ? null : caseRecord.status;
-    const [runs, lookups] = await Promise.all([
-      this.repository.stepRuns(caseRecord.id, manager),
-      this.repository.lookupsOfCase(caseRecord.id, manager),
-    ]);
+    creates: boolean,
+    work: (context: Context) => void | Promise<void>,
+  ): Promise<{
+    committed: boolean;
+    outbox: Array<{ id: string } & OutboxMessage>;
+    context: Context;
+  }> {
+    const { caseRecord } = loaded;
+    const previousStatus: CaseStatus | null = creates ? null : caseRecord.status;
+    const expectedRevision = creates ? null : caseRecord.revision;
     const context: Context = {
-      manager,
       catalogue,
       validator,
       caseRecord,
       definition,
-      runs: new Map(runs.map((r) => [r.stepId, r])),
-      lookups,
+      runs: new Map(loaded.runs.map((r) => [r.stepId, r])),
+      lookups: loaded.lookups,
+      facts: loaded.facts,
+      newFacts: [],
+      newLookups: new Set(),
+      changedLookups: new Set(),
+      changedRuns: new Set(),
+      disclosures: [],
       events: [],
       outbox: [],
       messages: [],
     };
     await work(context);
-    await this.repository.appendEvents(manager, caseRecord, context.events);
-    await this.repository.insertMessages(manager, context.messages);
-    const outbox = await this.repository.insertOutbox(manager, context.outbox);
-    const change = {
-      caseRecord: context.caseRecord,
-      previousStatus,
-      events: [...context.events],
-      steps: [...context.runs.values()],
-    };
-    if (change.events.length > 0) {
-      // After commit: the transaction's promise resolves only then (see EngineRepository.afterCommit).
-      this.repository.afterCommit(manager, () => {
-        this.changes.emit({ ...change, committedAt: new Date() });
+    if (!creates && context.events.length === 0) return { committed: true, outbox: [], context };
+    const base = caseRecord.revision;
+    caseRecord.revision = base + context.events.length;
+    caseRecord.updatedAt = new Date();
+    const runs = creates
+      ? [...context.runs.values()]
+      : [...context.runs.values()].filter((r) => context.changedRuns.has(r.id));
+    const { committed, outbox } = await this.repository.commitCase({
+      caseRecord,
+      expectedRevision,
+      runs,
+      events: context.events.map((e, i) => ({ ...e, seq: base + i + 1 })),
+      facts: context.newFacts,
+      newLookups: context.lookups.filter((l) => context.newLookups.has(l.id)),
+      changedLookups: context.lookups.filter((l) => context.changedLookups.has(l.id)),
+      disclosures: context.disclosures,
+      messages: context.messages,
+      outbox: context.outbox,
+    });
+    if (committed) {
+      this.changes.emit({
+        caseRecord,
+        previousStatus,
+        events: [...context.events],
+        steps: [...context.runs.values()],
+        committedAt: new Date(),
       });
     }
-    return { outbox, context };
+    return { committed, outbox, context };
   }
 }
