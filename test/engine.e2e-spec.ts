@@ -374,6 +374,25 @@ describe('the engine', () => {
     expect(received().filter((j) => j.caseId === caseId)).toHaveLength(6);
   });
 
+  it('re-delivers a job whose answer was lost though the job completed (it stays in Redis an hour)', async () => {
+    let lost = false;
+    agencies.setScript((job) => {
+      if (job.stepId === 'vat-registration' && !lost) {
+        lost = true;
+        return null; // the job completes, its answer never reaches the results queue
+      }
+      return undefined;
+    });
+    const caseId = await newCase();
+    await waitForStep(caseId, 'vat-registration', 'dispatched');
+    await waitForStep(caseId, 'f-tax', 'completed');
+    expect(await leo.app.get(Reconciler).reconcile(0)).toBeGreaterThanOrEqual(1);
+    await waitForCase(caseId, ['completed']);
+    expect(
+      received().filter((j) => j.caseId === caseId && j.stepId === 'vat-registration'),
+    ).toHaveLength(2);
+  });
+
   it('escalates a step past its deadline, once, and keeps waiting for its answer', async () => {
     agencies.setScript((job) =>
       job.stepId === 'f-tax' ? { outcome: 'pending', reference: 'SKV-LATE' } : undefined,

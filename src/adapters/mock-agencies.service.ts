@@ -132,7 +132,13 @@ export class MockAgenciesService
       { agencies: [...this.running.keys()], ...settings },
       'mock agencies are serving their queues',
     );
-    this.schedule(Math.min(1_000, Math.max(50, Math.round(settings.decisionDelayMs / 4))));
+    // Decisions are due a quarter of the delay apart at most; with no delay they are made at
+    // once, and the poller only picks up what an earlier run with a delay left undecided.
+    this.schedule(
+      settings.decisionDelayMs === 0
+        ? 1_000
+        : Math.min(1_000, Math.max(50, Math.round(settings.decisionDelayMs / 4))),
+    );
   }
 
   /** Shutdown begins: no new round of decisions (a round in flight finishes). */

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
+import { preparedQuery } from '../database/prepared.js';
 import type { FactValue, LookupJob, StepJob, StepOutcome } from '#agency-contract';
 import { organisationNumberFromSequence } from './organisation-number.js';
 
@@ -119,7 +120,9 @@ export class MockLedgerRepository implements MockLedger {
 
   async recordRequest(agency: string, job: StepJob): Promise<EffectRecord | undefined> {
     // One round trip: the request is recorded and the effect under its key read together.
-    const rows = await this.dataSource.query<EffectRow[]>(
+    const rows = await preparedQuery<EffectRow>(
+      this.dataSource,
+      'mock-record-request',
       `WITH request AS (
          INSERT INTO mock_agency_requests
            (agency, action, idempotency_key, step_run_id, attempt, facts)
@@ -141,7 +144,9 @@ export class MockLedgerRepository implements MockLedger {
   }
 
   async recordLookup(agency: string, job: LookupJob): Promise<void> {
-    await this.dataSource.query(
+    await preparedQuery(
+      this.dataSource,
+      'mock-record-lookup',
       `INSERT INTO mock_agency_requests (agency, action, idempotency_key, lookup_id, attempt, facts)
        VALUES ($1, 'lookup', $2, $3, $4, $5::jsonb)`,
       [agency, job.idempotencyKey, job.lookupId, job.attempt, JSON.stringify(job.facts)],
@@ -149,16 +154,18 @@ export class MockLedgerRepository implements MockLedger {
   }
 
   async registeredMove(agency: string, personalNumber: string): Promise<FactValue | undefined> {
-    const rows = await this.dataSource.query<Array<{ address: FactValue }>>(
+    // The person's applications for a change of address (an index finds them by the person),
+    // the latest granted one.
+    const rows = await preparedQuery<{ address: FactValue }>(
+      this.dataSource,
+      'mock-registered-move',
       `SELECT r.facts->'move.newAddress' AS address
-         FROM mock_agency_effects e
-         JOIN LATERAL (SELECT facts FROM mock_agency_requests q
-                        WHERE q.agency = e.agency AND q.idempotency_key = e.idempotency_key
-                        ORDER BY q.id LIMIT 1) r ON true
-        WHERE e.agency = $1 AND e.action = 'register-change-of-address'
-          AND COALESCE(e.decision, e.outcome)->>'outcome' = 'completed'
+         FROM mock_agency_requests r
+         JOIN mock_agency_effects e ON e.agency = r.agency AND e.idempotency_key = r.idempotency_key
+        WHERE r.action = 'register-change-of-address' AND r.agency = $1
           AND r.facts->>'person.personalNumber' = $2
-        ORDER BY COALESCE(e.decided_at, e.created_at) DESC LIMIT 1`,
+          AND COALESCE(e.decision, e.outcome)->>'outcome' = 'completed'
+        ORDER BY COALESCE(e.decided_at, e.created_at) DESC, r.id LIMIT 1`,
       [agency, personalNumber],
     );
     return rows[0]?.address ?? undefined;
@@ -166,7 +173,9 @@ export class MockLedgerRepository implements MockLedger {
 
   async recordEffect(effect: NewEffect): Promise<{ effect: EffectRecord; created: boolean }> {
     const { agency, job } = effect;
-    const inserted = await this.dataSource.query<EffectRow[]>(
+    const inserted = await preparedQuery<EffectRow>(
+      this.dataSource,
+      'mock-record-effect',
       `INSERT INTO mock_agency_effects
          (agency, idempotency_key, action, step_run_id, attempt, reference, outcome, decision_due_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)

@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
+import type pg from 'pg';
 import { DataSource, type EntityManager } from 'typeorm';
+import { preparedQuery } from '../database/prepared.js';
 import type { StepState } from '#workflow';
 import type {
   CaseEvent,
@@ -237,6 +239,15 @@ export class EngineRepository {
 
   private readonly committed = new WeakMap<EntityManager, Array<() => void>>();
 
+  /** A named statement on the pool (parsed and planned once per connection). */
+  private prepared<T extends pg.QueryResultRow>(
+    name: string,
+    text: string,
+    values: unknown[],
+  ): Promise<T[]> {
+    return preparedQuery<T>(this.dataSource, name, text, values);
+  }
+
   /** Runs `work` in a transaction; callbacks registered with afterCommit run once it committed. */
   async transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     let callbacks: Array<() => void> = [];
@@ -469,13 +480,19 @@ export class EngineRepository {
     await manager.query(`UPDATE step_runs SET ${sets.join(', ')} WHERE id = $1`, values);
   }
 
-  /** Marks outbox-published steps as dispatched (only those still waiting to be). */
-  async markDispatched(stepRunIds: string[]): Promise<void> {
-    if (stepRunIds.length === 0) return;
-    await this.dataSource.manager.query(
-      `UPDATE step_runs SET state = 'dispatched', dispatched_at = now(), updated_at = now()
-       WHERE id = ANY($1::uuid[]) AND state = 'ready'`,
-      [stepRunIds],
+  /**
+   * After publishing: marks the outbox rows sent and their steps dispatched (those still
+   * waiting to be), in one statement.
+   */
+  async markPublished(outboxIds: string[], stepRunIds: string[]): Promise<void> {
+    if (outboxIds.length === 0 && stepRunIds.length === 0) return;
+    await this.prepared(
+      'mark-published',
+      `WITH sent AS (
+         UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[]) AND sent_at IS NULL)
+       UPDATE step_runs SET state = 'dispatched', dispatched_at = now(), updated_at = now()
+        WHERE id = ANY($2::uuid[]) AND state = 'ready'`,
+      [outboxIds, stepRunIds],
     );
   }
 
@@ -664,14 +681,13 @@ export class EngineRepository {
           ? 'c.id = (SELECT case_id FROM step_runs WHERE id = $1)'
           : 'c.id = (SELECT case_id FROM lookups WHERE id = $1)';
     const id = 'caseId' in by ? by.caseId : 'stepRunId' in by ? by.stepRunId : by.lookupId;
-    const rows = await this.dataSource.manager.query<
-      Array<{
-        case: Record<string, unknown>;
-        runs: Array<Record<string, unknown>>;
-        lookups: Array<Record<string, unknown>>;
-        facts: Array<Record<string, unknown>>;
-      }>
-    >(
+    const rows = await this.prepared<{
+      case: Record<string, unknown>;
+      runs: Array<Record<string, unknown>>;
+      lookups: Array<Record<string, unknown>>;
+      facts: Array<Record<string, unknown>>;
+    }>(
+      `load-case-by-${'caseId' in by ? 'case' : 'stepRunId' in by ? 'step-run' : 'lookup'}`,
       `SELECT row_to_json(c) AS case,
          (SELECT coalesce(json_agg(s ORDER BY s.step_id), '[]') FROM step_runs s WHERE s.case_id = c.id) AS runs,
          (SELECT coalesce(json_agg(l ORDER BY l.created_at, l.id), '[]') FROM lookups l WHERE l.case_id = c.id) AS lookups,
@@ -739,9 +755,11 @@ export class EngineRepository {
              result jsonb, agency_reference text, expected_decision_at timestamptz, deadline_at timestamptz,
              overdue boolean, last_error text, ready_at timestamptz, finished_at timestamptz)
            WHERE s.id = r.id`;
-    const rows = await this.dataSource.manager.query<
-      Array<{ committed: boolean; outbox: Array<{ id: string; job_id: string }> }>
-    >(
+    const rows = await this.prepared<{
+      committed: boolean;
+      outbox: Array<{ id: string; job_id: string }>;
+    }>(
+      unit.expectedRevision === null ? 'commit-new-case' : 'commit-case',
       `WITH c AS (${caseStatement}),
        runs AS (${runsStatement}),
        events AS (
@@ -923,7 +941,8 @@ export class EngineRepository {
 
   /** The subject with this identity digest, created on first sight (concurrently safe). */
   async subjectByDigest(digest: string): Promise<string> {
-    const rows = await this.dataSource.manager.query<Array<{ id: string }>>(
+    const rows = await this.prepared<{ id: string }>(
+      'subject-by-digest',
       `WITH created AS (
          INSERT INTO subjects (identity_digest) VALUES ($1)
          ON CONFLICT (identity_digest) DO NOTHING RETURNING id)
@@ -991,7 +1010,8 @@ export class EngineRepository {
 
   /** Whether any look-up of the case is still waiting for its agency's answer. */
   async hasPendingLookups(caseId: string): Promise<boolean> {
-    const rows = await this.dataSource.manager.query<Array<{ pending: boolean }>>(
+    const rows = await this.prepared<{ pending: boolean }>(
+      'has-pending-lookups',
       "SELECT EXISTS (SELECT 1 FROM lookups WHERE case_id = $1 AND state = 'pending') AS pending",
       [caseId],
     );

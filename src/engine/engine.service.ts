@@ -27,6 +27,7 @@ import {
   type StepWithDefaults,
 } from '#workflow';
 import { DomainError, type FieldProblem } from '../common/domain-error.js';
+import type { LifeEventDefinitionRow } from '../definitions/definition.entities.js';
 import { DefinitionsRepository } from '../definitions/definitions.repository.js';
 import { EngineRepository, type CaseUnit, type LoadedCase } from './engine.repository.js';
 import {
@@ -123,6 +124,12 @@ export class EngineService {
     | Promise<{ at: number; version: string; catalogue: Catalogue; validator: FactValidator }>
     | undefined;
   private publishedCache: { at: number; definitions: DefinitionWithDefaults[] } | undefined;
+  private readonly currentVersions = new Map<
+    string,
+    { at: number; row: LifeEventDefinitionRow | null }
+  >();
+  /** Cases being changed by this process now: another change to one of them waits its turn. */
+  private readonly changing = new Map<string, Promise<void>>();
 
   constructor(
     private readonly repository: EngineRepository,
@@ -160,6 +167,18 @@ export class EngineService {
     return this.catalogueLoading;
   }
 
+  /**
+   * The version a new case of a life event starts on, asked of the database at most every few
+   * seconds per key (a publication or deprecation takes effect within them).
+   */
+  private async currentVersion(key: string): Promise<LifeEventDefinitionRow | null> {
+    const cached = this.currentVersions.get(key);
+    if (cached && Date.now() - cached.at <= CATALOGUE_TTL_MS) return cached.row;
+    const row = await this.definitionsRepository.findCurrent(key);
+    this.currentVersions.set(key, { at: Date.now(), row });
+    return row;
+  }
+
   /** Published versions never change, so each is read once per process. */
   async definition(definitionId: string): Promise<DefinitionWithDefaults> {
     let definition = this.definitions.get(definitionId);
@@ -187,7 +206,7 @@ export class EngineService {
     personalNumber: string;
     answers: Record<string, unknown>;
   }): Promise<CaseRecord> {
-    const row = await this.definitionsRepository.findCurrent(input.lifeEventKey);
+    const row = await this.currentVersion(input.lifeEventKey);
     if (!row) {
       throw new DomainError(
         'not-found',
@@ -1494,8 +1513,31 @@ export class EngineService {
     for (let attempt = 1; ; attempt += 1) {
       const loaded = await this.repository.loadCase(by, options.subjectId);
       if (!loaded) throw new DomainError('not-found', 'case-not-found', 'No such case.');
-      const definition = await this.definition(loaded.caseRecord.definitionId);
-      const { committed, outbox } = await this.change(loaded, definition, catalogue, false, work);
+      // Changes to one case in this process take turns (the results of parallel steps arrive
+      // together): one waiting for another reads again once it is done, rather than conflict.
+      const caseId = loaded.caseRecord.id;
+      const busy = this.changing.get(caseId);
+      if (busy) {
+        await busy;
+        attempt -= 1;
+        continue;
+      }
+      let done = (): void => undefined;
+      this.changing.set(
+        caseId,
+        new Promise<void>((resolve) => {
+          done = resolve;
+        }),
+      );
+      let result: Awaited<ReturnType<EngineService['change']>>;
+      try {
+        const definition = await this.definition(loaded.caseRecord.definitionId);
+        result = await this.change(loaded, definition, catalogue, false, work);
+      } finally {
+        this.changing.delete(caseId);
+        done();
+      }
+      const { committed, outbox } = result;
       if (committed) return outbox;
       if (attempt >= MAX_CONFLICT_RETRIES) {
         throw new Error(

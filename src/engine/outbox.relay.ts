@@ -26,16 +26,25 @@ export class OutboxRelay implements OnApplicationShutdown {
     private readonly repository: EngineRepository,
   ) {}
 
+  /** One round trip per queue: the rows of a change usually go to one or two queues. */
   private async add(rows: OutboxRow[]): Promise<void> {
     const now = Date.now();
+    const byQueue = new Map<string, OutboxRow[]>();
+    for (const row of rows) byQueue.set(row.queue, [...(byQueue.get(row.queue) ?? []), row]);
     await Promise.all(
-      rows.map((row) =>
-        this.queues.queue(row.queue).raw.add(row.jobName, row.payload, {
-          jobId: row.jobId,
-          delay: Math.max(0, (row.availableAt?.getTime() ?? now) - now),
-          removeOnComplete: KEEP_COMPLETED,
-          removeOnFail: KEEP_FAILED,
-        }),
+      [...byQueue.entries()].map(([queue, queued]) =>
+        this.queues.queue(queue).raw.addBulk(
+          queued.map((row) => ({
+            name: row.jobName,
+            data: row.payload,
+            opts: {
+              jobId: row.jobId,
+              delay: Math.max(0, (row.availableAt?.getTime() ?? now) - now),
+              removeOnComplete: KEEP_COMPLETED,
+              removeOnFail: KEEP_FAILED,
+            },
+          })),
+        ),
       ),
     );
   }
@@ -46,13 +55,38 @@ export class OutboxRelay implements OnApplicationShutdown {
       .map((r) => (r.payload as { stepRunId: string }).stepRunId);
   }
 
+  /**
+   * For re-dispatching what went unanswered: removes the jobs with these rows' ids that can no
+   * longer run (finished, or orphaned by a partial loss of Redis' data: a job whose key survived
+   * but that is in no list), so publishing them again is not a no-op. Jobs still waiting,
+   * delayed or running are left alone.
+   */
+  async clearFinished(rows: OutboxRow[]): Promise<number> {
+    let cleared = 0;
+    for (const row of rows) {
+      const job = await this.queues.queue(row.queue).raw.getJob(row.jobId);
+      if (!job) continue;
+      const state = await job.getState();
+      if (state !== 'completed' && state !== 'failed' && state !== 'unknown') continue;
+      try {
+        await job.remove();
+        cleared += 1;
+      } catch (error) {
+        this.logger.warn({ err: error, jobId: row.jobId }, 'could not remove a finished job');
+      }
+    }
+    return cleared;
+  }
+
   /** Fast path: never throws; what fails here the sweeper publishes later. */
   async publish(rows: OutboxRow[]): Promise<void> {
     if (rows.length === 0 || this.closing) return;
     try {
       await this.add(rows);
-      await this.repository.markSent(rows.map((r) => r.id));
-      await this.repository.markDispatched(this.stepRunIds(rows));
+      await this.repository.markPublished(
+        rows.map((r) => r.id),
+        this.stepRunIds(rows),
+      );
     } catch (error) {
       this.logger.warn(
         { err: error, rows: rows.length },
@@ -73,7 +107,7 @@ export class OutboxRelay implements OnApplicationShutdown {
       );
       return rows;
     });
-    await this.repository.markDispatched(this.stepRunIds(published));
+    await this.repository.markPublished([], this.stepRunIds(published));
     return published.length;
   }
 

@@ -88,6 +88,9 @@ export class Reconciler {
       }
       return this.repository.insertOutbox(manager, messages);
     });
+    // A job whose answer was lost may still be in Redis as completed (kept an hour), or orphaned:
+    // it must run again, not be deduplicated away.
+    await this.relay.clearFinished(outbox);
     await this.relay.publish(outbox);
     return outbox.length;
   }

@@ -99,9 +99,14 @@ export class OnceOnly1764633600000 implements MigrationInterface {
         ADD COLUMN lookup_id uuid,
         ADD CONSTRAINT mock_agency_requests_one_origin
           CHECK ((step_run_id IS NULL) <> (lookup_id IS NULL))`);
+    // The mock population register finds a person's changes of address by their number.
+    await queryRunner.query(`
+      CREATE INDEX mock_agency_requests_moves ON mock_agency_requests
+        ((facts->>'person.personalNumber')) WHERE action = 'register-change-of-address'`);
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.query('DROP INDEX mock_agency_requests_moves');
     await queryRunner.query(`
       ALTER TABLE mock_agency_requests DROP CONSTRAINT mock_agency_requests_one_origin,
         DROP COLUMN lookup_id`);
