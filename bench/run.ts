@@ -44,7 +44,7 @@ interface Options {
 }
 
 const USAGE = `usage: npm run bench -- [--mode burst|rate|both] [--topology all|split|both] [--runs N]
-       [--cases N] [--warmup N] [--rate N] [--concurrency N] [--history N] [--no-baseline]`;
+       [--cases N] [--warmup N] [--rate N] [--concurrency N] [--history N] [--no-baseline | --baseline-only]`;
 
 function positive(name: string, value: string | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
@@ -69,6 +69,7 @@ function parseOptions(argv: string[]): Options {
       history: { type: 'string' },
       baseline: { type: 'boolean' },
       'no-baseline': { type: 'boolean' },
+      'baseline-only': { type: 'boolean' },
       entry: { type: 'string' },
       'timeout-s': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -84,9 +85,16 @@ function parseOptions(argv: string[]): Options {
   if (!['all', 'split', 'both'].includes(topology)) {
     throw new Error(`--topology: ${topology}? (${USAGE})`);
   }
+  if (values['baseline-only'] && values['no-baseline']) {
+    throw new Error('--baseline-only and --no-baseline exclude each other');
+  }
   return {
     modes: mode === 'both' ? ['burst', 'rate'] : [mode as Mode],
-    topologies: topology === 'both' ? ['all', 'split'] : [topology as Topology],
+    topologies: values['baseline-only']
+      ? []
+      : topology === 'both'
+        ? ['all', 'split']
+        : [topology as Topology],
     runs: Math.round(positive('runs', values.runs, 3)),
     cases: Math.round(positive('cases', values.cases, 2_000)),
     warmup: Math.round(positive('warmup', values.warmup, 50, 0)),
@@ -446,7 +454,7 @@ async function main(): Promise<void> {
   log(
     `Postgres (pid ${infra.postgresPid()}) and redis-server (pid ${infra.redisPid()}) in ${infra.dir}`,
   );
-  const history = await prepareTemplate(infra, options);
+  const history = options.topologies.length > 0 ? await prepareTemplate(infra, options) : undefined;
   const common = {
     leoVersion: await leoVersion(),
     node: process.version,
