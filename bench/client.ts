@@ -164,6 +164,14 @@ export class LeoClient {
       headers: { prefer: `wait=${CREATE_WAIT_SECONDS}` },
       body: { lifeEvent: LIFE_EVENT, answers },
     });
+    if (res.status === 404 && problemCode(res.body) !== 'life-event-not-found') {
+      throw new ApiError(
+        'create',
+        404,
+        undefined,
+        'this leo has no citizen API (POST /v1/cases): build a leo that has it',
+      );
+    }
     if (res.status !== 201 || !isRecord(res.body) || typeof res.body.id !== 'string') {
       throw new ApiError('create', res.status, problemCode(res.body), describe(res.body));
     }

@@ -152,6 +152,8 @@ interface PhaseReport {
   casesCompleted: number;
   apiErrors: { count: number; samples: string[] };
   windowMs: number;
+  /** First request → last submit answered: how long the API took to take the cases in. */
+  submitWindowMs: number;
   casesPerSecond: number;
   stepsPerSecond: number;
   /** Arrival (burst: the burst's start; rate: the scheduled arrival) → completion, ms. */
@@ -263,6 +265,7 @@ async function measurePhase(
       casesCompleted: completed.length,
       apiErrors: { count: failed.length, samples: failed.slice(0, 5).map((o) => o.error ?? '') },
       windowMs: round(windowMs),
+      submitWindowMs: round(phase.lastSubmitAt - phase.startedAt),
       casesPerSecond: round((completed.length * 1000) / windowMs),
       stepsPerSecond: round((steps * 1000) / windowMs),
       caseLatencyMs: percentiles(caseLatency),
