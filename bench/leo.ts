@@ -54,6 +54,8 @@ export interface LeoOptions {
   entry?: string;
   /** Extra environment (e.g. DATABASE_POOL_SIZE). */
   env?: Record<string, string>;
+  /** Write a V8 CPU profile of each leo process into this directory (`--cpu-prof`). */
+  profileDir?: string;
   onSpawn?: (pid: number) => Promise<void>;
   log: (message: string) => void;
 }
@@ -131,14 +133,25 @@ export async function startLeo(options: LeoOptions): Promise<Leo> {
       const port = await freePort();
       const logFile = path.join(options.logDir, `leo-${role}-${port}.log`);
       const out = createWriteStream(logFile, { flags: 'a' });
-      const child = spawn(process.execPath, ['--enable-source-maps', options.entry ?? LEO_ENTRY], {
-        cwd: REPO_ROOT,
-        env: leoEnvironment(role, port, options),
-        // Its own process group: a Ctrl-C at the terminal reaches the bench, which stops leo
-        // first and the servers after.
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const profile = options.profileDir
+        ? [
+            '--cpu-prof',
+            `--cpu-prof-dir=${options.profileDir}`,
+            `--cpu-prof-name=leo-${role}-${port}.cpuprofile`,
+          ]
+        : [];
+      const child = spawn(
+        process.execPath,
+        [...profile, '--enable-source-maps', options.entry ?? LEO_ENTRY],
+        {
+          cwd: REPO_ROOT,
+          env: leoEnvironment(role, port, options),
+          // Its own process group: a Ctrl-C at the terminal reaches the bench, which stops leo
+          // first and the servers after.
+          detached: true,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       child.stdout.pipe(out);
       child.stderr.pipe(out);
       if (child.pid === undefined) throw new Error(`could not start leo (${role})`);

@@ -40,6 +40,8 @@ interface Options {
   history: number;
   concurrency: number;
   entry: string | undefined;
+  /** `--profile DIR`: V8 CPU profiles of the measured leo processes (`node --cpu-prof`). */
+  profileDir: string | undefined;
   timeoutMs: number;
 }
 
@@ -71,6 +73,7 @@ function parseOptions(argv: string[]): Options {
       'no-baseline': { type: 'boolean' },
       'baseline-only': { type: 'boolean' },
       entry: { type: 'string' },
+      profile: { type: 'string' },
       'timeout-s': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -103,6 +106,7 @@ function parseOptions(argv: string[]): Options {
     history: Math.round(positive('history', values.history, 0, 0)),
     concurrency: Math.round(positive('concurrency', values.concurrency, 128)),
     entry: values.entry ? path.resolve(values.entry) : undefined,
+    profileDir: values.profile ? path.resolve(values.profile) : undefined,
     timeoutMs: positive('timeout-s', values['timeout-s'], 600) * 1000,
   };
 }
@@ -516,6 +520,7 @@ async function main(): Promise<void> {
         redisUrl: infra.redisUrl,
         logDir: infra.dir,
         ...(options.entry ? { entry: options.entry } : {}),
+        ...(options.profileDir ? { profileDir: options.profileDir } : {}),
         onSpawn: (pid) => infra.registerPid(pid),
         log,
       });

@@ -754,7 +754,9 @@ export class EngineRepository {
              action text, kind text, state text, attempt int, max_attempts int, disclosed_fact_ids uuid[],
              result jsonb, agency_reference text, expected_decision_at timestamptz, deadline_at timestamptz,
              overdue boolean, last_error text, ready_at timestamptz, finished_at timestamptz)
-           WHERE s.id = r.id`;
+           -- By id through the primary key (the join alone would scan the table: the planner
+           -- cannot know how few rows the recordset has).
+           WHERE s.id = r.id AND s.id = ANY($21::uuid[])`;
     const rows = await this.prepared<{
       committed: boolean;
       outbox: Array<{ id: string; job_id: string }>;
@@ -781,7 +783,7 @@ export class EngineRepository {
            answered_at = CASE WHEN l.state IN ('answered', 'failed') THEN coalesce(t.answered_at, now()) END
          FROM c, jsonb_to_recordset($16::jsonb) AS l(id uuid, state text, found_keys text[],
            unavailable_keys text[], attempt int, disclosed_fact_ids uuid[], last_error text)
-         WHERE t.id = l.id),
+         WHERE t.id = l.id AND t.id = ANY($22::uuid[])),
        facts AS (
          INSERT INTO fact_records (id, subject_id, fact_key, value, source, agency, case_id, step_run_id,
            lookup_id, supersedes, created_at)
@@ -810,7 +812,7 @@ export class EngineRepository {
          RETURNING id, job_id)
        SELECT EXISTS (SELECT 1 FROM c) AS committed,
          -- Parameters only one of the two case statements uses still need a type.
-         ROW($8::int, $9::text, $10::text, $11::uuid, $12::int) IS NULL AS unused,
+         ROW($8::int, $9::text, $10::text, $11::uuid, $12::int, $21::uuid[]) IS NULL AS unused,
          (SELECT coalesce(json_agg(json_build_object('id', id::text, 'job_id', job_id)), '[]') FROM outbox) AS outbox`,
       [
         c.id,
@@ -926,6 +928,8 @@ export class EngineRepository {
             available_at: iso(m.availableAt),
           })),
         ),
+        unit.runs.map((r) => r.id),
+        unit.changedLookups.map((l) => l.id),
       ],
     );
     const row = rows[0];
