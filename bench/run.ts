@@ -42,6 +42,8 @@ interface Options {
   entry: string | undefined;
   /** `--profile DIR`: V8 CPU profiles of the measured leo processes (`node --cpu-prof`). */
   profileDir: string | undefined;
+  /** `--env NAME=VALUE` (repeatable): extra configuration of the measured leo processes. */
+  leoEnv: Record<string, string>;
   timeoutMs: number;
 }
 
@@ -74,6 +76,7 @@ function parseOptions(argv: string[]): Options {
       'baseline-only': { type: 'boolean' },
       entry: { type: 'string' },
       profile: { type: 'string' },
+      env: { type: 'string', multiple: true },
       'timeout-s': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -107,6 +110,13 @@ function parseOptions(argv: string[]): Options {
     concurrency: Math.round(positive('concurrency', values.concurrency, 128)),
     entry: values.entry ? path.resolve(values.entry) : undefined,
     profileDir: values.profile ? path.resolve(values.profile) : undefined,
+    leoEnv: Object.fromEntries(
+      (values.env ?? []).map((pair) => {
+        const at = pair.indexOf('=');
+        if (at < 1) throw new Error(`--env takes NAME=VALUE, not ${pair}`);
+        return [pair.slice(0, at), pair.slice(at + 1)];
+      }),
+    ),
     timeoutMs: positive('timeout-s', values['timeout-s'], 600) * 1000,
   };
 }
@@ -521,6 +531,7 @@ async function main(): Promise<void> {
         logDir: infra.dir,
         ...(options.entry ? { entry: options.entry } : {}),
         ...(options.profileDir ? { profileDir: options.profileDir } : {}),
+        env: options.leoEnv,
         onSpawn: (pid) => infra.registerPid(pid),
         log,
       });

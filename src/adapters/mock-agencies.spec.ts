@@ -57,6 +57,11 @@ class MemoryLedger implements MockLedger {
   }
 
   async recordEffect(effect: NewEffect): Promise<{ effect: EffectRecord; created: boolean }> {
+    this.requests.push({
+      agency: effect.agency,
+      job: structuredClone(effect.job),
+      receivedAt: this.now(),
+    });
     const key = MemoryLedger.key(effect.agency, effect.job.idempotencyKey);
     const existing = this.effects.get(key);
     if (existing) return { effect: this.copy(existing) as EffectRecord, created: false };

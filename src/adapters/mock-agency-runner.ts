@@ -70,16 +70,17 @@ export class MockAgencyRunner {
     if (this.settings.latencyMs > 0) await sleep(this.settings.latencyMs, undefined, { signal });
     const failing = this.settings.failureRate > 0 && this.random() < this.settings.failureRate;
 
-    const existing = await this.ledger.recordRequest(this.agency.code, job);
     if (failing) {
+      // Delivered, so recorded; nothing is done.
+      await this.ledger.recordRequest(this.agency.code, job);
       return {
         outcome: 'retryable-error',
         code: 'unavailable',
         reason: `${this.agency.code} is temporarily unavailable`,
       };
     }
-    if (existing) return this.repeat(existing, job);
-
+    // The answer is worked out first and recorded with the request in one round trip; if the
+    // key was answered before (a re-delivery), the earlier answer stands instead.
     const reference = this.reference(job.facts);
     const receivedAt = this.now();
     let outcome: StepOutcome;

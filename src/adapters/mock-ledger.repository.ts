@@ -53,7 +53,10 @@ export interface MockLedger {
    * population register holds after a flyttanmälan), if any.
    */
   registeredMove(agency: string, personalNumber: string): Promise<FactValue | undefined>;
-  /** Records an effect unless one exists under its key; returns the one that stands. */
+  /**
+   * Records a delivered request and, unless one exists under its key, the effect it makes;
+   * returns the effect that stands (the earlier one for a re-delivery).
+   */
   recordEffect(effect: NewEffect): Promise<{ effect: EffectRecord; created: boolean }>;
   /** Moves an undecided effect's attempt forward, so its decision answers the latest attempt. */
   advanceAttempt(agency: string, idempotencyKey: string, attempt: number): Promise<void>;
@@ -173,14 +176,24 @@ export class MockLedgerRepository implements MockLedger {
 
   async recordEffect(effect: NewEffect): Promise<{ effect: EffectRecord; created: boolean }> {
     const { agency, job } = effect;
-    const inserted = await preparedQuery<EffectRow>(
+    // One statement: the request, the effect if it is the first under its key, and the effect
+    // that stands (its snapshot predates the insert, so it is the earlier one when there is one).
+    const rows = await preparedQuery<EffectRow & { created: boolean }>(
       this.dataSource,
-      'mock-record-effect',
-      `INSERT INTO mock_agency_effects
-         (agency, idempotency_key, action, step_run_id, attempt, reference, outcome, decision_due_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
-       ON CONFLICT (agency, idempotency_key) DO NOTHING
-       RETURNING ${EFFECT_COLUMNS}`,
+      'mock-record-delivery',
+      `WITH request AS (
+         INSERT INTO mock_agency_requests (agency, action, idempotency_key, step_run_id, attempt, facts)
+         VALUES ($1, $3, $2, $4, $5, $9::jsonb)),
+       made AS (
+         INSERT INTO mock_agency_effects
+           (agency, idempotency_key, action, step_run_id, attempt, reference, outcome, decision_due_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
+         ON CONFLICT (agency, idempotency_key) DO NOTHING
+         RETURNING ${EFFECT_COLUMNS})
+       SELECT *, true AS created FROM made
+       UNION ALL
+       SELECT ${EFFECT_COLUMNS}, false AS created FROM mock_agency_effects
+        WHERE agency = $1 AND idempotency_key = $2 AND NOT EXISTS (SELECT 1 FROM made)`,
       [
         agency,
         job.idempotencyKey,
@@ -190,18 +203,12 @@ export class MockLedgerRepository implements MockLedger {
         effect.reference,
         JSON.stringify(effect.outcome),
         effect.decisionDueAt ?? null,
+        JSON.stringify(job.facts),
       ],
     );
-    const created = inserted[0];
-    if (created) return { effect: toEffect(created), created: true };
-    // Another delivery of the same key made the effect first: its answer stands.
-    const existing = await this.dataSource.query<EffectRow[]>(
-      `SELECT ${EFFECT_COLUMNS} FROM mock_agency_effects WHERE agency = $1 AND idempotency_key = $2`,
-      [agency, job.idempotencyKey],
-    );
-    const row = existing[0];
+    const row = rows[0];
     if (!row) throw new Error('an effect conflicted on its key but could not be read back');
-    return { effect: toEffect(row), created: false };
+    return { effect: toEffect(row), created: row.created };
   }
 
   async advanceAttempt(agency: string, idempotencyKey: string, attempt: number): Promise<void> {

@@ -1,3 +1,4 @@
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import {
@@ -87,14 +88,15 @@ function subjectRevealsNumber(subject: string, personalNumber: string): boolean 
 export class TokenVerifier {
   private readonly auth: ResolvedConfig['auth'];
   private readonly jwks: JWTVerifyGetKey | undefined;
-  private readonly devKey: Uint8Array | undefined;
+  /** A key object made once: jose would import a raw secret again on every verification. */
+  private readonly devKey: KeyObject | undefined;
 
   constructor(config: ConfigService<ResolvedConfig, true>) {
     this.auth = config.get('auth', { infer: true });
     this.jwks = this.auth.oidc ? remoteKeys(new URL(this.auth.oidc.jwksUrl)) : undefined;
     this.devKey =
       this.auth.devTokens && this.auth.devSecret
-        ? new TextEncoder().encode(this.auth.devSecret)
+        ? createSecretKey(Buffer.from(this.auth.devSecret, 'utf8'))
         : undefined;
   }
 

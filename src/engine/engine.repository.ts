@@ -562,7 +562,10 @@ export class EngineRepository {
     return messages.map((m, i) => ({ ...m, id: String(rows[i]?.id) }));
   }
 
-  /** Unsent outbox rows, locked so concurrent sweepers take different ones. */
+  /**
+   * Unsent outbox rows, locked so concurrent sweepers take different ones: those of changes at
+   * least two seconds old (younger ones the fast path has published, or is about to mark).
+   */
   async claimUnsent(
     manager: EntityManager,
     limit: number,
@@ -587,7 +590,8 @@ export class EngineRepository {
       }>
     >(
       `SELECT id, queue, job_name, job_id, payload, available_at FROM outbox
-       WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+       WHERE sent_at IS NULL AND created_at < now() - interval '2 seconds'
+       ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
       [limit],
     );
     return rows.map((r) => ({

@@ -1366,8 +1366,13 @@ export class EngineService {
       '',
     );
     const fewer: Array<{ lifeEvent: string; before: number; now: number }> = [];
+    // Only a life event that takes one of this case's facts as an input can need fewer answers.
+    const fromThisCase = new Set(
+      records.filter((r) => r.caseId === context.caseRecord.id).map((r) => r.factKey),
+    );
     for (const other of await this.publishedDefinitions()) {
       if (other.key === context.definition.key) continue;
+      if (!other.inputs.some((key) => fromThisCase.has(key))) continue;
       const count = (facts: Map<string, FactRecord>): number =>
         resolve({ definition: other, catalogue: context.catalogue, facts, lookups: [] }).toAsk
           .length;

@@ -1,4 +1,9 @@
-import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import {
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationShutdown,
+} from '@nestjs/common';
 import { STEP_EXECUTE } from '#agency-contract';
 import { QueueService } from '../queue/queue.service.js';
 import { EngineRepository } from './engine.repository.js';
@@ -9,6 +14,8 @@ type OutboxRow = { id: string } & OutboxMessage;
 /** Completed jobs are kept a while for inspection, then removed, so a re-dispatch can run again. */
 const KEEP_COMPLETED = { age: 3_600, count: 50_000 };
 const KEEP_FAILED = { age: 7 * 24 * 3_600 };
+/** Published rows are marked sent (and their steps dispatched) together, this often at most. */
+const MARK_DELAY_MS = 20;
 
 /**
  * Publishes outbox rows to their queues. The fast path publishes a transaction's rows right after
@@ -17,9 +24,12 @@ const KEEP_FAILED = { age: 7 * 24 * 3_600 };
  * step run and attempt, so BullMQ keeps one job.
  */
 @Injectable()
-export class OutboxRelay implements OnApplicationShutdown {
+export class OutboxRelay implements BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger(OutboxRelay.name);
   private closing = false;
+  private marks: { outbox: string[]; steps: string[] } = { outbox: [], steps: [] };
+  private markTimer: NodeJS.Timeout | undefined;
+  private marking: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly queues: QueueService,
@@ -78,19 +88,39 @@ export class OutboxRelay implements OnApplicationShutdown {
     return cleared;
   }
 
-  /** Fast path: never throws; what fails here the sweeper publishes later. */
+  /**
+   * Fast path: never throws; what fails here the sweeper publishes later. The rows are marked
+   * sent in batches (one statement for all the changes of a few milliseconds): until then a
+   * crash leaves them unsent, and the sweeper's second publication is a no-op in BullMQ.
+   */
   async publish(rows: OutboxRow[]): Promise<void> {
     if (rows.length === 0 || this.closing) return;
     try {
       await this.add(rows);
-      await this.repository.markPublished(
-        rows.map((r) => r.id),
-        this.stepRunIds(rows),
-      );
     } catch (error) {
       this.logger.warn(
         { err: error, rows: rows.length },
         'publishing after commit failed; the sweeper will retry',
+      );
+      return;
+    }
+    this.marks.outbox.push(...rows.map((r) => r.id));
+    this.marks.steps.push(...this.stepRunIds(rows));
+    this.markTimer ??= setTimeout(() => {
+      this.markTimer = undefined;
+      this.marking = this.marking.then(() => this.flushMarks());
+    }, MARK_DELAY_MS);
+  }
+
+  private async flushMarks(): Promise<void> {
+    const { outbox, steps } = this.marks;
+    this.marks = { outbox: [], steps: [] };
+    try {
+      await this.repository.markPublished(outbox, steps);
+    } catch (error) {
+      this.logger.warn(
+        { err: error, rows: outbox.length },
+        'marking published rows failed; the sweeper will publish them again',
       );
     }
   }
@@ -109,6 +139,14 @@ export class OutboxRelay implements OnApplicationShutdown {
     });
     await this.repository.markPublished([], this.stepRunIds(published));
     return published.length;
+  }
+
+  /** The marks still pending are written while the database pool is open. */
+  async beforeApplicationShutdown(): Promise<void> {
+    clearTimeout(this.markTimer);
+    this.markTimer = undefined;
+    await this.marking;
+    await this.flushMarks();
   }
 
   onApplicationShutdown(): void {
