@@ -328,6 +328,43 @@ describe('the citizen API', () => {
     expect(asked).toEqual(expect.arrayContaining(['person.bankAccount', 'parentalBenefit.period']));
   });
 
+  it('tells a citizen, once a case has completed, which life events now need fewer answers', async () => {
+    const citizen = await as(ERIK);
+    const opened = (
+      await citizen
+        .post('/v1/cases', {
+          lifeEvent: 'become-parent',
+          answers: {
+            'person.bankAccount': { kind: 'swedish', account: '8424-4, 983 189 224-6' },
+            'child.preschoolStartDate': '2028-01-10',
+            'parentalBenefit.period': { from: '2027-01-04', to: '2027-03-26' },
+            'parentalBenefit.extent': 'full',
+          },
+        })
+        .set('Prefer', 'wait=10')
+        .expect(201)
+    ).body as CaseView;
+    expect(opened.resolution?.state).toBe('ready');
+    const preview = (await citizen.get(`/v1/cases/${opened.id}/preview`).expect(200))
+      .body as Preview;
+    await citizen
+      .post(`/v1/cases/${opened.id}/submit`, { previewChecksum: preview.checksum })
+      .expect(202);
+    await waitForCase(leo.database, opened.id, ['completed']);
+    const messages = (await citizen.get(`/v1/me/messages?caseId=${opened.id}`).expect(200))
+      .body as { messages: Array<{ template: string; params: { lifeEvents?: unknown } }> };
+    const fewer = messages.messages.find((m) => m.template === 'fewer-answers');
+    // The bank account is on file now: a survivor's pension would not ask for it again.
+    expect(fewer?.params.lifeEvents).toEqual([
+      expect.objectContaining({ lifeEvent: 'death-of-relative' }),
+    ]);
+    const list = (await citizen.get('/v1/life-events').expect(200)).body as Array<{
+      key: string;
+      reused: number;
+    }>;
+    expect(list.find((e) => e.key === 'become-parent')?.reused).toBeGreaterThan(1);
+  });
+
   it('refuses bad input with the field and the reason, and changes nothing', async () => {
     const citizen = await as(ERIK);
     const before = await sql<{ n: string }>('SELECT count(*) AS n FROM cases');

@@ -1366,16 +1366,25 @@ export class EngineService {
       '',
     );
     const fewer: Array<{ lifeEvent: string; before: number; now: number }> = [];
-    // Only a life event that takes one of this case's facts as an input can need fewer answers.
+    // Only a life event that would ask one of this case's facts can need fewer answers: facts a
+    // citizen gives or an agency produces (never the identity, never a register's look-up).
     const fromThisCase = new Set(
-      records.filter((r) => r.caseId === context.caseRecord.id).map((r) => r.factKey),
+      records
+        .filter((r) => r.caseId === context.caseRecord.id && r.factKey !== IDENTITY_FACT)
+        .filter((r) => context.catalogue.facts.get(r.factKey)?.source.kind !== 'lookup')
+        .map((r) => r.factKey),
     );
+    // What a life event may ask: its inputs that the citizen gives, less those on file.
+    const askable = (definition: DefinitionWithDefaults): string[] =>
+      definition.inputs.filter(
+        (key) =>
+          key !== IDENTITY_FACT && context.catalogue.facts.get(key)?.source.kind === 'citizen',
+      );
     for (const other of await this.publishedDefinitions()) {
       if (other.key === context.definition.key) continue;
       if (!other.inputs.some((key) => fromThisCase.has(key))) continue;
       const count = (facts: Map<string, FactRecord>): number =>
-        resolve({ definition: other, catalogue: context.catalogue, facts, lookups: [] }).toAsk
-          .length;
+        askable(other).filter((key) => !facts.has(key)).length;
       const [was, now] = [count(before), count(after)];
       if (now < was) fewer.push({ lifeEvent: other.key, before: was, now });
     }

@@ -82,9 +82,19 @@ export function conditionFacts(rule: unknown, factKeys: ReadonlySet<string>): st
   return [...new Set(keys)].sort();
 }
 
+/**
+ * Analyses of rule objects already seen. Rules are immutable JSON (a published definition never
+ * changes), and planning a case evaluates the same few conditions many times.
+ */
+const analyses = new WeakMap<object, RuleAnalysis>();
+
 export function analyseRule(rule: unknown): RuleAnalysis {
+  const cacheable = typeof rule === 'object' && rule !== null;
+  const cached = cacheable ? analyses.get(rule) : undefined;
+  if (cached) return cached;
   const analysis: RuleAnalysis = { problems: [], reads: [] };
   walk(rule, '', 0, analysis);
+  if (cacheable) analyses.set(rule, analysis);
   return analysis;
 }
 
@@ -368,13 +378,30 @@ export function evaluateWith(
   known: Readonly<Record<string, unknown>>,
   isKnown: (path: string) => boolean,
 ): boolean | 'unknown' {
+  return evaluateNested(rule, nest(known), isKnown);
+}
+
+/**
+ * `evaluateWith` over facts already nested by `nestFacts`: for evaluating many conditions over
+ * the same facts (planning a case) without nesting them for each.
+ */
+export function evaluateNested(
+  rule: JsonLogicRule,
+  data: Readonly<Record<string, unknown>>,
+  isKnown: (path: string) => boolean,
+): boolean | 'unknown' {
   const { problems } = analyseRule(rule);
   if (problems.length > 0) {
     const first = problems[0];
     throw new Error(`invalid condition at ${first?.pointer ?? ''}: ${first?.message ?? ''}`);
   }
-  const context: EvaluationContext = { data: nest(known), isKnown };
+  const context: EvaluationContext = { data, isKnown };
   return truthOf(evaluate(rule, context)) ?? 'unknown';
+}
+
+/** Facts by dotted key as the nested object JSON Logic's `var` reads. */
+export function nestFacts(known: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  return nest(known);
 }
 
 function readsUnknown(rule: unknown, context: EvaluationContext): boolean {

@@ -1,4 +1,4 @@
-import { analyseRule, evaluateWith, knownKeys, longestPrefix } from './conditions.js';
+import { analyseRule, evaluateNested, knownKeys, longestPrefix, nestFacts } from './conditions.js';
 import { dependencies, producersByFact } from './graph.js';
 import type {
   Catalogue,
@@ -39,6 +39,45 @@ function sortedUnique(values: Iterable<string>): string[] {
   return [...new Set(values)].sort();
 }
 
+interface Graph {
+  /** The steps array the graph was made from: a definition changed since gets a new graph. */
+  from: readonly StepDefinition[];
+  length: number;
+  producers: Map<string, string[]>;
+  deps: Map<string, string[]>;
+  steps: Map<string, StepDefinition>;
+}
+
+/** A definition's dependency graph, made once per definition object (they are not changed). */
+const graphs = new WeakMap<LifeEventDefinition, Graph>();
+
+function graphOf(definition: LifeEventDefinition): Graph {
+  const cached = graphs.get(definition);
+  if (cached && cached.from === definition.steps && cached.length === definition.steps.length) {
+    return cached;
+  }
+  const graph: Graph = {
+    from: definition.steps,
+    length: definition.steps.length,
+    producers: producersByFact(definition),
+    deps: dependencies(definition),
+    steps: new Map(definition.steps.map((s) => [s.id, s])),
+  };
+  graphs.set(definition, graph);
+  return graph;
+}
+
+const factKeySets = new WeakMap<Catalogue['facts'], ReadonlySet<string>>();
+
+function factKeysOf(catalogue: Catalogue): ReadonlySet<string> {
+  let keys = factKeySets.get(catalogue.facts);
+  if (!keys) {
+    keys = new Set(catalogue.facts.keys());
+    factKeySets.set(catalogue.facts, keys);
+  }
+  return keys;
+}
+
 /**
  * What can happen next in a case: each step's status given the facts known so far and the
  * engine's step states, and which input facts to obtain. Pure and deterministic; expects a
@@ -56,11 +95,10 @@ export function plan(
   states: Readonly<Partial<Record<string, StepState>>>,
   catalogue: Catalogue,
 ): Plan {
-  const producers = producersByFact(definition);
-  const deps = dependencies(definition);
-  const steps = new Map(definition.steps.map((s) => [s.id, s]));
+  const { producers, deps, steps } = graphOf(definition);
   const knownSet = knownKeys(known);
-  const factKeys = new Set(catalogue.facts.keys());
+  const factKeys = factKeysOf(catalogue);
+  let nested: Record<string, unknown> | undefined;
   const factOf = (path: string): string =>
     longestPrefix(path, factKeys) ?? longestPrefix(path, knownSet) ?? path;
   const memo = new Map<string, Planned>();
@@ -103,7 +141,9 @@ export function plan(
     const outcome =
       step.when === undefined
         ? true
-        : evaluateWith(step.when, known, (path) => knownSet.has(factOf(path)));
+        : evaluateNested(step.when, (nested ??= nestFacts(known)), (path) =>
+            knownSet.has(factOf(path)),
+          );
     if (outcome === false) {
       return { id, status: 'skipped', waitingFor: [], missingFacts: [], wants: [] };
     }
