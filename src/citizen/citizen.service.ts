@@ -2,14 +2,12 @@ import { createHash } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import type { FactValue } from '#agency-contract';
 import {
-  withDefaults,
   type Catalogue,
   type DefinitionWithDefaults,
   type LocalisedText,
 } from '#workflow';
 import type { CitizenPrincipal } from '../auth/principal.js';
 import { DomainError } from '../common/domain-error.js';
-import { DefinitionsRepository } from '../definitions/definitions.repository.js';
 import { CaseSignals } from '../engine/case-signals.js';
 import { EngineRepository } from '../engine/engine.repository.js';
 import { EngineService } from '../engine/engine.service.js';
@@ -31,7 +29,6 @@ import type {
 } from './citizen.dto.js';
 
 const SUBJECT_CACHE_SIZE = 10_000;
-const DEFINITIONS_TTL_MS = 5_000;
 
 const iso = (d: Date | null | undefined): string | null => (d ? d.toISOString() : null);
 
@@ -44,12 +41,10 @@ const iso = (d: Date | null | undefined): string | null => (d ? d.toISOString() 
 @Injectable()
 export class CitizenService {
   private readonly subjects = new Map<string, string>();
-  private definitionsCache: { at: number; definitions: DefinitionWithDefaults[] } | undefined;
 
   constructor(
     private readonly engine: EngineService,
     private readonly engineRepository: EngineRepository,
-    private readonly definitionsRepository: DefinitionsRepository,
     private readonly signals: CaseSignals,
   ) {}
 
@@ -69,20 +64,9 @@ export class CitizenService {
     return subjectId;
   }
 
-  private async published(): Promise<DefinitionWithDefaults[]> {
-    if (!this.definitionsCache || Date.now() - this.definitionsCache.at > DEFINITIONS_TTL_MS) {
-      const rows = await this.definitionsRepository.listPublished();
-      const current = new Map<string, DefinitionWithDefaults>();
-      for (const row of rows)
-        if (!current.has(row.key)) current.set(row.key, withDefaults(row.body));
-      this.definitionsCache = { at: Date.now(), definitions: [...current.values()] };
-    }
-    return this.definitionsCache.definitions;
-  }
-
   /** The title of a life event by key (its current version's), or the key itself. */
   async lifeEventTitles(): Promise<(key: string) => LocalisedText> {
-    const titles = new Map((await this.published()).map((d) => [d.key, d.title]));
+    const titles = new Map((await this.engine.publishedDefinitions()).map((d) => [d.key, d.title]));
     return (key) => titles.get(key) ?? { sv: key, en: key };
   }
 
@@ -93,7 +77,7 @@ export class CitizenService {
   async lifeEvents(subjectId: string): Promise<LifeEventSummaryDto[]> {
     const [{ catalogue }, definitions, records] = await Promise.all([
       this.engine.catalogue(),
-      this.published(),
+      this.engine.publishedDefinitions(),
       this.engineRepository.currentFacts(subjectId),
     ]);
     const facts = usableFacts(records.values(), catalogue, '');

@@ -237,7 +237,10 @@ export interface StepRunChange {
 export class EngineRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
-  private readonly committed = new WeakMap<EntityManager, Array<() => void>>();
+  /** Runs `work` in a transaction (the sweeper's and the reconciler's claims). */
+  transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
+    return this.dataSource.transaction(work);
+  }
 
   /** A named statement on the pool (parsed and planned once per connection). */
   private prepared<T extends pg.QueryResultRow>(
@@ -248,86 +251,11 @@ export class EngineRepository {
     return preparedQuery<T>(this.dataSource, name, text, values);
   }
 
-  /** Runs `work` in a transaction; callbacks registered with afterCommit run once it committed. */
-  async transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    let callbacks: Array<() => void> = [];
-    const result = await this.dataSource.transaction(async (manager) => {
-      callbacks = [];
-      this.committed.set(manager, callbacks);
-      return work(manager);
-    });
-    for (const callback of callbacks) callback();
-    return result;
-  }
-
-  /** Runs `callback` after the transaction of `manager` commits (never if it rolls back). */
-  afterCommit(manager: EntityManager, callback: () => void): void {
-    const callbacks = this.committed.get(manager);
-    if (!callbacks) throw new Error('afterCommit outside EngineRepository.transaction');
-    callbacks.push(callback);
-  }
-
-  async insertCase(
-    manager: EntityManager,
-    values: {
-      subjectId: string;
-      lifeEventKey: string;
-      definitionId: string;
-      definitionVersion: number;
-    },
-  ): Promise<CaseRecord> {
-    const rows = await manager.query<CaseRow[]>(
-      `INSERT INTO cases (subject_id, life_event_key, definition_id, definition_version, status)
-       VALUES ($1, $2, $3, $4, 'open') RETURNING *`,
-      [values.subjectId, values.lifeEventKey, values.definitionId, values.definitionVersion],
-    );
-    return toCase(rows[0] as CaseRow);
-  }
-
-  async insertStepRuns(
-    manager: EntityManager,
-    caseId: string,
-    steps: Array<{
-      stepId: string;
-      agency: string;
-      action: string;
-      kind: string;
-      maxAttempts: number;
-    }>,
-  ): Promise<void> {
-    if (steps.length === 0) return;
-    await manager.query(
-      `INSERT INTO step_runs (case_id, step_id, agency, action, kind, state, max_attempts)
-       SELECT $1, s.step_id, s.agency, s.action, s.kind, 'pending', s.max_attempts
-       FROM jsonb_to_recordset($2::jsonb) AS s(step_id text, agency text, action text, kind text, max_attempts int)`,
-      [
-        caseId,
-        JSON.stringify(
-          steps.map((s) => ({
-            step_id: s.stepId,
-            agency: s.agency,
-            action: s.action,
-            kind: s.kind,
-            max_attempts: s.maxAttempts,
-          })),
-        ),
-      ],
-    );
-  }
-
   async findCase(
     caseId: string,
     manager: EntityManager = this.dataSource.manager,
   ): Promise<CaseRecord | null> {
     const rows = await manager.query<CaseRow[]>('SELECT * FROM cases WHERE id = $1', [caseId]);
-    return rows[0] ? toCase(rows[0]) : null;
-  }
-
-  /** The case, locked for the rest of the transaction: one change to a case at a time. */
-  async lockCase(manager: EntityManager, caseId: string): Promise<CaseRecord | null> {
-    const rows = await manager.query<CaseRow[]>('SELECT * FROM cases WHERE id = $1 FOR UPDATE', [
-      caseId,
-    ]);
     return rows[0] ? toCase(rows[0]) : null;
   }
 
@@ -419,29 +347,6 @@ export class EngineRepository {
     await manager.query('UPDATE step_runs SET updated_at = now() WHERE id = $1', [id]);
   }
 
-  async caseIdOfStepRun(stepRunId: string): Promise<string | null> {
-    const rows = await this.dataSource.manager.query<Array<{ case_id: string }>>(
-      'SELECT case_id FROM step_runs WHERE id = $1',
-      [stepRunId],
-    );
-    return rows[0]?.case_id ?? null;
-  }
-
-  async setCaseStatus(
-    manager: EntityManager,
-    caseId: string,
-    status: CaseStatus,
-    submitted = false,
-  ): Promise<void> {
-    await manager.query(
-      `UPDATE cases SET status = $2, updated_at = now(),
-         submitted_at = CASE WHEN $3 THEN now() ELSE submitted_at END,
-         finished_at = CASE WHEN $2 IN ('completed', 'failed', 'cancelled') THEN now() ELSE NULL END
-       WHERE id = $1`,
-      [caseId, status, submitted],
-    );
-  }
-
   async stepRuns(
     caseId: string,
     manager: EntityManager = this.dataSource.manager,
@@ -451,33 +356,6 @@ export class EngineRepository {
       [caseId],
     );
     return rows.map(toStepRun);
-  }
-
-  async updateStepRun(manager: EntityManager, id: string, change: StepRunChange): Promise<void> {
-    const sets: string[] = ['updated_at = now()'];
-    const values: unknown[] = [id];
-    const set = (column: string, value: unknown, cast = ''): void => {
-      values.push(value);
-      sets.push(`${column} = $${values.length}${cast}`);
-    };
-    if (change.state !== undefined) {
-      set('state', change.state);
-      if (change.state === 'ready') sets.push('ready_at = now()');
-      if (['completed', 'failed', 'skipped', 'cancelled'].includes(change.state))
-        sets.push('finished_at = now()');
-    }
-    if (change.attempt !== undefined) set('attempt', change.attempt);
-    if (change.maxAttempts !== undefined) set('max_attempts', change.maxAttempts);
-    if (change.result !== undefined) set('result', JSON.stringify(change.result), '::jsonb');
-    if (change.agencyReference !== undefined) set('agency_reference', change.agencyReference);
-    if (change.expectedDecisionAt !== undefined)
-      set('expected_decision_at', change.expectedDecisionAt);
-    if (change.deadlineAt !== undefined) set('deadline_at', change.deadlineAt);
-    if (change.lastError !== undefined) set('last_error', change.lastError);
-    if (change.disclosedFactIds !== undefined)
-      set('disclosed_fact_ids', change.disclosedFactIds, '::uuid[]');
-    if (change.overdue !== undefined) set('overdue', change.overdue);
-    await manager.query(`UPDATE step_runs SET ${sets.join(', ')} WHERE id = $1`, values);
   }
 
   /**
@@ -494,27 +372,6 @@ export class EngineRepository {
         WHERE id = ANY($2::uuid[]) AND state = 'ready'`,
       [outboxIds, stepRunIds],
     );
-  }
-
-  /** Appends events, numbered after the case's revision, and bumps the revision once. */
-  async appendEvents(
-    manager: EntityManager,
-    caseRecord: CaseRecord,
-    events: CaseEvent[],
-  ): Promise<void> {
-    if (events.length === 0) return;
-    const base = caseRecord.revision;
-    await manager.query(
-      `INSERT INTO case_events (case_id, seq, type, step_id, data)
-       SELECT $1, $2 + e.ordinality, e.value->>'type', e.value->>'stepId', COALESCE(e.value->'data', '{}'::jsonb)
-       FROM jsonb_array_elements($3::jsonb) WITH ORDINALITY AS e`,
-      [caseRecord.id, base, JSON.stringify(events)],
-    );
-    await manager.query(
-      'UPDATE cases SET revision = revision + $2, updated_at = now() WHERE id = $1',
-      [caseRecord.id, events.length],
-    );
-    caseRecord.revision = base + events.length;
   }
 
   async events(
@@ -972,50 +829,6 @@ export class EngineRepository {
 
   // ---- look-ups ---------------------------------------------------------------------------
 
-  async insertLookups(
-    manager: EntityManager,
-    lookups: Array<{
-      caseId: string;
-      subjectId: string;
-      agency: string;
-      factKeys: string[];
-      maxAttempts: number;
-    }>,
-  ): Promise<LookupRecord[]> {
-    if (lookups.length === 0) return [];
-    const rows = await manager.query<LookupRow[]>(
-      `INSERT INTO lookups (case_id, subject_id, agency, fact_keys, state, max_attempts)
-       SELECT l.case_id, l.subject_id, l.agency, ARRAY(SELECT jsonb_array_elements_text(l.fact_keys)),
-              'pending', l.max_attempts
-       FROM jsonb_to_recordset($1::jsonb)
-         AS l(case_id uuid, subject_id text, agency text, fact_keys jsonb, max_attempts int)
-       RETURNING *`,
-      [
-        JSON.stringify(
-          lookups.map((l) => ({
-            case_id: l.caseId,
-            subject_id: l.subjectId,
-            agency: l.agency,
-            fact_keys: l.factKeys,
-            max_attempts: l.maxAttempts,
-          })),
-        ),
-      ],
-    );
-    return rows.map(toLookup);
-  }
-
-  async lookupsOfCase(
-    caseId: string,
-    manager: EntityManager = this.dataSource.manager,
-  ): Promise<LookupRecord[]> {
-    const rows = await manager.query<LookupRow[]>(
-      'SELECT * FROM lookups WHERE case_id = $1 ORDER BY created_at, id',
-      [caseId],
-    );
-    return rows.map(toLookup);
-  }
-
   /** Whether any look-up of the case is still waiting for its agency's answer. */
   async hasPendingLookups(caseId: string): Promise<boolean> {
     const rows = await this.prepared<{ pending: boolean }>(
@@ -1024,47 +837,6 @@ export class EngineRepository {
       [caseId],
     );
     return rows[0]?.pending ?? false;
-  }
-
-  async caseIdOfLookup(lookupId: string): Promise<string | null> {
-    const rows = await this.dataSource.manager.query<Array<{ case_id: string }>>(
-      'SELECT case_id FROM lookups WHERE id = $1',
-      [lookupId],
-    );
-    return rows[0]?.case_id ?? null;
-  }
-
-  async updateLookup(
-    manager: EntityManager,
-    id: string,
-    change: Partial<
-      Pick<
-        LookupRecord,
-        'state' | 'foundKeys' | 'unavailableKeys' | 'attempt' | 'disclosedFactIds' | 'lastError'
-      >
-    >,
-  ): Promise<void> {
-    await manager.query(
-      `UPDATE lookups SET updated_at = now(),
-         state = COALESCE($2, state),
-         found_keys = COALESCE($3::text[], found_keys),
-         unavailable_keys = COALESCE($4::text[], unavailable_keys),
-         attempt = COALESCE($5, attempt),
-         disclosed_fact_ids = COALESCE($6::uuid[], disclosed_fact_ids),
-         last_error = CASE WHEN $7::boolean THEN $8 ELSE last_error END,
-         answered_at = CASE WHEN $2 IN ('answered', 'failed') THEN now() ELSE answered_at END
-       WHERE id = $1`,
-      [
-        id,
-        change.state ?? null,
-        change.foundKeys ?? null,
-        change.unavailableKeys ?? null,
-        change.attempt ?? null,
-        change.disclosedFactIds ?? null,
-        change.lastError !== undefined,
-        change.lastError ?? null,
-      ],
-    );
   }
 
   /** Look-ups unanswered for `olderThanMs` (lost with Redis' data): published again. */
@@ -1087,66 +859,4 @@ export class EngineRepository {
   }
 
   // ---- messages ---------------------------------------------------------------------------
-
-  async insertMessages(manager: EntityManager, messages: NewMessage[]): Promise<void> {
-    if (messages.length === 0) return;
-    await manager.query(
-      // clock_timestamp(), not now(): messages of one transaction keep their order when listed.
-      `INSERT INTO messages (subject_id, case_id, step_id, sender, kind, template, params, created_at)
-       SELECT m.subject_id, m.case_id, m.step_id, m.sender, m.kind, m.template, m.params, clock_timestamp()
-       FROM jsonb_to_recordset($1::jsonb)
-         AS m(subject_id text, case_id uuid, step_id text, sender text, kind text, template text, params jsonb, ord int)
-       ORDER BY m.ord`,
-      [
-        JSON.stringify(
-          messages.map((m, ord) => ({
-            ord,
-            subject_id: m.subjectId,
-            case_id: m.caseId ?? null,
-            step_id: m.stepId ?? null,
-            sender: m.sender,
-            kind: m.kind,
-            template: m.template,
-            params: m.params ?? {},
-          })),
-        ),
-      ],
-    );
-  }
-
-  async insertDisclosure(
-    manager: EntityManager,
-    disclosure: {
-      subjectId: string;
-      caseId: string;
-      stepRunId?: string;
-      lookupId?: string;
-      agency: string;
-      factRecordIds: string[];
-      factKeys: string[];
-      basis: string;
-    },
-  ): Promise<void> {
-    await manager.query(
-      `INSERT INTO disclosures (subject_id, case_id, step_run_id, lookup_id, agency, fact_record_ids, fact_keys, basis)
-       VALUES ($1, $2, $3, $4, $5, $6::uuid[], $7::text[], $8)`,
-      [
-        disclosure.subjectId,
-        disclosure.caseId,
-        disclosure.stepRunId ?? null,
-        disclosure.lookupId ?? null,
-        disclosure.agency,
-        disclosure.factRecordIds,
-        disclosure.factKeys,
-        disclosure.basis,
-      ],
-    );
-  }
-
-  async setConsent(manager: EntityManager, caseId: string, checksum: string): Promise<void> {
-    await manager.query(
-      'UPDATE cases SET consent_checksum = $2, consented_at = now() WHERE id = $1',
-      [caseId, checksum],
-    );
-  }
 }

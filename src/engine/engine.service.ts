@@ -29,7 +29,12 @@ import {
 import { DomainError, type FieldProblem } from '../common/domain-error.js';
 import type { LifeEventDefinitionRow } from '../definitions/definition.entities.js';
 import { DefinitionsRepository } from '../definitions/definitions.repository.js';
-import { EngineRepository, type CaseUnit, type LoadedCase } from './engine.repository.js';
+import {
+  EngineRepository,
+  type CaseUnit,
+  type LoadedCase,
+  type StepRunChange,
+} from './engine.repository.js';
 import {
   FINAL_CASE_STATUSES,
   FINAL_STEP_STATES,
@@ -1396,7 +1401,7 @@ export class EngineService {
   }
 
   /** The current published version of every life event (cached briefly: they rarely change). */
-  private async publishedDefinitions(): Promise<DefinitionWithDefaults[]> {
+  async publishedDefinitions(): Promise<DefinitionWithDefaults[]> {
     if (!this.publishedCache || Date.now() - this.publishedCache.at > CATALOGUE_TTL_MS) {
       const rows = await this.definitionsRepository.listPublished();
       const current = new Map<string, DefinitionWithDefaults>();
@@ -1493,11 +1498,7 @@ export class EngineService {
     });
   }
 
-  private setRun(
-    context: Context,
-    run: StepRunRecord,
-    change: Parameters<EngineRepository['updateStepRun']>[2],
-  ): void {
+  private setRun(context: Context, run: StepRunRecord, change: StepRunChange): void {
     context.changedRuns.add(run.id);
     Object.assign(
       run,
