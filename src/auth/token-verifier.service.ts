@@ -1,4 +1,4 @@
-import { createSecretKey, type KeyObject } from 'node:crypto';
+import { createHash, createSecretKey, type KeyObject } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import {
@@ -35,6 +35,10 @@ const OIDC_ALGORITHMS = [
 
 /** The oldest OIDC token (by `iat`) leo accepts, whatever its `exp` says. */
 const OIDC_MAX_TOKEN_AGE = '12h';
+const OIDC_MAX_TOKEN_AGE_SECONDS = 12 * 3_600;
+/** Verified tokens remembered at most this many, for at most this long. */
+const VERIFIED_CACHE_SIZE = 10_000;
+const VERIFIED_CACHE_TTL_MS = 5 * 60_000;
 
 /** How long leo waits for the identity provider's keys before answering 503. */
 const JWKS_TIMEOUT_MS = 5_000;
@@ -100,7 +104,30 @@ export class TokenVerifier {
         : undefined;
   }
 
+  /**
+   * Verified tokens, by a digest of the token (never the token itself), until the earlier of
+   * their expiry and a few minutes: a front-end sends the same token with every request, and
+   * checking a signature costs more than the rest of a small request.
+   */
+  private readonly verified = new Map<string, { principal: Principal; until: number }>();
+
   async verify(token: string): Promise<Principal> {
+    const digest = createHash('sha256').update(token).digest('base64url');
+    const hit = this.verified.get(digest);
+    if (hit && hit.until > Date.now()) return hit.principal;
+    if (hit) this.verified.delete(digest);
+    const { principal, until } = await this.verifyAfresh(token);
+    if (this.verified.size >= VERIFIED_CACHE_SIZE) {
+      // The oldest entries first (a Map keeps insertion order).
+      for (const key of [...this.verified.keys()].slice(0, VERIFIED_CACHE_SIZE / 10)) {
+        this.verified.delete(key);
+      }
+    }
+    this.verified.set(digest, { principal, until });
+    return principal;
+  }
+
+  private async verifyAfresh(token: string): Promise<{ principal: Principal; until: number }> {
     let issuer: unknown;
     try {
       issuer = decodeJwt(token).iss;
@@ -145,7 +172,12 @@ export class TokenVerifier {
       }
       throw error;
     }
-    return this.toPrincipal(payload);
+    const principal = this.toPrincipal(payload);
+    const expires = typeof payload.exp === 'number' ? payload.exp * 1000 : Date.now();
+    const maxAge =
+      issuer === DEV_ISSUER ? this.auth.devTokenTtlSeconds : OIDC_MAX_TOKEN_AGE_SECONDS;
+    const tooOld = typeof payload.iat === 'number' ? (payload.iat + maxAge) * 1000 : Date.now();
+    return { principal, until: Math.min(expires, tooOld, Date.now() + VERIFIED_CACHE_TTL_MS) };
   }
 
   private toPrincipal(payload: JWTPayload): Principal {

@@ -1,11 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import type { FactValue } from '#agency-contract';
-import {
-  type Catalogue,
-  type DefinitionWithDefaults,
-  type LocalisedText,
-} from '#workflow';
+import { type Catalogue, type DefinitionWithDefaults, type LocalisedText } from '#workflow';
 import type { CitizenPrincipal } from '../auth/principal.js';
 import { DomainError } from '../common/domain-error.js';
 import { CaseSignals } from '../engine/case-signals.js';
