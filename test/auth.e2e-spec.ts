@@ -130,6 +130,19 @@ describe('dev tokens and the session route', () => {
     expect(response.body.code).toBe('content-too-large');
   });
 
+  it('does not keep serving a token it verified once after it has expired', async () => {
+    const token = await hs256({ leo_roles: ['admin'] }, leo.config.auth.devSecret ?? '', 'soon', {
+      expiresAt: now() + 2,
+    });
+    const me = (): request.Test =>
+      request(leo.app.getHttpServer()).get('/v1/me').set('Authorization', `Bearer ${token}`);
+    await me().expect(200);
+    await me().expect(200); // remembered
+    await new Promise((r) => setTimeout(r, 2_100));
+    const late = await me().expect(401);
+    expect(late.body.detail).toContain('expired');
+  });
+
   it('refuses a missing, malformed, forged or expired token with 401', async () => {
     const server = leo.app.getHttpServer();
     const missing = await request(server).get('/v1/me').expect(401);
