@@ -68,6 +68,7 @@ function normalise(value: unknown, ids: ReadonlyMap<string, string>, key = ''): 
 export async function caseShape(
   client: pg.Client,
   caseId: string,
+  options: { ledger?: boolean } = {},
 ): Promise<Record<string, unknown[]>> {
   // Generated ids (bigint identities) are the order of insertion, not part of the shape.
   const queries: Record<string, string> = {
@@ -86,6 +87,16 @@ export async function caseShape(
       'SELECT to_jsonb(m) AS row FROM messages m WHERE m.case_id = $1 ORDER BY m.created_at, m.id',
     outbox:
       "SELECT to_jsonb(o) - 'id' AS row FROM outbox o WHERE o.payload->>'caseId' = $1::text ORDER BY o.id",
+    ...(options.ledger
+      ? {
+          mock_agency_requests: `SELECT to_jsonb(r) - 'id' AS row FROM mock_agency_requests r
+              WHERE r.step_run_id IN (SELECT id FROM step_runs WHERE case_id = $1)
+                 OR r.lookup_id IN (SELECT id FROM lookups WHERE case_id = $1) ORDER BY r.id`,
+          mock_agency_effects: `SELECT to_jsonb(e) AS row FROM mock_agency_effects e
+              WHERE e.step_run_id IN (SELECT id FROM step_runs WHERE case_id = $1)
+              ORDER BY e.created_at`,
+        }
+      : {}),
   };
   const rows: Record<string, Array<Record<string, unknown>>> = {};
   for (const [table, sql] of Object.entries(queries)) {
@@ -104,9 +115,20 @@ export async function caseShape(
   name('step_runs', (r) => `step ${String(r.step_id)}`);
   name('fact_records', (r) => `fact ${String(r.fact_key)}`);
   name('messages', (r) => `message ${String(r.template)}`);
-  return Object.fromEntries(
-    Object.entries(rows).map(([table, list]) => [table, list.map((r) => normalise(r, ids))]),
+  // Each table as a set of rows (sorted by content, not time: steps that run in parallel
+  // finish in either order), and the order of the case's history by event type.
+  const shape: Record<string, unknown[]> = Object.fromEntries(
+    Object.entries(rows).map(([table, list]) => [
+      table,
+      list
+        .map((r) => normalise(table === 'case_events' ? { ...r, seq: undefined } : r, ids))
+        .map((r) => [JSON.stringify(r), r] as const)
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([, r]) => r),
+    ]),
   );
+  shape['case_events order'] = (rows.case_events ?? []).map((e) => e.type);
+  return shape;
 }
 
 /** Where two shapes differ, as `path: a ≠ b` lines (empty when they are the same). */
@@ -140,6 +162,7 @@ export function shapeDifferences(a: unknown, b: unknown, path = ''): string[] {
  */
 export async function compareWithLive(
   client: pg.Client,
+  options: { ledger?: boolean } = {},
 ): Promise<{ live: string; loaded: string; differences: string[] }> {
   const pick = async (live: boolean): Promise<string | undefined> => {
     const rows = await client.query<{ id: string }>(
@@ -155,8 +178,8 @@ export async function compareWithLive(
   if (!live) throw new Error('no live completed start-business case to compare with');
   if (!loaded) throw new Error('no loaded history case to compare');
   const differences = shapeDifferences(
-    await caseShape(client, live),
-    await caseShape(client, loaded),
+    await caseShape(client, live, options),
+    await caseShape(client, loaded, options),
   );
   return { live, loaded, differences };
 }

@@ -578,6 +578,58 @@ export const TABLES: HistoryTable[] = [
   },
 ];
 
+/**
+ * The mock agencies' ledgers for the same cases (only with `ledger`: a real deployment has
+ * none, but a long-running one on the mock agencies does): the look-up request and each step's
+ * request and effect, as src/adapters/mock-ledger.repository.ts records them.
+ */
+export const LEDGER_TABLES: HistoryTable[] = [
+  {
+    table: 'mock_agency_requests',
+    rowsPerCase: 1 + COMPLETED.length,
+    insert: `INSERT INTO mock_agency_requests (agency, action, idempotency_key, step_run_id, lookup_id,
+                                               attempt, facts, received_at)`,
+    select: `SELECT r.agency, r.action, r.idempotency_key, r.step_run_id, r.lookup_id, 1, r.facts,
+                    r.received_at
+             ${withPnr}
+             ${lateralValues(
+               'r',
+               'ord, agency, action, idempotency_key, step_run_id, lookup_id, facts, received_at',
+               [
+                 `(0, ${sqlText(LOOKUP.agency)}, 'lookup', ${lookupId}::text, NULL::uuid, ${lookupId},
+                 ${jobFacts([IDENTITY])}, ${at(plus(T.opened, PUBLISH_DELAY + 0.002))})`,
+                 ...COMPLETED.map(
+                   (s) =>
+                     `(${s.k}, ${sqlText(s.agency)}, ${sqlText(s.action)}, ${stepRunId(s.k)}::text, ${stepRunId(s.k)},
+                     NULL::uuid, ${jobFacts(s.run.needs)}, ${at(plus(s.run.dispatched, PUBLISH_DELAY + 0.001))})`,
+                 ),
+               ],
+             )}`,
+    orderBy: 'n, r.ord',
+  },
+  {
+    table: 'mock_agency_effects',
+    rowsPerCase: COMPLETED.length,
+    insert: `INSERT INTO mock_agency_effects (agency, idempotency_key, action, step_run_id, attempt,
+                                              reference, outcome, created_at)`,
+    select: `SELECT e.agency, e.step_run_id::text, e.action, e.step_run_id, 1, e.reference,
+                    jsonb_build_object('outcome', 'completed', 'produced', e.produced,
+                      'reference', e.reference), e.created_at
+             ${withPnr}
+             ${lateralValues(
+               'e',
+               'ord, agency, action, step_run_id, reference, produced, created_at',
+               COMPLETED.map(
+                 (s) =>
+                   `(${s.k}, ${sqlText(s.agency)}, ${sqlText(s.action)}, ${stepRunId(s.k)}, ${reference(s)},
+                     ${s.run.produces.length ? jobFacts(s.run.produces) : "'{}'::jsonb"},
+                     ${at(plus(s.run.dispatched, PUBLISH_DELAY + 0.005))})`,
+               ),
+             )}`,
+    orderBy: 'n, e.ord',
+  },
+];
+
 /** The 18 events the engine appends for a completed standard case, in its order. */
 function caseEvents(): string[] {
   const rows: string[] = [];
@@ -791,6 +843,8 @@ export interface LoadOptions {
    * back afterwards), so that checkpoints, and the full-page images after each, do not dominate.
    */
   ownCluster?: boolean;
+  /** Load the mock agencies' ledgers too (LEDGER_TABLES). */
+  ledger?: boolean;
 }
 
 const LOAD_SETTINGS = { max_wal_size: '16GB', checkpoint_timeout: '30min' };
@@ -834,6 +888,7 @@ export async function loadHistory(
   options: LoadOptions,
 ): Promise<HistoryReport> {
   const batch = options.batch ?? 50_000;
+  const tables = [...TABLES, ...(options.ledger ? LEDGER_TABLES : [])];
   const parallel = options.parallel ?? 2;
   const started = performance.now();
   const setup = new pg.Client({ connectionString: url });
@@ -864,7 +919,7 @@ export async function loadHistory(
          FROM pg_index i
         WHERE i.indrelid = ANY($1::regclass[])
           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)`,
-      [TABLES.map((t) => t.table)],
+      [tables.map((t) => t.table)],
     );
     for (const index of found.rows) await client.query(`DROP INDEX ${index.name}`);
     return found.rows;
@@ -872,7 +927,7 @@ export async function loadHistory(
 
   if (options.ownCluster) await tune(url, true);
   const tasks: Array<{ table: HistoryTable; from: number; to: number }> = [];
-  for (const table of TABLES) {
+  for (const table of tables) {
     for (let from = 0; from < cases; from += batch) {
       tasks.push({ table, from, to: Math.min(cases, from + batch) - 1 });
     }
@@ -925,7 +980,7 @@ export async function loadHistory(
     if (options.ownCluster) await tune(url, false);
   }
   await withClient(url, (client) =>
-    client.query(`ANALYZE ${TABLES.map((t) => t.table).join(', ')}`),
+    client.query(`ANALYZE ${tables.map((t) => t.table).join(', ')}`),
   );
   const rows = Object.values(perTable).reduce((sum, t) => sum + t.rows, 0);
   return { cases, rows, ms: performance.now() - started, perTable };
@@ -1002,6 +1057,7 @@ async function cli(): Promise<void> {
       cases: { type: 'string' },
       verify: { type: 'boolean' },
       compare: { type: 'boolean' },
+      ledger: { type: 'boolean' },
       'database-url': { type: 'string' },
     },
   });
@@ -1048,7 +1104,11 @@ async function cli(): Promise<void> {
   }
   try {
     log(`loading ${cases} completed start-business cases`);
-    const report = await loadHistory(url, cases, { log, ownCluster: !given });
+    const report = await loadHistory(url, cases, {
+      log,
+      ownCluster: !given,
+      ledger: values.ledger ?? false,
+    });
     for (const [table, t] of Object.entries(report.perTable)) {
       process.stdout.write(
         `  ${table.padEnd(14)} ${String(t.rows).padStart(10)} rows  ${(t.ms / 1000).toFixed(1)} s (statement time)\n`,
@@ -1070,7 +1130,9 @@ async function cli(): Promise<void> {
       const client = new pg.Client({ connectionString: url });
       await client.connect();
       try {
-        const { live, loaded, differences } = await compareWithLive(client);
+        const { live, loaded, differences } = await compareWithLive(client, {
+          ledger: values.ledger ?? false,
+        });
         process.stdout.write(
           differences.length === 0
             ? `compare: loaded case ${loaded} has the shape of live case ${live} in every table\n`

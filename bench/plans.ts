@@ -22,8 +22,9 @@ import { MetricsRepository } from '../src/observability/metrics.repository.js';
  * Named statements (src/database/prepared.ts) are explained with the generic plan a pooled
  * connection settles on after five executions (plan_cache_mode = force_generic_plan), the others
  * with the custom plan an unnamed statement gets. A statement is flagged when a node reads more
- * than `--max-rows` rows of a table that grows with history (a sequential scan, or an index
- * range that is not one case's or one citizen's): its cost would grow with the table.
+ * than `--max-rows` rows of a table that grows with history (an index range that is not one
+ * case's or one citizen's), or scans such a table sequentially once it holds more than that:
+ * its cost would grow with the table.
  */
 
 /** The tables that grow with every case. */
@@ -503,6 +504,14 @@ export async function explainAll(url: string, maxRows = 1_000): Promise<PlanRepo
   await client.connect();
   try {
     const s = await sample(real, client);
+    const sizes = new Map(
+      (
+        await client.query<{ name: string; rows: number }>(
+          'SELECT relname AS name, reltuples::float8 AS rows FROM pg_class WHERE relname = ANY($1::text[])',
+          [[...GROWING]],
+        )
+      ).rows.map((r) => [r.name, r.rows]),
+    );
     const reports: PlanReport[] = [];
     for (const st of await statements(s)) {
       const mode = st.named ? 'generic' : 'custom';
@@ -532,7 +541,11 @@ export async function explainAll(url: string, maxRows = 1_000): Promise<PlanRepo
         calls: t.Calls,
       }));
       const flagged = scans
-        .filter((x) => GROWING.has(x.relation) && (x.node === 'Seq Scan' || x.rows > maxRows))
+        .filter(
+          (x) =>
+            GROWING.has(x.relation) &&
+            (x.rows > maxRows || (x.node === 'Seq Scan' && (sizes.get(x.relation) ?? 0) > maxRows)),
+        )
         .map((x) => `${x.node} on ${x.relation}${x.index ? ` (${x.index})` : ''}: ${x.rows} rows`);
       reports.push({
         label: st.label,
