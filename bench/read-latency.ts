@@ -248,11 +248,22 @@ async function cli(): Promise<void> {
   let logDir: string;
   let historyReport: HistoryReport | undefined;
   let stopInfra = (): Promise<void> => Promise.resolve();
+  let succeeded = false;
   let onSpawn: ((pid: number) => Promise<void>) | undefined;
   if (given) {
     url = given;
     redisUrl = values['redis-url'] ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
     logDir = await mkdtempIn('leo-reads-');
+    const dir = logDir;
+    // leo's log is kept only when something failed.
+    stopInfra = async () => {
+      if (succeeded) {
+        const { rm } = await import('node:fs/promises');
+        await rm(dir, { recursive: true, force: true });
+      } else {
+        log(`leo's log is in ${dir}`);
+      }
+    };
   } else {
     const { startBenchInfra } = await import('./infra.js');
     const infra = await startBenchInfra(log);
@@ -340,6 +351,7 @@ async function cli(): Promise<void> {
     );
     log(`results in ${file}`);
     if (routes.some((f) => f.errors > 0)) process.exitCode = 1;
+    else succeeded = true;
     if (values.plans) {
       const { explainAll, formatPlans } = await import('./plans.js');
       process.stdout.write(`\nplans:\n${formatPlans(await explainAll(url))}\n`);
