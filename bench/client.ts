@@ -216,6 +216,38 @@ export class LeoClient {
     return res.body.status;
   }
 
+  /** A citizen's read (`GET`): the body, or an ApiError for anything but 200. */
+  private async read(operation: string, token: string, path: string): Promise<unknown> {
+    const res = await this.request('GET', path, { token });
+    if (res.status !== 200) {
+      throw new ApiError(operation, res.status, problemCode(res.body), describe(res.body));
+    }
+    return res.body;
+  }
+
+  /** `GET /v1/cases`: the ids of the citizen's cases, newest first (the first page). */
+  async listCases(token: string): Promise<string[]> {
+    const body = await this.read('list cases', token, '/v1/cases');
+    const cases = isRecord(body) && Array.isArray(body.cases) ? body.cases : [];
+    return cases.map((c) => (isRecord(c) && typeof c.id === 'string' ? c.id : ''));
+  }
+
+  /** `GET /v1/cases/{id}`: the case's status and how many steps it shows. */
+  async caseView(token: string, caseId: string): Promise<{ status: string; steps: number }> {
+    const body = await this.read('get case', token, `/v1/cases/${encodeURIComponent(caseId)}`);
+    return {
+      status: isRecord(body) && typeof body.status === 'string' ? body.status : '',
+      steps: isRecord(body) && Array.isArray(body.steps) ? body.steps.length : 0,
+    };
+  }
+
+  /** `GET /v1/me/disclosures`, `/v1/me/messages`, `/v1/me/facts`: how many items the first page has. */
+  async records(token: string, what: 'disclosures' | 'messages' | 'facts'): Promise<number> {
+    const body = await this.read(what, token, `/v1/me/${what}`);
+    const list = isRecord(body) ? body[what] : undefined;
+    return Array.isArray(list) ? list.length : -1;
+  }
+
   /** One citizen's errand: create the case with the answers, read the preview, submit it. */
   async citizenFlow(token: string, answers: WorkloadAnswers): Promise<CitizenFlowTimings> {
     let t = performance.now();

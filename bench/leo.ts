@@ -13,12 +13,14 @@ import { memoryOf } from './proc.js';
  * development with dev tokens and a fixed secret; LOG_LEVEL=warn keeps logging out of the figure.
  */
 
-export type Topology = 'all' | 'split';
+export type Topology = 'all' | 'split' | 'api';
 export type LeoRole = 'all' | 'api' | 'engine' | 'adapters';
 
 export const ROLES_OF: Record<Topology, readonly LeoRole[]> = {
   all: ['all'],
   split: ['api', 'engine', 'adapters'],
+  /** The API alone: what the citizen's reads need (bench/read-latency.ts). */
+  api: ['api'],
 };
 
 /** Fixed so that runs are alike; dev tokens only exist on the bench's own loopback servers. */

@@ -302,6 +302,11 @@ export class EngineRepository {
    * decision that long past its expected date): after Redis lost its data (or a job was lost
    * some other way) they must be published again. Locked, so several
    * engine replicas reconciling at once take different rows.
+   *
+   * The case's status is read through its primary key per step run, not joined: a join lets
+   * the planner, when the statistics were taken with no case running (a big finished history),
+   * probe cases_status for every step run and read every running case each time, quadratic in
+   * the work in flight exactly when Redis lost it (docs/decisions/0012-history-and-indexes.md).
    */
   async claimStale(
     manager: EntityManager,
@@ -309,25 +314,28 @@ export class EngineRepository {
     limit: number,
   ): Promise<Array<StepRunRecord & { deadlineAt: Date | null }>> {
     const rows = await manager.query<StepRunRow[]>(
-      `SELECT s.* FROM step_runs s JOIN cases c ON c.id = s.case_id
-       WHERE c.status = 'running'
+      `SELECT s.* FROM step_runs s
+       WHERE (SELECT c.status FROM cases c WHERE c.id = s.case_id) = 'running'
          AND s.updated_at < now() - make_interval(secs => $1::double precision / 1000)
          AND (s.state IN ('ready', 'dispatched')
               OR (s.state = 'awaiting-decision' AND s.expected_decision_at IS NOT NULL
                   AND s.expected_decision_at < now() - make_interval(secs => $1::double precision / 1000)))
-       ORDER BY s.updated_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED`,
+       ORDER BY s.updated_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
       [olderThanMs, limit],
     );
     return rows.map(toStepRun);
   }
 
-  /** Cases with an unfinished step past its deadline that has not been escalated yet. */
+  /**
+   * Cases with an unfinished step past its deadline that has not been escalated yet. The case's
+   * status is read through its primary key, not joined (see claimStale).
+   */
   async casesWithOverdueSteps(limit: number): Promise<string[]> {
     const rows = await this.dataSource.manager.query<Array<{ case_id: string }>>(
-      `SELECT DISTINCT s.case_id FROM step_runs s JOIN cases c ON c.id = s.case_id
+      `SELECT DISTINCT s.case_id FROM step_runs s
        WHERE s.deadline_at < now() AND NOT s.overdue
          AND s.state IN ('ready', 'dispatched', 'awaiting-decision', 'awaiting-citizen')
-         AND c.status IN ('running', 'action-required')
+         AND (SELECT c.status FROM cases c WHERE c.id = s.case_id) IN ('running', 'action-required')
        LIMIT $1`,
       [limit],
     );
@@ -361,6 +369,11 @@ export class EngineRepository {
   /**
    * After publishing: marks the outbox rows sent and their steps dispatched (those still
    * waiting to be), in one statement.
+   *
+   * The state is a parameter, not a literal: a literal `state = 'ready'` lets the generic plan
+   * use the in-flight index, which after statistics taken when nothing was in flight (a big
+   * finished history) looks empty and is chosen over the primary key, and then every ready step
+   * run is read to find these few (docs/decisions/0012-history-and-indexes.md).
    */
   async markPublished(outboxIds: string[], stepRunIds: string[]): Promise<void> {
     if (outboxIds.length === 0 && stepRunIds.length === 0) return;
@@ -369,8 +382,8 @@ export class EngineRepository {
       `WITH sent AS (
          UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[]) AND sent_at IS NULL)
        UPDATE step_runs SET state = 'dispatched', dispatched_at = now(), updated_at = now()
-        WHERE id = ANY($2::uuid[]) AND state = 'ready'`,
-      [outboxIds, stepRunIds],
+        WHERE id = ANY($2::uuid[]) AND state = $3`,
+      [outboxIds, stepRunIds, 'ready'],
     );
   }
 
@@ -829,12 +842,16 @@ export class EngineRepository {
 
   // ---- look-ups ---------------------------------------------------------------------------
 
-  /** Whether any look-up of the case is still waiting for its agency's answer. */
+  /**
+   * Whether any look-up of the case is still waiting for its agency's answer. The state is a
+   * parameter so that the generic plan reads the case's look-ups (lookups_case), never every
+   * pending one (lookups_pending), whatever the statistics say (see markPublished).
+   */
   async hasPendingLookups(caseId: string): Promise<boolean> {
     const rows = await this.prepared<{ pending: boolean }>(
       'has-pending-lookups',
-      "SELECT EXISTS (SELECT 1 FROM lookups WHERE case_id = $1 AND state = 'pending') AS pending",
-      [caseId],
+      'SELECT EXISTS (SELECT 1 FROM lookups WHERE case_id = $1 AND state = $2) AS pending',
+      [caseId, 'pending'],
     );
     return rows[0]?.pending ?? false;
   }

@@ -2,6 +2,7 @@ import type { MigrationInterface } from 'typeorm';
 import { Definitions1763884800000 } from './1763884800000-definitions.js';
 import { Engine1763884900000 } from './1763884900000-engine.js';
 import { OnceOnly1764633600000 } from './1764633600000-once-only.js';
+import { HistoryIndexes1764720000000 } from './1764720000000-history-indexes.js';
 
 type MigrationClass = new () => MigrationInterface;
 
@@ -13,4 +14,5 @@ export const MIGRATIONS: MigrationClass[] = [
   Definitions1763884800000,
   Engine1763884900000,
   OnceOnly1764633600000,
+  HistoryIndexes1764720000000,
 ];
