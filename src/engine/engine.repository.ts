@@ -592,219 +592,289 @@ export class EngineRepository {
    * look-ups, disclosures, messages, outbox rows). Every part is conditional on the case row
    * still having `expectedRevision`: if another change committed first, nothing is written and
    * `committed` is false (the caller reads again and recomputes). Ids are made by the caller,
-   * so nothing needs a round trip before the write.
+   * so nothing needs a round trip before the write. Only the parts a change has are in its
+   * statement (each combination is its own named statement), so none is planned or started
+   * for nothing.
    */
   async commitCase(
     unit: CaseUnit,
   ): Promise<{ committed: boolean; outbox: Array<{ id: string } & OutboxMessage> }> {
     const c = unit.caseRecord;
-    const json = (value: unknown): string => JSON.stringify(value);
-    const caseStatement =
-      unit.expectedRevision === null
-        ? `INSERT INTO cases (id, subject_id, life_event_key, definition_id, definition_version, status,
-             revision, created_at, updated_at, submitted_at, finished_at, consent_checksum, consented_at)
-           VALUES ($1, $9, $10, $11, $12, $2, $3, now(), now(), $4, $5, $6, $7) RETURNING id`
-        : `UPDATE cases SET status = $2, revision = $3, updated_at = now(), submitted_at = $4,
-             finished_at = $5, consent_checksum = $6, consented_at = $7
-           WHERE id = $1 AND revision = $8 RETURNING id`;
-    const runsStatement =
-      unit.expectedRevision === null
-        ? `INSERT INTO step_runs (id, case_id, step_id, agency, action, kind, state, attempt, max_attempts,
-             disclosed_fact_ids, result, agency_reference, expected_decision_at, deadline_at, overdue,
-             last_error, ready_at, finished_at, updated_at)
-           SELECT r.id, r.case_id, r.step_id, r.agency, r.action, r.kind, r.state, r.attempt, r.max_attempts,
-             r.disclosed_fact_ids, r.result, r.agency_reference, r.expected_decision_at, r.deadline_at,
-             r.overdue, r.last_error, r.ready_at, r.finished_at, now()
-           FROM c, jsonb_to_recordset($13::jsonb) AS r(id uuid, case_id uuid, step_id text, agency text,
-             action text, kind text, state text, attempt int, max_attempts int, disclosed_fact_ids uuid[],
-             result jsonb, agency_reference text, expected_decision_at timestamptz, deadline_at timestamptz,
-             overdue boolean, last_error text, ready_at timestamptz, finished_at timestamptz)`
-        : `UPDATE step_runs s SET state = r.state, attempt = r.attempt, max_attempts = r.max_attempts,
-             disclosed_fact_ids = r.disclosed_fact_ids, result = r.result,
-             agency_reference = r.agency_reference, expected_decision_at = r.expected_decision_at,
-             deadline_at = r.deadline_at, overdue = r.overdue, last_error = r.last_error,
-             ready_at = r.ready_at, finished_at = r.finished_at, updated_at = now()
-           FROM c, jsonb_to_recordset($13::jsonb) AS r(id uuid, case_id uuid, step_id text, agency text,
-             action text, kind text, state text, attempt int, max_attempts int, disclosed_fact_ids uuid[],
-             result jsonb, agency_reference text, expected_decision_at timestamptz, deadline_at timestamptz,
-             overdue boolean, last_error text, ready_at timestamptz, finished_at timestamptz)
-           -- By id through the primary key (the join alone would scan the table: the planner
-           -- cannot know how few rows the recordset has).
-           WHERE s.id = r.id AND s.id = ANY($21::uuid[])`;
+    const values: unknown[] = [];
+    const param = (value: unknown, cast?: string): string => {
+      values.push(value);
+      return `$${String(values.length)}${cast ? `::${cast}` : ''}`;
+    };
+    const recordset = (rows: unknown[]): string => param(JSON.stringify(rows), 'jsonb');
+    const parts: string[] = [];
+    const used: string[] = [];
+    const part = (key: string, sql: string): void => {
+      used.push(key);
+      parts.push(sql);
+    };
+
+    const id = param(c.id, 'uuid');
+    const caseFields = [
+      param(c.status, 'text'),
+      param(c.revision, 'int'),
+      param(iso(c.submittedAt), 'timestamptz'),
+      param(iso(c.finishedAt), 'timestamptz'),
+      param(c.consentChecksum, 'text'),
+      param(iso(c.consentedAt), 'timestamptz'),
+    ];
+    const [status, revision, submittedAt, finishedAt, consentChecksum, consentedAt] = caseFields;
+    if (unit.expectedRevision === null) {
+      part(
+        'new',
+        `c AS (
+          INSERT INTO cases (id, subject_id, life_event_key, definition_id, definition_version, status,
+            revision, created_at, updated_at, submitted_at, finished_at, consent_checksum, consented_at)
+          VALUES (${id}, ${param(c.subjectId, 'text')}, ${param(c.lifeEventKey, 'text')},
+            ${param(c.definitionId, 'uuid')}, ${param(c.definitionVersion, 'int')}, ${String(status)},
+            ${String(revision)}, now(), now(), ${String(submittedAt)}, ${String(finishedAt)},
+            ${String(consentChecksum)}, ${String(consentedAt)})
+          RETURNING id)`,
+      );
+    } else {
+      part(
+        'update',
+        `c AS (
+          UPDATE cases SET status = ${String(status)}, revision = ${String(revision)},
+            updated_at = now(), submitted_at = ${String(submittedAt)}, finished_at = ${String(finishedAt)},
+            consent_checksum = ${String(consentChecksum)}, consented_at = ${String(consentedAt)}
+          WHERE id = ${id} AND revision = ${param(unit.expectedRevision, 'int')} RETURNING id)`,
+      );
+    }
+    const RUN_COLUMNS = `r(id uuid, case_id uuid, step_id text, agency text, action text, kind text,
+      state text, attempt int, max_attempts int, disclosed_fact_ids uuid[], result jsonb,
+      agency_reference text, expected_decision_at timestamptz, deadline_at timestamptz,
+      overdue boolean, last_error text, ready_at timestamptz, finished_at timestamptz)`;
+    if (unit.runs.length > 0) {
+      const runs = recordset(
+        unit.runs.map((r) => ({
+          id: r.id,
+          case_id: r.caseId,
+          step_id: r.stepId,
+          agency: r.agency,
+          action: r.action,
+          kind: r.kind,
+          state: r.state,
+          attempt: r.attempt,
+          max_attempts: r.maxAttempts,
+          disclosed_fact_ids: r.disclosedFactIds,
+          result: r.result ?? null,
+          agency_reference: r.agencyReference,
+          expected_decision_at: iso(r.expectedDecisionAt),
+          deadline_at: iso(r.deadlineAt),
+          overdue: r.overdue,
+          last_error: r.lastError,
+          ready_at: iso(r.readyAt),
+          finished_at: iso(r.finishedAt),
+        })),
+      );
+      part(
+        'runs',
+        unit.expectedRevision === null
+          ? `runs AS (
+              INSERT INTO step_runs (id, case_id, step_id, agency, action, kind, state, attempt,
+                max_attempts, disclosed_fact_ids, result, agency_reference, expected_decision_at,
+                deadline_at, overdue, last_error, ready_at, finished_at, updated_at)
+              SELECT r.id, r.case_id, r.step_id, r.agency, r.action, r.kind, r.state, r.attempt,
+                r.max_attempts, r.disclosed_fact_ids, r.result, r.agency_reference,
+                r.expected_decision_at, r.deadline_at, r.overdue, r.last_error, r.ready_at,
+                r.finished_at, now()
+              FROM c, jsonb_to_recordset(${runs}) AS ${RUN_COLUMNS})`
+          : `runs AS (
+              UPDATE step_runs s SET state = r.state, attempt = r.attempt,
+                max_attempts = r.max_attempts, disclosed_fact_ids = r.disclosed_fact_ids,
+                result = r.result, agency_reference = r.agency_reference,
+                expected_decision_at = r.expected_decision_at, deadline_at = r.deadline_at,
+                overdue = r.overdue, last_error = r.last_error, ready_at = r.ready_at,
+                finished_at = r.finished_at, updated_at = now()
+              FROM c, jsonb_to_recordset(${runs}) AS ${RUN_COLUMNS}
+              -- By id through the primary key (the join alone would scan the table: the
+              -- planner cannot know how few rows the recordset has).
+              WHERE s.id = r.id AND s.id = ANY(${param(
+                unit.runs.map((r) => r.id),
+                'uuid[]',
+              )}))`,
+      );
+    }
+    if (unit.events.length > 0) {
+      part(
+        'events',
+        `events AS (
+          INSERT INTO case_events (case_id, seq, type, step_id, data)
+          SELECT c.id, e.seq, e.type, e.step_id, coalesce(e.data, '{}'::jsonb)
+          FROM c, jsonb_to_recordset(${recordset(
+            unit.events.map((e) => ({
+              seq: e.seq,
+              type: e.type,
+              step_id: e.stepId ?? null,
+              data: e.data ?? {},
+            })),
+          )}) AS e(seq int, type text, step_id text, data jsonb))`,
+      );
+    }
+    if (unit.newLookups.length > 0) {
+      part(
+        'new_lookups',
+        `new_lookups AS (
+          INSERT INTO lookups (id, case_id, subject_id, agency, fact_keys, state, found_keys,
+            unavailable_keys, attempt, max_attempts, disclosed_fact_ids, last_error, created_at,
+            updated_at)
+          SELECT l.id, c.id, l.subject_id, l.agency, l.fact_keys, l.state, l.found_keys,
+            l.unavailable_keys, l.attempt, l.max_attempts, l.disclosed_fact_ids, l.last_error,
+            now(), now()
+          FROM c, jsonb_to_recordset(${recordset(
+            unit.newLookups.map((l) => ({
+              id: l.id,
+              subject_id: l.subjectId,
+              agency: l.agency,
+              fact_keys: l.factKeys,
+              state: l.state,
+              found_keys: l.foundKeys,
+              unavailable_keys: l.unavailableKeys,
+              attempt: l.attempt,
+              max_attempts: l.maxAttempts,
+              disclosed_fact_ids: l.disclosedFactIds,
+              last_error: l.lastError,
+            })),
+          )}) AS l(id uuid, subject_id text, agency text, fact_keys text[], state text,
+            found_keys text[], unavailable_keys text[], attempt int, max_attempts int,
+            disclosed_fact_ids uuid[], last_error text))`,
+      );
+    }
+    if (unit.changedLookups.length > 0) {
+      part(
+        'changed_lookups',
+        `changed_lookups AS (
+          UPDATE lookups t SET state = l.state, found_keys = l.found_keys,
+            unavailable_keys = l.unavailable_keys, attempt = l.attempt,
+            disclosed_fact_ids = l.disclosed_fact_ids, last_error = l.last_error, updated_at = now(),
+            answered_at = CASE WHEN l.state IN ('answered', 'failed')
+                               THEN coalesce(t.answered_at, now()) END
+          FROM c, jsonb_to_recordset(${recordset(
+            unit.changedLookups.map((l) => ({
+              id: l.id,
+              state: l.state,
+              found_keys: l.foundKeys,
+              unavailable_keys: l.unavailableKeys,
+              attempt: l.attempt,
+              disclosed_fact_ids: l.disclosedFactIds,
+              last_error: l.lastError,
+            })),
+          )}) AS l(id uuid, state text, found_keys text[], unavailable_keys text[], attempt int,
+            disclosed_fact_ids uuid[], last_error text)
+          WHERE t.id = l.id AND t.id = ANY(${param(
+            unit.changedLookups.map((l) => l.id),
+            'uuid[]',
+          )}))`,
+      );
+    }
+    if (unit.facts.length > 0) {
+      part(
+        'facts',
+        `facts AS (
+          INSERT INTO fact_records (id, subject_id, fact_key, value, source, agency, case_id,
+            step_run_id, lookup_id, supersedes, created_at)
+          SELECT f.id, f.subject_id, f.fact_key, f.value, f.source, f.agency, f.case_id,
+            f.step_run_id, f.lookup_id, f.supersedes, now()
+          FROM c, jsonb_to_recordset(${recordset(
+            unit.facts.map((f) => ({
+              id: f.id,
+              subject_id: f.subjectId,
+              fact_key: f.factKey,
+              value: f.value,
+              source: f.source,
+              agency: f.agency,
+              case_id: f.caseId,
+              step_run_id: f.stepRunId,
+              lookup_id: f.lookupId,
+              supersedes: f.supersedes,
+            })),
+          )}) AS f(id uuid, subject_id text, fact_key text, value jsonb, source text,
+            agency text, case_id uuid, step_run_id uuid, lookup_id uuid, supersedes uuid))`,
+      );
+    }
+    if (unit.disclosures.length > 0) {
+      part(
+        'disclosures',
+        `disclosures AS (
+          INSERT INTO disclosures (subject_id, case_id, step_run_id, lookup_id, agency,
+            fact_record_ids, fact_keys, basis)
+          SELECT d.subject_id, c.id, d.step_run_id, d.lookup_id, d.agency, d.fact_record_ids,
+            d.fact_keys, d.basis
+          FROM c, jsonb_to_recordset(${recordset(
+            unit.disclosures.map((d) => ({
+              subject_id: d.subjectId,
+              step_run_id: d.stepRunId ?? null,
+              lookup_id: d.lookupId ?? null,
+              agency: d.agency,
+              fact_record_ids: d.factRecordIds,
+              fact_keys: d.factKeys,
+              basis: d.basis,
+            })),
+          )}) AS d(subject_id text, step_run_id uuid, lookup_id uuid, agency text,
+            fact_record_ids uuid[], fact_keys text[], basis text))`,
+      );
+    }
+    if (unit.messages.length > 0) {
+      part(
+        'messages',
+        // clock_timestamp(), not now(): messages of one change keep their order when listed.
+        `messages AS (
+          INSERT INTO messages (subject_id, case_id, step_id, sender, kind, template, params,
+            created_at)
+          SELECT m.subject_id, c.id, m.step_id, m.sender, m.kind, m.template, m.params,
+            clock_timestamp()
+          FROM c, jsonb_to_recordset(${recordset(
+            unit.messages.map((m, ord) => ({
+              ord,
+              subject_id: m.subjectId,
+              step_id: m.stepId ?? null,
+              sender: m.sender,
+              kind: m.kind,
+              template: m.template,
+              params: m.params ?? {},
+            })),
+          )}) AS m(ord int, subject_id text, step_id text, sender text, kind text,
+            template text, params jsonb)
+          ORDER BY m.ord)`,
+      );
+    }
+    const withOutbox = unit.outbox.length > 0;
+    if (withOutbox) {
+      part(
+        'outbox',
+        `outbox AS (
+          INSERT INTO outbox (queue, job_name, job_id, payload, available_at)
+          SELECT o.queue, o.job_name, o.job_id, o.payload, coalesce(o.available_at, now())
+          FROM c, jsonb_to_recordset(${recordset(
+            unit.outbox.map((m) => ({
+              queue: m.queue,
+              job_name: m.jobName,
+              job_id: m.jobId,
+              payload: m.payload,
+              available_at: iso(m.availableAt),
+            })),
+          )}) AS o(queue text, job_name text, job_id text, payload jsonb, available_at timestamptz)
+          RETURNING id, job_id)`,
+      );
+    }
     const rows = await this.prepared<{
       committed: boolean;
       outbox: Array<{ id: string; job_id: string }>;
     }>(
-      unit.expectedRevision === null ? 'commit-new-case' : 'commit-case',
-      `WITH c AS (${caseStatement}),
-       runs AS (${runsStatement}),
-       events AS (
-         INSERT INTO case_events (case_id, seq, type, step_id, data)
-         SELECT c.id, e.seq, e.type, e.step_id, coalesce(e.data, '{}'::jsonb)
-         FROM c, jsonb_to_recordset($14::jsonb) AS e(seq int, type text, step_id text, data jsonb)),
-       new_lookups AS (
-         INSERT INTO lookups (id, case_id, subject_id, agency, fact_keys, state, found_keys,
-           unavailable_keys, attempt, max_attempts, disclosed_fact_ids, last_error, created_at, updated_at)
-         SELECT l.id, c.id, l.subject_id, l.agency, l.fact_keys, l.state, l.found_keys,
-           l.unavailable_keys, l.attempt, l.max_attempts, l.disclosed_fact_ids, l.last_error, now(), now()
-         FROM c, jsonb_to_recordset($15::jsonb) AS l(id uuid, subject_id text, agency text, fact_keys text[],
-           state text, found_keys text[], unavailable_keys text[], attempt int, max_attempts int,
-           disclosed_fact_ids uuid[], last_error text)),
-       changed_lookups AS (
-         UPDATE lookups t SET state = l.state, found_keys = l.found_keys, unavailable_keys = l.unavailable_keys,
-           attempt = l.attempt, disclosed_fact_ids = l.disclosed_fact_ids, last_error = l.last_error,
-           updated_at = now(),
-           answered_at = CASE WHEN l.state IN ('answered', 'failed') THEN coalesce(t.answered_at, now()) END
-         FROM c, jsonb_to_recordset($16::jsonb) AS l(id uuid, state text, found_keys text[],
-           unavailable_keys text[], attempt int, disclosed_fact_ids uuid[], last_error text)
-         WHERE t.id = l.id AND t.id = ANY($22::uuid[])),
-       facts AS (
-         INSERT INTO fact_records (id, subject_id, fact_key, value, source, agency, case_id, step_run_id,
-           lookup_id, supersedes, created_at)
-         SELECT f.id, f.subject_id, f.fact_key, f.value, f.source, f.agency, f.case_id, f.step_run_id,
-           f.lookup_id, f.supersedes, now()
-         FROM c, jsonb_to_recordset($17::jsonb) AS f(id uuid, subject_id text, fact_key text, value jsonb,
-           source text, agency text, case_id uuid, step_run_id uuid, lookup_id uuid, supersedes uuid)),
-       disclosures AS (
-         INSERT INTO disclosures (subject_id, case_id, step_run_id, lookup_id, agency, fact_record_ids,
-           fact_keys, basis)
-         SELECT d.subject_id, c.id, d.step_run_id, d.lookup_id, d.agency, d.fact_record_ids, d.fact_keys, d.basis
-         FROM c, jsonb_to_recordset($18::jsonb) AS d(subject_id text, step_run_id uuid, lookup_id uuid,
-           agency text, fact_record_ids uuid[], fact_keys text[], basis text)),
-       messages AS (
-         -- clock_timestamp(), not now(): messages of one change keep their order when listed.
-         INSERT INTO messages (subject_id, case_id, step_id, sender, kind, template, params, created_at)
-         SELECT m.subject_id, c.id, m.step_id, m.sender, m.kind, m.template, m.params, clock_timestamp()
-         FROM c, jsonb_to_recordset($19::jsonb) AS m(ord int, subject_id text, step_id text, sender text,
-           kind text, template text, params jsonb)
-         ORDER BY m.ord),
-       outbox AS (
-         INSERT INTO outbox (queue, job_name, job_id, payload, available_at)
-         SELECT o.queue, o.job_name, o.job_id, o.payload, coalesce(o.available_at, now())
-         FROM c, jsonb_to_recordset($20::jsonb) AS o(queue text, job_name text, job_id text, payload jsonb,
-           available_at timestamptz)
-         RETURNING id, job_id)
+      `commit-case-${used.join('-')}`,
+      `WITH ${parts.join(',\n')}
        SELECT EXISTS (SELECT 1 FROM c) AS committed,
-         -- Parameters only one of the two case statements uses still need a type.
-         ROW($8::int, $9::text, $10::text, $11::uuid, $12::int, $21::uuid[]) IS NULL AS unused,
-         (SELECT coalesce(json_agg(json_build_object('id', id::text, 'job_id', job_id)), '[]') FROM outbox) AS outbox`,
-      [
-        c.id,
-        c.status,
-        c.revision,
-        iso(c.submittedAt),
-        iso(c.finishedAt),
-        c.consentChecksum,
-        iso(c.consentedAt),
-        unit.expectedRevision,
-        c.subjectId,
-        c.lifeEventKey,
-        c.definitionId,
-        c.definitionVersion,
-        json(
-          unit.runs.map((r) => ({
-            id: r.id,
-            case_id: r.caseId,
-            step_id: r.stepId,
-            agency: r.agency,
-            action: r.action,
-            kind: r.kind,
-            state: r.state,
-            attempt: r.attempt,
-            max_attempts: r.maxAttempts,
-            disclosed_fact_ids: r.disclosedFactIds,
-            result: r.result ?? null,
-            agency_reference: r.agencyReference,
-            expected_decision_at: iso(r.expectedDecisionAt),
-            deadline_at: iso(r.deadlineAt),
-            overdue: r.overdue,
-            last_error: r.lastError,
-            ready_at: iso(r.readyAt),
-            finished_at: iso(r.finishedAt),
-          })),
-        ),
-        json(
-          unit.events.map((e) => ({
-            seq: e.seq,
-            type: e.type,
-            step_id: e.stepId ?? null,
-            data: e.data ?? {},
-          })),
-        ),
-        json(
-          unit.newLookups.map((l) => ({
-            id: l.id,
-            subject_id: l.subjectId,
-            agency: l.agency,
-            fact_keys: l.factKeys,
-            state: l.state,
-            found_keys: l.foundKeys,
-            unavailable_keys: l.unavailableKeys,
-            attempt: l.attempt,
-            max_attempts: l.maxAttempts,
-            disclosed_fact_ids: l.disclosedFactIds,
-            last_error: l.lastError,
-          })),
-        ),
-        json(
-          unit.changedLookups.map((l) => ({
-            id: l.id,
-            state: l.state,
-            found_keys: l.foundKeys,
-            unavailable_keys: l.unavailableKeys,
-            attempt: l.attempt,
-            disclosed_fact_ids: l.disclosedFactIds,
-            last_error: l.lastError,
-          })),
-        ),
-        json(
-          unit.facts.map((f) => ({
-            id: f.id,
-            subject_id: f.subjectId,
-            fact_key: f.factKey,
-            value: f.value,
-            source: f.source,
-            agency: f.agency,
-            case_id: f.caseId,
-            step_run_id: f.stepRunId,
-            lookup_id: f.lookupId,
-            supersedes: f.supersedes,
-          })),
-        ),
-        json(
-          unit.disclosures.map((d) => ({
-            subject_id: d.subjectId,
-            step_run_id: d.stepRunId ?? null,
-            lookup_id: d.lookupId ?? null,
-            agency: d.agency,
-            fact_record_ids: d.factRecordIds,
-            fact_keys: d.factKeys,
-            basis: d.basis,
-          })),
-        ),
-        json(
-          unit.messages.map((m, ord) => ({
-            ord,
-            subject_id: m.subjectId,
-            step_id: m.stepId ?? null,
-            sender: m.sender,
-            kind: m.kind,
-            template: m.template,
-            params: m.params ?? {},
-          })),
-        ),
-        json(
-          unit.outbox.map((m) => ({
-            queue: m.queue,
-            job_name: m.jobName,
-            job_id: m.jobId,
-            payload: m.payload,
-            available_at: iso(m.availableAt),
-          })),
-        ),
-        unit.runs.map((r) => r.id),
-        unit.changedLookups.map((l) => l.id),
-      ],
+         ${
+           withOutbox
+             ? `(SELECT coalesce(json_agg(json_build_object('id', id::text, 'job_id', job_id)), '[]') FROM outbox)`
+             : `'[]'::json`
+         } AS outbox`,
+      values,
     );
     const row = rows[0];
     if (!row?.committed) return { committed: false, outbox: [] };
