@@ -135,6 +135,9 @@ export class EngineService {
   >();
   /** Cases being changed by this process now: another change to one of them waits its turn. */
   private readonly changing = new Map<string, Promise<void>>();
+  /** How many changes wait for each case's turn, and the state the last change left them. */
+  private readonly waiting = new Map<string, number>();
+  private readonly handoff = new Map<string, LoadedCase>();
 
   constructor(
     private readonly repository: EngineRepository,
@@ -1525,15 +1528,33 @@ export class EngineService {
     options: { subjectId?: string } = {},
   ): Promise<Array<{ id: string } & OutboxMessage>> {
     const catalogue = await this.catalogue();
+    let handed: LoadedCase | undefined;
     for (let attempt = 1; ; attempt += 1) {
-      const loaded = await this.repository.loadCase(by, options.subjectId);
+      const loaded = handed ?? (await this.repository.loadCase(by, options.subjectId));
+      handed = undefined;
       if (!loaded) throw new DomainError('not-found', 'case-not-found', 'No such case.');
       // Changes to one case in this process take turns (the results of parallel steps arrive
-      // together): one waiting for another reads again once it is done, rather than conflict.
+      // together): one waiting for another goes on from the state that one committed (or reads
+      // again), rather than conflict.
       const caseId = loaded.caseRecord.id;
       const busy = this.changing.get(caseId);
       if (busy) {
-        await busy;
+        this.waiting.set(caseId, (this.waiting.get(caseId) ?? 0) + 1);
+        try {
+          await busy;
+        } finally {
+          const left = (this.waiting.get(caseId) ?? 1) - 1;
+          if (left > 0) this.waiting.set(caseId, left);
+          else this.waiting.delete(caseId);
+        }
+        const next = this.handoff.get(caseId);
+        this.handoff.delete(caseId);
+        if (
+          next &&
+          (options.subjectId === undefined || next.caseRecord.subjectId === options.subjectId)
+        ) {
+          handed = next;
+        }
         attempt -= 1;
         continue;
       }
@@ -1548,6 +1569,16 @@ export class EngineService {
       try {
         const definition = await this.definition(loaded.caseRecord.definitionId);
         result = await this.change(loaded, definition, catalogue, false, work);
+        if (result.committed && this.waiting.has(caseId)) {
+          // The committed state, for the change waiting its turn (no one else holds it now).
+          const { context } = result;
+          this.handoff.set(caseId, {
+            caseRecord: context.caseRecord,
+            runs: [...context.runs.values()],
+            lookups: context.lookups,
+            facts: context.facts,
+          });
+        }
       } finally {
         this.changing.delete(caseId);
         done();
