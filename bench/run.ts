@@ -48,7 +48,8 @@ interface Options {
 }
 
 const USAGE = `usage: npm run bench -- [--mode burst|rate|both] [--topology all|split|both] [--runs N]
-       [--cases N] [--warmup N] [--rate N] [--concurrency N] [--history N] [--no-baseline | --baseline-only]`;
+       [--cases N] [--warmup N] [--rate N] [--concurrency N] [--history N] [--no-baseline | --baseline-only]
+       [--timeout-s N] [--entry FILE] [--profile DIR] [--env NAME=VALUE]...`;
 
 function positive(name: string, value: string | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
