@@ -84,6 +84,13 @@ export interface CitizenFlowTimings {
   resolutionState: string;
 }
 
+/** A request lost on a kept-alive socket the server had just closed: unread, so safe to resend. */
+class StaleSocketError extends Error {
+  constructor(override readonly cause: Error) {
+    super(`${cause.message} (on a reused socket)`);
+  }
+}
+
 export class LeoClient {
   private readonly agent: http.Agent;
   private readonly base: URL;
@@ -97,10 +104,31 @@ export class LeoClient {
     this.agent.destroy();
   }
 
-  private request(
+  /**
+   * One request; once more if it failed on a kept-alive socket before any answer came. The
+   * server closes a socket idle for its keep-alive timeout (5 s), and a request written to it
+   * just then is lost unread (`socket hang up` / `ECONNRESET` with `req.reusedSocket`): between
+   * the phases every pooled socket has been idle that long, and a busy leo handles the timer
+   * before the request that came in. An unread request changed nothing, so sending it again is
+   * safe (what browsers do); a reset on a fresh socket is an error.
+   */
+  private async request(
     method: string,
     path: string,
     options: { token?: string; body?: unknown; headers?: Record<string, string> } = {},
+  ): Promise<Response> {
+    try {
+      return await this.send(method, path, options);
+    } catch (error) {
+      if (!(error instanceof StaleSocketError)) throw error;
+      return this.send(method, path, options);
+    }
+  }
+
+  private send(
+    method: string,
+    path: string,
+    options: { token?: string; body?: unknown; headers?: Record<string, string> },
   ): Promise<Response> {
     const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
     const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
@@ -110,6 +138,7 @@ export class LeoClient {
     }
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     return new Promise((resolve, reject) => {
+      let answered = false;
       const req = http.request(
         {
           agent: this.agent,
@@ -120,6 +149,7 @@ export class LeoClient {
           headers,
         },
         (res) => {
+          answered = true;
           const chunks: Buffer[] = [];
           res.on('data', (chunk: Buffer) => chunks.push(chunk));
           res.on('error', reject);
@@ -137,7 +167,11 @@ export class LeoClient {
           });
         },
       );
-      req.on('error', reject);
+      req.on('error', (error: NodeJS.ErrnoException) => {
+        const unanswered = req.reusedSocket && !answered;
+        const reset = error.code === 'ECONNRESET' || error.message === 'socket hang up';
+        reject(unanswered && reset ? new StaleSocketError(error) : error);
+      });
       req.setTimeout(60_000, () => req.destroy(new Error(`${method} ${path}: no answer in 60 s`)));
       req.end(payload);
     });
