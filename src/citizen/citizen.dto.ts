@@ -1,18 +1,15 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
 import {
   IsIn,
-  IsInt,
   IsObject,
   IsOptional,
   IsString,
   Matches,
-  Max,
   MaxLength,
-  Min,
   MinLength,
 } from 'class-validator';
 import type { FactValue } from '#agency-contract';
+import { PageQueryDto } from '../common/page-query.dto.js';
 import { DEFINITION_KEY_PATTERN, STEP_STATES, type LocalisedText } from '#workflow';
 import {
   CASE_STATUSES,
@@ -80,21 +77,7 @@ export class CompleteTaskDto {
   facts!: Record<string, FactValue>;
 }
 
-export class PageQueryDto {
-  @ApiPropertyOptional({ description: 'The `next` cursor of the previous page' })
-  @IsOptional()
-  @IsString()
-  @MaxLength(200)
-  cursor?: string;
-
-  @ApiPropertyOptional({ minimum: 1, maximum: 200, default: 50 })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(200)
-  limit?: number;
-}
+export { PageQueryDto };
 
 export class DisclosureQueryDto extends PageQueryDto {
   @ApiPropertyOptional({ description: 'Only disclosures of this case' })
