@@ -5,22 +5,10 @@
  * 12-digit form YYYYMMDDNNNC that leo normalises to.
  */
 
+import { luhnCheckDigit } from '../src/adapters/organisation-number.js';
+
 const BIRTH_NUMBERS = 20; // 980–999
 const DAY_MS = 86_400_000;
-
-/** The Luhn (modulus 10) check digit of the nine digits YYMMDDNNN. */
-export function luhnCheckDigit(digits: string): number {
-  let sum = 0;
-  for (let i = 0; i < digits.length; i += 1) {
-    let digit = Number(digits[digits.length - 1 - i]);
-    if (i % 2 === 0) {
-      digit *= 2;
-      if (digit > 9) digit -= 9;
-    }
-    sum += digit;
-  }
-  return (10 - (sum % 10)) % 10;
-}
 
 /** The personnummer of a date of birth (UTC) and a birth number 980–999. */
 export function personnummer(birth: Date, birthNumber: number): string {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FactValue } from '#agency-contract';
+import { luhnCheckDigit } from './organisation-number.js';
 
 /**
  * Stand-ins for the registers behind the agencies (population register, vehicle register):
@@ -197,16 +198,6 @@ export function hasOngoingBenefits(personalNumber: string): boolean {
 /** Does the person draw a pension? Those born before 1960 do. */
 export function receivesPension(personalNumber: string): boolean {
   return Number(personalNumber.slice(0, 4)) < 1960;
-}
-
-function luhnCheckDigit(nineDigits: string): number {
-  let sum = 0;
-  for (let i = 0; i < nineDigits.length; i += 1) {
-    let d = Number(nineDigits.charAt(i)) * (i % 2 === 0 ? 2 : 1);
-    if (d > 9) d -= 9;
-    sum += d;
-  }
-  return (10 - (sum % 10)) % 10;
 }
 
 /**
