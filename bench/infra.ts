@@ -190,3 +190,25 @@ export async function startBenchInfra(log: (m: string) => void): Promise<BenchIn
     throw error;
   }
 }
+
+/**
+ * On SIGINT or SIGTERM, runs `stop` (leo, Postgres and Redis of the bench's own cluster) and
+ * exits 130; a second signal exits at once (the next bench removes what is left, see
+ * cleanUpStale).
+ */
+export function stopOnSignal(stop: () => Promise<void>, log: (m: string) => void): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      log(`${signal} again: exiting now (the next bench cleans up what is left)`);
+      process.exit(130);
+    }
+    stopping = true;
+    log(`${signal}: stopping leo, Postgres and Redis`);
+    void stop()
+      .catch(() => undefined)
+      .finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}

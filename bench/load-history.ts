@@ -1073,15 +1073,11 @@ async function cli(): Promise<void> {
     url = given;
   } else {
     // A throwaway cluster: migrated and seeded by starting leo on it once, dropped afterwards.
-    const { startBenchInfra } = await import('./infra.js');
+    const { startBenchInfra, stopOnSignal } = await import('./infra.js');
     const { startLeo } = await import('./leo.js');
     const infra = await startBenchInfra(log);
     stop = () => infra.stop();
-    const onSignal = (): void => {
-      void stop().finally(() => process.exit(130));
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    stopOnSignal(stop, log);
     try {
       url = await infra.createDatabase('leo_history');
       const leo = await startLeo({

@@ -265,14 +265,10 @@ async function cli(): Promise<void> {
       }
     };
   } else {
-    const { startBenchInfra } = await import('./infra.js');
+    const { startBenchInfra, stopOnSignal } = await import('./infra.js');
     const infra = await startBenchInfra(log);
     stopInfra = () => infra.stop();
-    const onSignal = (): void => {
-      void stopInfra().finally(() => process.exit(130));
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    stopOnSignal(() => stopInfra(), log);
     onSpawn = (pid) => infra.registerPid(pid);
     redisUrl = infra.redisUrl;
     logDir = infra.dir;

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { runBaseline, type BaselineResult } from './baseline.js';
 import { LeoClient } from './client.js';
 import { burst, openLoop, planCases, type PhaseResult, type PlannedCase } from './driver.js';
-import { startBenchInfra, type BenchInfra } from './infra.js';
+import { startBenchInfra, stopOnSignal, type BenchInfra } from './infra.js';
 import { startLeo, ROLES_OF, type Leo, type Topology } from './leo.js';
 import { loadHistory, type HistoryReport } from './load-history.js';
 import {
@@ -132,24 +132,21 @@ const log = (message: string): void => {
 // ---- teardown on every exit path ----------------------------------------------------------
 
 const active: { infra?: BenchInfra; leo?: Leo } = {};
-let stopping = false;
 
-async function teardown(): Promise<void> {
-  const { leo, infra } = active;
-  active.leo = undefined;
-  active.infra = undefined;
-  await leo?.stop().catch(() => undefined);
-  await infra?.stop().catch(() => undefined);
-}
+let stopped: Promise<void> | undefined;
 
-function onSignal(signal: NodeJS.Signals): void {
-  if (stopping) {
-    log(`${signal} again: exiting now (the next bench cleans up what is left)`);
-    process.exit(130);
-  }
-  stopping = true;
-  log(`${signal}: stopping leo, Postgres and Redis`);
-  void teardown().finally(() => process.exit(130));
+/**
+ * Stops leo, Postgres and Redis, once: a signal's teardown and the failing main's (its
+ * statements cut off by the stopping Postgres) wait for the same stop, so neither exits while
+ * the other is still removing the bench's directory.
+ */
+function teardown(): Promise<void> {
+  stopped ??= (async () => {
+    const { leo, infra } = active;
+    await leo?.stop().catch(() => undefined);
+    await infra?.stop().catch(() => undefined);
+  })();
+  return stopped;
 }
 
 // ---- one measured phase ---------------------------------------------------------------------
@@ -465,8 +462,7 @@ async function prepareTemplate(
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  stopOnSignal(teardown, log);
   const infra = await startBenchInfra(log);
   active.infra = infra;
   log(
