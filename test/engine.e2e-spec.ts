@@ -265,6 +265,64 @@ describe('the engine', () => {
     expect(fTax).toEqual([{ value: { taxForm: 'F', validFrom: '2026-12-01' } }]);
   });
 
+  it('keeps a dispatched step dispatched when a change computed before the relay marked it writes it back', async () => {
+    agencies.setScript(() => null); // Bolagsverket stays silent: the first step stays dispatched.
+    const repository = leo.app.get(EngineRepository);
+    const caseId = await newCase();
+    await waitForStep(caseId, 'register-sole-trader', 'dispatched');
+    // A change computed from the state its own commit left (the step 'ready': the relay marks it
+    // dispatched afterwards, outside the case's revision) touches the step again.
+    const loaded = await repository.loadCase({ caseId });
+    if (!loaded) throw new Error('no case');
+    const run = loaded.runs.find((r) => r.stepId === 'register-sole-trader');
+    if (!run) throw new Error('no step run');
+    const stale = { ...run, state: 'ready' as const, overdue: true };
+    const caseRecord = { ...loaded.caseRecord, revision: loaded.caseRecord.revision + 1 };
+    const written = await repository.commitCase({
+      caseRecord,
+      expectedRevision: loaded.caseRecord.revision,
+      runs: [stale],
+      events: [
+        { type: 'step-overdue', stepId: run.stepId, data: {}, seq: loaded.caseRecord.revision + 1 },
+      ],
+      facts: [],
+      newLookups: [],
+      changedLookups: [],
+      disclosures: [],
+      messages: [],
+      outbox: [],
+    });
+    expect(written.committed).toBe(true);
+    const [row] = await sql<{ state: string; overdue: boolean; attempt: number }>(
+      'SELECT state, overdue, attempt FROM step_runs WHERE id = $1',
+      [run.id],
+    );
+    expect(row).toEqual({ state: 'dispatched', overdue: true, attempt: run.attempt });
+
+    // A new attempt's 'ready' is written as it is.
+    const retried = await repository.commitCase({
+      caseRecord: { ...caseRecord, revision: caseRecord.revision + 1 },
+      expectedRevision: caseRecord.revision,
+      runs: [{ ...stale, attempt: run.attempt + 1 }],
+      events: [
+        { type: 'step-dispatched', stepId: run.stepId, data: {}, seq: caseRecord.revision + 1 },
+      ],
+      facts: [],
+      newLookups: [],
+      changedLookups: [],
+      disclosures: [],
+      messages: [],
+      outbox: [],
+    });
+    expect(retried.committed).toBe(true);
+    const [after] = await sql<{ state: string; attempt: number }>(
+      'SELECT state, attempt FROM step_runs WHERE id = $1',
+      [run.id],
+    );
+    expect(after).toEqual({ state: 'ready', attempt: run.attempt + 1 });
+    await engine.cancelCase(caseId, 'test over');
+  });
+
   it('refuses a result that sets a fact the step does not produce, and records no fact from it', async () => {
     agencies.setScript((job) =>
       job.stepId === 'register-sole-trader'

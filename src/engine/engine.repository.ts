@@ -685,7 +685,13 @@ export class EngineRepository {
                 r.finished_at, now()
               FROM c, jsonb_to_recordset(${runs}) AS ${RUN_COLUMNS})`
           : `runs AS (
-              UPDATE step_runs s SET state = r.state, attempt = r.attempt,
+              -- 'ready' → 'dispatched' is the relay's (markPublished), outside the revision: a
+              -- change computed before it ran writes the attempt's 'ready' again, which must
+              -- not undo it (every new dispatch is a new attempt).
+              UPDATE step_runs s SET state = CASE
+                  WHEN r.state = 'ready' AND s.state = 'dispatched' AND s.attempt = r.attempt
+                  THEN s.state ELSE r.state END,
+                attempt = r.attempt,
                 max_attempts = r.max_attempts, disclosed_fact_ids = r.disclosed_fact_ids,
                 result = r.result, agency_reference = r.agency_reference,
                 expected_decision_at = r.expected_decision_at, deadline_at = r.deadline_at,
