@@ -117,7 +117,8 @@ interface Context {
 /**
  * Runs cases: creates them pinned to a published version, dispatches ready steps through the
  * outbox, applies each agency result exactly once, retries, fails, cancels. Every change to a
- * case is one transaction holding the case's row lock, with its events and outbox rows.
+ * case is one read and one write conditional on the case's revision, with its events, outbox
+ * rows and disclosures (docs/decisions/0008-engine.md).
  */
 @Injectable()
 export class EngineService {
@@ -1549,8 +1550,12 @@ export class EngineService {
         }
         const next = this.handoff.get(caseId);
         this.handoff.delete(caseId);
+        // Only a state at least as new as this read: another replica may have committed after
+        // the one this process handed on, and a change that decides to write nothing (a result
+        // judged stale) is not checked against the revision.
         if (
           next &&
+          next.caseRecord.revision >= loaded.caseRecord.revision &&
           (options.subjectId === undefined || next.caseRecord.subjectId === options.subjectId)
         ) {
           handed = next;
