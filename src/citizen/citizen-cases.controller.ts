@@ -40,10 +40,10 @@ import {
   CompleteTaskDto,
   LifeEventSummaryDto,
   OpenCaseDto,
-  PageQueryDto,
   PreviewDto,
   SubmitCaseDto,
 } from './citizen.dto.js';
+import { PageQueryDto } from '../common/page-query.dto.js';
 
 const MAX_WAIT_SECONDS = 10;
 const CaseIdParam = UuidParam('id');

@@ -77,8 +77,6 @@ export class CompleteTaskDto {
   facts!: Record<string, FactValue>;
 }
 
-export { PageQueryDto };
-
 export class DisclosureQueryDto extends PageQueryDto {
   @ApiPropertyOptional({ description: 'Only disclosures of this case' })
   @IsOptional()
