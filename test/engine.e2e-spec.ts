@@ -323,6 +323,81 @@ describe('the engine', () => {
     await engine.cancelCase(caseId, 'test over');
   });
 
+  it('commits changes to several cases as one statement, each on its own revision, and a bad one fails alone', async () => {
+    agencies.setScript(() => null); // Bolagsverket stays silent: nothing else changes the cases.
+    const repository = leo.app.get(EngineRepository);
+    const caseIds = await Promise.all([newCase(), newCase(), newCase(), newCase(), newCase()]);
+    await Promise.all(caseIds.map((id) => waitForStep(id, 'register-sole-trader', 'dispatched')));
+    const sizes: Array<[string, number]> = [];
+    const stop = repository.observeBatches((statement, size) => sizes.push([statement, size]));
+    try {
+      // Read together: one statement, each caller its own copy; a missing case is null.
+      const loaded = await Promise.all([
+        ...caseIds.map((caseId) => repository.loadCase({ caseId })),
+        repository.loadCase({ caseId: '00000000-0000-4000-8000-000000000000' }),
+      ]);
+      // (Anything else of the engine's read in the same turn would join the batch.)
+      expect(Math.max(...sizes.map(([, size]) => size))).toBeGreaterThanOrEqual(6);
+      expect(loaded[5]).toBeNull();
+      const cases = loaded.slice(0, 5).map((l) => {
+        if (!l) throw new Error('no case');
+        return l;
+      });
+      const unit = (l: (typeof cases)[number], expected: number, seq: number) => ({
+        caseRecord: { ...l.caseRecord, revision: expected + 1 },
+        expectedRevision: expected,
+        runs: [],
+        events: [{ type: 'step-overdue', stepId: 'register-sole-trader', data: {}, seq }],
+        facts: [],
+        newLookups: [],
+        changedLookups: [],
+        disclosures: [],
+        messages: [],
+        outbox: [],
+      });
+      const [a, b, c, d, e] = cases as [
+        (typeof cases)[number],
+        (typeof cases)[number],
+        (typeof cases)[number],
+        (typeof cases)[number],
+        (typeof cases)[number],
+      ];
+      const revisionOf = (l: typeof a): number => l.caseRecord.revision;
+      sizes.length = 0;
+      const outcomes = await Promise.allSettled([
+        repository.commitCase(unit(a, revisionOf(a), revisionOf(a) + 1)),
+        repository.commitCase(unit(b, revisionOf(b), revisionOf(b) + 1)),
+        // Computed from an older revision: not written, the others are.
+        repository.commitCase(unit(c, revisionOf(c) - 1, revisionOf(c))),
+        repository.commitCase(unit(d, revisionOf(d), revisionOf(d) + 1)),
+        // An event number the case has already: the statement fails, so each goes alone.
+        repository.commitCase(unit(e, revisionOf(e), revisionOf(e))),
+      ]);
+      expect(sizes[0]?.[0]).toBe('commit-cases');
+      expect(sizes[0]?.[1]).toBeGreaterThanOrEqual(5);
+      expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value.committed : 'error'))).toEqual(
+        [true, true, false, true, 'error'],
+      );
+      const rows = await sql<{ id: string; revision: number; overdue: string }>(
+        `SELECT c.id, c.revision, count(e.id)::text AS overdue FROM cases c
+           LEFT JOIN case_events e ON e.case_id = c.id AND e.type = 'step-overdue'
+          WHERE c.id = ANY($1) GROUP BY c.id`,
+        [caseIds],
+      );
+      const byId = new Map(rows.map((r) => [r.id, r]));
+      expect(caseIds.map((id) => byId.get(id))).toEqual([
+        { id: a.caseRecord.id, revision: revisionOf(a) + 1, overdue: '1' },
+        { id: b.caseRecord.id, revision: revisionOf(b) + 1, overdue: '1' },
+        { id: c.caseRecord.id, revision: revisionOf(c), overdue: '0' },
+        { id: d.caseRecord.id, revision: revisionOf(d) + 1, overdue: '1' },
+        { id: e.caseRecord.id, revision: revisionOf(e), overdue: '0' },
+      ]);
+    } finally {
+      stop();
+      await Promise.all(caseIds.map((id) => engine.cancelCase(id, 'test over')));
+    }
+  });
+
   it('refuses a result that sets a fact the step does not produce, and records no fact from it', async () => {
     agencies.setScript((job) =>
       job.stepId === 'register-sole-trader'

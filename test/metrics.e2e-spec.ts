@@ -61,6 +61,7 @@ describe('/metrics', () => {
       leo_step_duration_seconds: 'histogram',
       leo_result_apply_duration_seconds: 'histogram',
       leo_result_apply_lag_seconds: 'histogram',
+      leo_db_batch_size: 'histogram',
       leo_http_request_duration_seconds: 'histogram',
       leo_queue_jobs: 'gauge',
       leo_queue_oldest_waiting_job_age_seconds: 'gauge',

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type pg from 'pg';
 import { DataSource, type EntityManager } from 'typeorm';
+import { Batcher, eachAloneOnFailure } from '../database/batcher.js';
 import { preparedQuery } from '../database/prepared.js';
 import type { StepState } from '#workflow';
 import type {
@@ -213,6 +214,27 @@ export interface CaseUnit {
   outbox: OutboxMessage[];
 }
 
+/** What loadCase looks a case up by. */
+export interface CaseRequest {
+  kind: 'case' | 'step-run' | 'lookup';
+  key: string;
+  /** Only a case of this subject (a citizen's request), or any. */
+  subjectId: string | null;
+}
+
+export type BatchObserver = (statement: 'load-cases' | 'commit-cases', size: number) => void;
+
+export interface CommitOutcome {
+  committed: boolean;
+  outbox: Array<{ id: string } & OutboxMessage>;
+}
+
+/**
+ * At most this many reads or changes in one statement, and this many such statements at once
+ * per process (the pool's other connections stay free for everything else).
+ */
+const BATCH_LIMITS = { maxBatch: 32, maxInFlight: 2 };
+
 const iso = (d: Date | null | undefined): string | null => (d ? d.toISOString() : null);
 
 export interface StepRunChange {
@@ -235,7 +257,32 @@ export interface StepRunChange {
  */
 @Injectable()
 export class EngineRepository {
+  private readonly batchObservers = new Set<BatchObserver>();
+  private readonly loads = new Batcher<CaseRequest, LoadedCase | null>(
+    (requests) => eachAloneOnFailure(requests, (batch) => this.loadCases(batch)),
+    BATCH_LIMITS,
+    (size) => {
+      for (const observe of this.batchObservers) observe('load-cases', size);
+    },
+  );
+  private readonly commits = new Batcher<CaseUnit, CommitOutcome>(
+    (units) => eachAloneOnFailure(units, (batch) => this.commitCases(batch)),
+    BATCH_LIMITS,
+    (size) => {
+      for (const observe of this.batchObservers) observe('commit-cases', size);
+    },
+  );
+
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  /**
+   * Tells `observe` the size of each batch of reads or changes as it starts (a metric); returns
+   * the call that stops it.
+   */
+  observeBatches(observe: BatchObserver): () => void {
+    this.batchObservers.add(observe);
+    return () => this.batchObservers.delete(observe);
+  }
 
   /** Runs `work` in a transaction (the sweeper's and the reconciler's claims). */
   transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
@@ -542,64 +589,101 @@ export class EngineRepository {
   /**
    * Reads a case with everything a change to it needs, in one statement (one snapshot): found
    * by its id, or by one of its step runs or look-ups. No lock is taken: commitCase writes only
-   * if the case's revision is still the one read (optimistic concurrency).
+   * if the case's revision is still the one read (optimistic concurrency). Reads made together
+   * (the results of many cases arriving at once) go as one statement (see loadCases).
    */
-  async loadCase(
+  loadCase(
     by: { caseId: string } | { stepRunId: string } | { lookupId: string },
     subjectId?: string,
   ): Promise<LoadedCase | null> {
-    const where =
+    const [kind, key] =
       'caseId' in by
-        ? 'c.id = $1'
+        ? (['case', by.caseId] as const)
         : 'stepRunId' in by
-          ? 'c.id = (SELECT case_id FROM step_runs WHERE id = $1)'
-          : 'c.id = (SELECT case_id FROM lookups WHERE id = $1)';
-    const id = 'caseId' in by ? by.caseId : 'stepRunId' in by ? by.stepRunId : by.lookupId;
+          ? (['step-run', by.stepRunId] as const)
+          : (['lookup', by.lookupId] as const);
+    return this.loads.submit({ kind, key, subjectId: subjectId ?? null });
+  }
+
+  /**
+   * Many loadCase reads in one statement, one result per request in their order (null where
+   * there is no such case, or it is another subject's). Each request gets its own copy, even of
+   * a case asked for twice: a change mutates what it loaded.
+   */
+  async loadCases(requests: readonly CaseRequest[]): Promise<Array<LoadedCase | null>> {
     const rows = await this.prepared<{
+      ord: string;
       case: Record<string, unknown>;
       runs: Array<Record<string, unknown>>;
       lookups: Array<Record<string, unknown>>;
       facts: Array<Record<string, unknown>>;
     }>(
-      `load-case-by-${'caseId' in by ? 'case' : 'stepRunId' in by ? 'step-run' : 'lookup'}`,
-      `SELECT row_to_json(c) AS case,
+      'load-cases',
+      // LATERAL, so that each request finds its case through the primary key (a join of the
+      // unnested requests with cases could be planned as a scan of the table).
+      `SELECT q.ord, row_to_json(c) AS case,
          (SELECT coalesce(json_agg(s ORDER BY s.step_id), '[]') FROM step_runs s WHERE s.case_id = c.id) AS runs,
          (SELECT coalesce(json_agg(l ORDER BY l.created_at, l.id), '[]') FROM lookups l WHERE l.case_id = c.id) AS lookups,
          (SELECT coalesce(json_agg(f), '[]') FROM (
             SELECT DISTINCT ON (fact_key) * FROM fact_records
              WHERE subject_id = c.subject_id ORDER BY fact_key, created_at DESC, id) f) AS facts
-       FROM cases c WHERE ${where} AND ($2::text IS NULL OR c.subject_id = $2)`,
-      [id, subjectId ?? null],
+       FROM unnest($1::text[], $2::uuid[], $3::text[]) WITH ORDINALITY AS q(kind, key, subject, ord)
+       CROSS JOIN LATERAL (
+         SELECT * FROM cases
+          WHERE id = CASE q.kind
+                       WHEN 'case' THEN q.key
+                       WHEN 'step-run' THEN (SELECT case_id FROM step_runs WHERE id = q.key)
+                       ELSE (SELECT case_id FROM lookups WHERE id = q.key) END
+            AND (q.subject IS NULL OR subject_id = q.subject)) c`,
+      [requests.map((r) => r.kind), requests.map((r) => r.key), requests.map((r) => r.subjectId)],
     );
-    const row = rows[0];
-    if (!row) return null;
-    return {
-      caseRecord: toCase(withDates(row.case) as unknown as CaseRow),
-      runs: row.runs.map((r) => toStepRun(withDates(r) as unknown as StepRunRow)),
-      lookups: row.lookups.map((l) => toLookup(withDates(l) as unknown as LookupRow)),
-      facts: new Map(
-        row.facts.map((f) => {
-          const fact = toFact(withDates(f) as unknown as FactRow);
-          return [fact.factKey, fact];
-        }),
-      ),
-    };
+    const found = new Map(rows.map((row) => [Number(row.ord), row]));
+    return requests.map((_, i) => {
+      const row = found.get(i + 1);
+      if (!row) return null;
+      return {
+        caseRecord: toCase(withDates(row.case) as unknown as CaseRow),
+        runs: row.runs.map((r) => toStepRun(withDates(r) as unknown as StepRunRow)),
+        lookups: row.lookups.map((l) => toLookup(withDates(l) as unknown as LookupRow)),
+        facts: new Map(
+          row.facts.map((f) => {
+            const fact = toFact(withDates(f) as unknown as FactRow);
+            return [fact.factKey, fact];
+          }),
+        ),
+      };
+    });
   }
 
   /**
-   * Writes one change to a case in one statement, atomically: the case row (its revision moved
-   * on), the step runs and look-ups it changed, and what it appended (events, fact records,
-   * look-ups, disclosures, messages, outbox rows). Every part is conditional on the case row
-   * still having `expectedRevision`: if another change committed first, nothing is written and
-   * `committed` is false (the caller reads again and recomputes). Ids are made by the caller,
-   * so nothing needs a round trip before the write. Only the parts a change has are in its
-   * statement (each combination is its own named statement), so none is planned or started
-   * for nothing.
+   * Writes one change to a case, atomically: the case row (its revision moved on), the step runs
+   * and look-ups it changed, and what it appended (events, fact records, look-ups, disclosures,
+   * messages, outbox rows). Every part is conditional on the case row still having
+   * `expectedRevision`: if another change committed first, nothing is written and `committed` is
+   * false (the caller reads again and recomputes). Ids are made by the caller, so nothing needs a
+   * round trip before the write. Changes committed together (to different cases) go as one
+   * statement (see commitCases).
    */
-  async commitCase(
-    unit: CaseUnit,
-  ): Promise<{ committed: boolean; outbox: Array<{ id: string } & OutboxMessage> }> {
-    const c = unit.caseRecord;
+  commitCase(unit: CaseUnit): Promise<CommitOutcome> {
+    return this.commits.submit(unit);
+  }
+
+  /**
+   * Several changes, each to a different case, in one statement: the same parts as one change,
+   * each inserting or updating the rows of all the changes from one `jsonb` recordset, every row
+   * joined to its case's row in `c`, which holds only the cases whose revision was still the
+   * expected one. So each change commits or not on its own revision, as if alone, and those that
+   * do commit together. Only the parts the batch has are in its statement (each combination is
+   * its own named statement), so none is planned or started for nothing. With more than one case
+   * to update, their rows are locked in id order first: two replicas' batches that share cases
+   * then wait for each other instead of deadlocking.
+   */
+  async commitCases(units: readonly CaseUnit[]): Promise<CommitOutcome[]> {
+    // Two changes to one case cannot both be checked against its revision in one statement
+    // (a process's changes to one case take turns, so this is not expected; alone, each is).
+    if (new Set(units.map((u) => u.caseRecord.id)).size < units.length) {
+      throw new Error('a batch holds two changes to one case');
+    }
     const values: unknown[] = [];
     const param = (value: unknown, cast?: string): string => {
       values.push(value);
@@ -612,117 +696,174 @@ export class EngineRepository {
       used.push(key);
       parts.push(sql);
     };
+    const all = <T>(pick: (unit: CaseUnit) => T[]): Array<{ caseId: string; row: T }> =>
+      units.flatMap((unit) => pick(unit).map((row) => ({ caseId: unit.caseRecord.id, row })));
 
-    const id = param(c.id, 'uuid');
-    const caseFields = [
-      param(c.status, 'text'),
-      param(c.revision, 'int'),
-      param(iso(c.submittedAt), 'timestamptz'),
-      param(iso(c.finishedAt), 'timestamptz'),
-      param(c.consentChecksum, 'text'),
-      param(iso(c.consentedAt), 'timestamptz'),
-    ];
-    const [status, revision, submittedAt, finishedAt, consentChecksum, consentedAt] = caseFields;
-    if (unit.expectedRevision === null) {
+    const creating = units.filter((u) => u.expectedRevision === null);
+    const updating = units.filter((u) => u.expectedRevision !== null);
+    const cases: string[] = [];
+    if (creating.length > 0) {
+      cases.push('c_new');
       part(
         'new',
-        `c AS (
+        `c_new AS (
           INSERT INTO cases (id, subject_id, life_event_key, definition_id, definition_version, status,
             revision, created_at, updated_at, submitted_at, finished_at, consent_checksum, consented_at)
-          VALUES (${id}, ${param(c.subjectId, 'text')}, ${param(c.lifeEventKey, 'text')},
-            ${param(c.definitionId, 'uuid')}, ${param(c.definitionVersion, 'int')}, ${String(status)},
-            ${String(revision)}, now(), now(), ${String(submittedAt)}, ${String(finishedAt)},
-            ${String(consentChecksum)}, ${String(consentedAt)})
+          SELECT n.id, n.subject_id, n.life_event_key, n.definition_id, n.definition_version,
+            n.status, n.revision, now(), now(), n.submitted_at, n.finished_at, n.consent_checksum,
+            n.consented_at
+          FROM jsonb_to_recordset(${recordset(
+            creating.map(({ caseRecord: c }) => ({
+              id: c.id,
+              subject_id: c.subjectId,
+              life_event_key: c.lifeEventKey,
+              definition_id: c.definitionId,
+              definition_version: c.definitionVersion,
+              status: c.status,
+              revision: c.revision,
+              submitted_at: iso(c.submittedAt),
+              finished_at: iso(c.finishedAt),
+              consent_checksum: c.consentChecksum,
+              consented_at: iso(c.consentedAt),
+            })),
+          )}) AS n(id uuid, subject_id text, life_event_key text, definition_id uuid,
+            definition_version int, status text, revision int, submitted_at timestamptz,
+            finished_at timestamptz, consent_checksum text, consented_at timestamptz)
           RETURNING id)`,
       );
-    } else {
+    }
+    if (updating.length > 0) {
+      cases.push('c_update');
+      const ids = param(
+        updating.map((u) => u.caseRecord.id),
+        'uuid[]',
+      );
+      const locking = updating.length > 1;
+      if (locking) {
+        part(
+          'locked',
+          `locked AS (SELECT id FROM cases WHERE id = ANY(${ids}) ORDER BY id FOR UPDATE)`,
+        );
+      }
       part(
         'update',
-        `c AS (
-          UPDATE cases SET status = ${String(status)}, revision = ${String(revision)},
-            updated_at = now(), submitted_at = ${String(submittedAt)}, finished_at = ${String(finishedAt)},
-            consent_checksum = ${String(consentChecksum)}, consented_at = ${String(consentedAt)}
-          WHERE id = ${id} AND revision = ${param(unit.expectedRevision, 'int')} RETURNING id)`,
+        `c_update AS (
+          UPDATE cases t SET status = u.status, revision = u.revision, updated_at = now(),
+            submitted_at = u.submitted_at, finished_at = u.finished_at,
+            consent_checksum = u.consent_checksum, consented_at = u.consented_at
+          FROM jsonb_to_recordset(${recordset(
+            updating.map(({ caseRecord: c, expectedRevision }) => ({
+              id: c.id,
+              expected_revision: expectedRevision,
+              status: c.status,
+              revision: c.revision,
+              submitted_at: iso(c.submittedAt),
+              finished_at: iso(c.finishedAt),
+              consent_checksum: c.consentChecksum,
+              consented_at: iso(c.consentedAt),
+            })),
+          )}) AS u(id uuid, expected_revision int, status text, revision int,
+            submitted_at timestamptz, finished_at timestamptz, consent_checksum text,
+            consented_at timestamptz)
+          WHERE t.id = u.id AND t.revision = u.expected_revision
+            AND t.id = ANY(${ids})${locking ? ' AND t.id IN (SELECT id FROM locked)' : ''}
+          RETURNING t.id)`,
       );
     }
+    parts.push(
+      cases.length === 1
+        ? `c AS (SELECT id FROM ${cases[0] ?? ''})`
+        : `c AS (SELECT id FROM c_new UNION ALL SELECT id FROM c_update)`,
+    );
     const RUN_COLUMNS = `r(id uuid, case_id uuid, step_id text, agency text, action text, kind text,
       state text, attempt int, max_attempts int, disclosed_fact_ids uuid[], result jsonb,
       agency_reference text, expected_decision_at timestamptz, deadline_at timestamptz,
       overdue boolean, last_error text, ready_at timestamptz, finished_at timestamptz)`;
-    if (unit.runs.length > 0) {
-      const runs = recordset(
-        unit.runs.map((r) => ({
-          id: r.id,
-          case_id: r.caseId,
-          step_id: r.stepId,
-          agency: r.agency,
-          action: r.action,
-          kind: r.kind,
-          state: r.state,
-          attempt: r.attempt,
-          max_attempts: r.maxAttempts,
-          disclosed_fact_ids: r.disclosedFactIds,
-          result: r.result ?? null,
-          agency_reference: r.agencyReference,
-          expected_decision_at: iso(r.expectedDecisionAt),
-          deadline_at: iso(r.deadlineAt),
-          overdue: r.overdue,
-          last_error: r.lastError,
-          ready_at: iso(r.readyAt),
-          finished_at: iso(r.finishedAt),
-        })),
+    const runRows = (list: readonly CaseUnit[]): string =>
+      recordset(
+        list.flatMap((u) =>
+          u.runs.map((r) => ({
+            id: r.id,
+            case_id: r.caseId,
+            step_id: r.stepId,
+            agency: r.agency,
+            action: r.action,
+            kind: r.kind,
+            state: r.state,
+            attempt: r.attempt,
+            max_attempts: r.maxAttempts,
+            disclosed_fact_ids: r.disclosedFactIds,
+            result: r.result ?? null,
+            agency_reference: r.agencyReference,
+            expected_decision_at: iso(r.expectedDecisionAt),
+            deadline_at: iso(r.deadlineAt),
+            overdue: r.overdue,
+            last_error: r.lastError,
+            ready_at: iso(r.readyAt),
+            finished_at: iso(r.finishedAt),
+          })),
+        ),
       );
+    if (creating.some((u) => u.runs.length > 0)) {
       part(
-        'runs',
-        unit.expectedRevision === null
-          ? `runs AS (
-              INSERT INTO step_runs (id, case_id, step_id, agency, action, kind, state, attempt,
-                max_attempts, disclosed_fact_ids, result, agency_reference, expected_decision_at,
-                deadline_at, overdue, last_error, ready_at, finished_at, updated_at)
-              SELECT r.id, r.case_id, r.step_id, r.agency, r.action, r.kind, r.state, r.attempt,
-                r.max_attempts, r.disclosed_fact_ids, r.result, r.agency_reference,
-                r.expected_decision_at, r.deadline_at, r.overdue, r.last_error, r.ready_at,
-                r.finished_at, now()
-              FROM c, jsonb_to_recordset(${runs}) AS ${RUN_COLUMNS})`
-          : `runs AS (
-              -- 'ready' → 'dispatched' is the relay's (markPublished), outside the revision: a
-              -- change computed before it ran writes the attempt's 'ready' again, which must
-              -- not undo it (every new dispatch is a new attempt).
-              UPDATE step_runs s SET state = CASE
-                  WHEN r.state = 'ready' AND s.state = 'dispatched' AND s.attempt = r.attempt
-                  THEN s.state ELSE r.state END,
-                attempt = r.attempt,
-                max_attempts = r.max_attempts, disclosed_fact_ids = r.disclosed_fact_ids,
-                result = r.result, agency_reference = r.agency_reference,
-                expected_decision_at = r.expected_decision_at, deadline_at = r.deadline_at,
-                overdue = r.overdue, last_error = r.last_error, ready_at = r.ready_at,
-                finished_at = r.finished_at, updated_at = now()
-              FROM c, jsonb_to_recordset(${runs}) AS ${RUN_COLUMNS}
-              -- By id through the primary key (the join alone would scan the table: the
-              -- planner cannot know how few rows the recordset has).
-              WHERE s.id = r.id AND s.id = ANY(${param(
-                unit.runs.map((r) => r.id),
-                'uuid[]',
-              )}))`,
+        'new_runs',
+        `new_runs AS (
+          INSERT INTO step_runs (id, case_id, step_id, agency, action, kind, state, attempt,
+            max_attempts, disclosed_fact_ids, result, agency_reference, expected_decision_at,
+            deadline_at, overdue, last_error, ready_at, finished_at, updated_at)
+          SELECT r.id, r.case_id, r.step_id, r.agency, r.action, r.kind, r.state, r.attempt,
+            r.max_attempts, r.disclosed_fact_ids, r.result, r.agency_reference,
+            r.expected_decision_at, r.deadline_at, r.overdue, r.last_error, r.ready_at,
+            r.finished_at, now()
+          FROM jsonb_to_recordset(${runRows(creating)}) AS ${RUN_COLUMNS}
+          JOIN c ON c.id = r.case_id)`,
       );
     }
-    if (unit.events.length > 0) {
+    const changedRuns = updating.flatMap((u) => u.runs.map((r) => r.id));
+    if (changedRuns.length > 0) {
+      part(
+        'runs',
+        `runs AS (
+          -- 'ready' → 'dispatched' is the relay's (markPublished), outside the revision: a
+          -- change computed before it ran writes the attempt's 'ready' again, which must not
+          -- undo it (every new dispatch is a new attempt).
+          UPDATE step_runs s SET state = CASE
+              WHEN r.state = 'ready' AND s.state = 'dispatched' AND s.attempt = r.attempt
+              THEN s.state ELSE r.state END,
+            attempt = r.attempt,
+            max_attempts = r.max_attempts, disclosed_fact_ids = r.disclosed_fact_ids,
+            result = r.result, agency_reference = r.agency_reference,
+            expected_decision_at = r.expected_decision_at, deadline_at = r.deadline_at,
+            overdue = r.overdue, last_error = r.last_error, ready_at = r.ready_at,
+            finished_at = r.finished_at, updated_at = now()
+          FROM jsonb_to_recordset(${runRows(updating)}) AS ${RUN_COLUMNS}
+          JOIN c ON c.id = r.case_id
+          -- By id through the primary key (the join alone would scan the table: the planner
+          -- cannot know how few rows the recordset has).
+          WHERE s.id = r.id AND s.id = ANY(${param(changedRuns, 'uuid[]')}))`,
+      );
+    }
+    const events = all((u) => u.events);
+    if (events.length > 0) {
       part(
         'events',
         `events AS (
           INSERT INTO case_events (case_id, seq, type, step_id, data)
           SELECT c.id, e.seq, e.type, e.step_id, coalesce(e.data, '{}'::jsonb)
-          FROM c, jsonb_to_recordset(${recordset(
-            unit.events.map((e) => ({
+          FROM jsonb_to_recordset(${recordset(
+            events.map(({ caseId, row: e }) => ({
+              case_id: caseId,
               seq: e.seq,
               type: e.type,
               step_id: e.stepId ?? null,
               data: e.data ?? {},
             })),
-          )}) AS e(seq int, type text, step_id text, data jsonb))`,
+          )}) AS e(case_id uuid, seq int, type text, step_id text, data jsonb)
+          JOIN c ON c.id = e.case_id)`,
       );
     }
-    if (unit.newLookups.length > 0) {
+    const newLookups = all((u) => u.newLookups);
+    if (newLookups.length > 0) {
       part(
         'new_lookups',
         `new_lookups AS (
@@ -732,8 +873,9 @@ export class EngineRepository {
           SELECT l.id, c.id, l.subject_id, l.agency, l.fact_keys, l.state, l.found_keys,
             l.unavailable_keys, l.attempt, l.max_attempts, l.disclosed_fact_ids, l.last_error,
             now(), now()
-          FROM c, jsonb_to_recordset(${recordset(
-            unit.newLookups.map((l) => ({
+          FROM jsonb_to_recordset(${recordset(
+            newLookups.map(({ caseId, row: l }) => ({
+              case_id: caseId,
               id: l.id,
               subject_id: l.subjectId,
               agency: l.agency,
@@ -746,12 +888,14 @@ export class EngineRepository {
               disclosed_fact_ids: l.disclosedFactIds,
               last_error: l.lastError,
             })),
-          )}) AS l(id uuid, subject_id text, agency text, fact_keys text[], state text,
-            found_keys text[], unavailable_keys text[], attempt int, max_attempts int,
-            disclosed_fact_ids uuid[], last_error text))`,
+          )}) AS l(case_id uuid, id uuid, subject_id text, agency text, fact_keys text[],
+            state text, found_keys text[], unavailable_keys text[], attempt int,
+            max_attempts int, disclosed_fact_ids uuid[], last_error text)
+          JOIN c ON c.id = l.case_id)`,
       );
     }
-    if (unit.changedLookups.length > 0) {
+    const changedLookups = all((u) => u.changedLookups);
+    if (changedLookups.length > 0) {
       part(
         'changed_lookups',
         `changed_lookups AS (
@@ -760,8 +904,9 @@ export class EngineRepository {
             disclosed_fact_ids = l.disclosed_fact_ids, last_error = l.last_error, updated_at = now(),
             answered_at = CASE WHEN l.state IN ('answered', 'failed')
                                THEN coalesce(t.answered_at, now()) END
-          FROM c, jsonb_to_recordset(${recordset(
-            unit.changedLookups.map((l) => ({
+          FROM jsonb_to_recordset(${recordset(
+            changedLookups.map(({ caseId, row: l }) => ({
+              case_id: caseId,
               id: l.id,
               state: l.state,
               found_keys: l.foundKeys,
@@ -770,15 +915,17 @@ export class EngineRepository {
               disclosed_fact_ids: l.disclosedFactIds,
               last_error: l.lastError,
             })),
-          )}) AS l(id uuid, state text, found_keys text[], unavailable_keys text[], attempt int,
-            disclosed_fact_ids uuid[], last_error text)
+          )}) AS l(case_id uuid, id uuid, state text, found_keys text[], unavailable_keys text[],
+            attempt int, disclosed_fact_ids uuid[], last_error text)
+          JOIN c ON c.id = l.case_id
           WHERE t.id = l.id AND t.id = ANY(${param(
-            unit.changedLookups.map((l) => l.id),
+            changedLookups.map(({ row }) => row.id),
             'uuid[]',
           )}))`,
       );
     }
-    if (unit.facts.length > 0) {
+    const facts = all((u) => u.facts);
+    if (facts.length > 0) {
       part(
         'facts',
         `facts AS (
@@ -786,8 +933,9 @@ export class EngineRepository {
             step_run_id, lookup_id, supersedes, created_at)
           SELECT f.id, f.subject_id, f.fact_key, f.value, f.source, f.agency, f.case_id,
             f.step_run_id, f.lookup_id, f.supersedes, now()
-          FROM c, jsonb_to_recordset(${recordset(
-            unit.facts.map((f) => ({
+          FROM jsonb_to_recordset(${recordset(
+            facts.map(({ caseId, row: f }) => ({
+              unit_case_id: caseId,
               id: f.id,
               subject_id: f.subjectId,
               fact_key: f.factKey,
@@ -799,11 +947,14 @@ export class EngineRepository {
               lookup_id: f.lookupId,
               supersedes: f.supersedes,
             })),
-          )}) AS f(id uuid, subject_id text, fact_key text, value jsonb, source text,
-            agency text, case_id uuid, step_run_id uuid, lookup_id uuid, supersedes uuid))`,
+          )}) AS f(unit_case_id uuid, id uuid, subject_id text, fact_key text, value jsonb,
+            source text, agency text, case_id uuid, step_run_id uuid, lookup_id uuid,
+            supersedes uuid)
+          JOIN c ON c.id = f.unit_case_id)`,
       );
     }
-    if (unit.disclosures.length > 0) {
+    const disclosures = all((u) => u.disclosures);
+    if (disclosures.length > 0) {
       part(
         'disclosures',
         `disclosures AS (
@@ -811,8 +962,9 @@ export class EngineRepository {
             fact_record_ids, fact_keys, basis)
           SELECT d.subject_id, c.id, d.step_run_id, d.lookup_id, d.agency, d.fact_record_ids,
             d.fact_keys, d.basis
-          FROM c, jsonb_to_recordset(${recordset(
-            unit.disclosures.map((d) => ({
+          FROM jsonb_to_recordset(${recordset(
+            disclosures.map(({ caseId, row: d }) => ({
+              case_id: caseId,
               subject_id: d.subjectId,
               step_run_id: d.stepRunId ?? null,
               lookup_id: d.lookupId ?? null,
@@ -821,11 +973,13 @@ export class EngineRepository {
               fact_keys: d.factKeys,
               basis: d.basis,
             })),
-          )}) AS d(subject_id text, step_run_id uuid, lookup_id uuid, agency text,
-            fact_record_ids uuid[], fact_keys text[], basis text))`,
+          )}) AS d(case_id uuid, subject_id text, step_run_id uuid, lookup_id uuid, agency text,
+            fact_record_ids uuid[], fact_keys text[], basis text)
+          JOIN c ON c.id = d.case_id)`,
       );
     }
-    if (unit.messages.length > 0) {
+    const messages = all((u) => u.messages);
+    if (messages.length > 0) {
       part(
         'messages',
         // clock_timestamp(), not now(): messages of one change keep their order when listed.
@@ -834,9 +988,10 @@ export class EngineRepository {
             created_at)
           SELECT m.subject_id, c.id, m.step_id, m.sender, m.kind, m.template, m.params,
             clock_timestamp()
-          FROM c, jsonb_to_recordset(${recordset(
-            unit.messages.map((m, ord) => ({
+          FROM jsonb_to_recordset(${recordset(
+            messages.map(({ caseId, row: m }, ord) => ({
               ord,
+              case_id: caseId,
               subject_id: m.subjectId,
               step_id: m.stepId ?? null,
               sender: m.sender,
@@ -844,51 +999,65 @@ export class EngineRepository {
               template: m.template,
               params: m.params ?? {},
             })),
-          )}) AS m(ord int, subject_id text, step_id text, sender text, kind text,
+          )}) AS m(ord int, case_id uuid, subject_id text, step_id text, sender text, kind text,
             template text, params jsonb)
+          JOIN c ON c.id = m.case_id
           ORDER BY m.ord)`,
       );
     }
-    const withOutbox = unit.outbox.length > 0;
+    const outbox = all((u) => u.outbox);
+    const withOutbox = outbox.length > 0;
     if (withOutbox) {
       part(
         'outbox',
         `outbox AS (
           INSERT INTO outbox (queue, job_name, job_id, payload, available_at)
           SELECT o.queue, o.job_name, o.job_id, o.payload, coalesce(o.available_at, now())
-          FROM c, jsonb_to_recordset(${recordset(
-            unit.outbox.map((m) => ({
+          FROM jsonb_to_recordset(${recordset(
+            outbox.map(({ caseId, row: m }, ord) => ({
+              ord,
+              case_id: caseId,
               queue: m.queue,
               job_name: m.jobName,
               job_id: m.jobId,
               payload: m.payload,
               available_at: iso(m.availableAt),
             })),
-          )}) AS o(queue text, job_name text, job_id text, payload jsonb, available_at timestamptz)
-          RETURNING id, job_id)`,
+          )}) AS o(ord int, case_id uuid, queue text, job_name text, job_id text, payload jsonb,
+            available_at timestamptz)
+          JOIN c ON c.id = o.case_id
+          ORDER BY o.ord
+          RETURNING id, queue, job_id)`,
       );
     }
     const rows = await this.prepared<{
-      committed: boolean;
-      outbox: Array<{ id: string; job_id: string }>;
+      committed: string[] | null;
+      outbox: Array<{ id: string; queue: string; job_id: string }>;
     }>(
-      `commit-case-${used.join('-')}`,
+      `commit-cases-${used.join('-')}`,
+      // Reading all of c here takes every case's lock (in id order, through `locked`) before
+      // the other parts, which run after the main query, touch any other row.
       `WITH ${parts.join(',\n')}
-       SELECT EXISTS (SELECT 1 FROM c) AS committed,
+       SELECT (SELECT array_agg(id::text) FROM c) AS committed,
          ${
            withOutbox
-             ? `(SELECT coalesce(json_agg(json_build_object('id', id::text, 'job_id', job_id)), '[]') FROM outbox)`
+             ? `(SELECT coalesce(json_agg(json_build_object('id', id::text, 'queue', queue, 'job_id', job_id)), '[]') FROM outbox)`
              : `'[]'::json`
          } AS outbox`,
       values,
     );
     const row = rows[0];
-    if (!row?.committed) return { committed: false, outbox: [] };
-    const ids = new Map(row.outbox.map((o) => [o.job_id, o.id]));
-    return {
-      committed: true,
-      outbox: unit.outbox.map((m) => ({ ...m, id: ids.get(m.jobId) ?? '' })),
-    };
+    const committed = new Set(row?.committed ?? []);
+    // A job id is its case's (made of a step run's or look-up's id), and one per queue.
+    const ids = new Map((row?.outbox ?? []).map((o) => [`${o.queue} ${o.job_id}`, o.id]));
+    return units.map((unit) => {
+      const caseId = unit.caseRecord.id;
+      if (!committed.has(caseId)) return { committed: false, outbox: [] };
+      return {
+        committed: true,
+        outbox: unit.outbox.map((m) => ({ ...m, id: ids.get(`${m.queue} ${m.jobId}`) ?? '' })),
+      };
+    });
   }
 
   // ---- subjects -------------------------------------------------------------------------

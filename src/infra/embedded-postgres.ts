@@ -26,6 +26,8 @@ export interface EmbeddedPostgresOptions {
   dir: string;
   database: string;
   log: (message: string) => void;
+  /** Server settings beyond leo's (`-c name=value`), e.g. a preloaded library. */
+  settings?: Readonly<Record<string, string>>;
 }
 
 interface Binaries {
@@ -169,6 +171,10 @@ export async function startEmbeddedPostgres(
       'unix_socket_directories=',
       '-c',
       'max_connections=200',
+      ...Object.entries(options.settings ?? {}).flatMap(([name, value]) => [
+        '-c',
+        `${name}=${value}`,
+      ]),
     ],
     {
       ...(ids ?? {}),

@@ -1,5 +1,6 @@
 import { Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { CaseChanges, type CaseChange } from '../engine/case-changes.js';
+import { EngineRepository } from '../engine/engine.repository.js';
 import { FINAL_CASE_STATUSES } from '../engine/engine.types.js';
 import { Metrics, type CaseOutcome, type StepOutcomeState } from './metrics.js';
 
@@ -53,17 +54,22 @@ export function observeCaseChange(metrics: Metrics, change: CaseChange): void {
   }
 }
 
-/** Feeds the case and step metrics from every change this process commits. */
+/** Feeds the case and step metrics from every change this process commits, and the sizes of its batches. */
 @Injectable()
 export class CaseMetrics implements OnModuleInit, OnModuleDestroy {
   private unsubscribe: (() => void) | undefined;
+  private stopBatches: (() => void) | undefined;
 
   constructor(
     private readonly metrics: Metrics,
     private readonly changes: CaseChanges,
+    private readonly repository: EngineRepository,
   ) {}
 
   onModuleInit(): void {
+    this.stopBatches = this.repository.observeBatches((statement, size) => {
+      this.metrics.dbBatchSize.observe({ statement }, size);
+    });
     this.unsubscribe = this.changes.subscribe((change) => {
       observeCaseChange(this.metrics, change);
     });
@@ -71,5 +77,6 @@ export class CaseMetrics implements OnModuleInit, OnModuleDestroy {
 
   onModuleDestroy(): void {
     this.unsubscribe?.();
+    this.stopBatches?.();
   }
 }

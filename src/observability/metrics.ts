@@ -96,6 +96,8 @@ export class Metrics {
   /** One agency result applied (or ignored, or failed) by the engine. */
   readonly resultApplyDuration: Histogram<'outcome'>;
   /** From the agency's `reportedAt` to the engine having applied the result. */
+  /** Reads and changes per statement (group commit, decision 0014). */
+  readonly dbBatchSize: Histogram<'statement'>;
   readonly resultApplyLag: Histogram<'agency'>;
   readonly httpRequestDuration: Histogram<'method' | 'route' | 'status_class'>;
 
@@ -162,6 +164,13 @@ export class Metrics {
       help: "Time from an agency's reportedAt (its clock) to the engine having applied the result, by agency.",
       labelNames: ['agency'],
       buckets: LAG_BUCKETS,
+      registers,
+    });
+    this.dbBatchSize = new Histogram({
+      name: 'leo_db_batch_size',
+      help: 'Case reads (load-cases) or case changes (commit-cases) run together as one statement.',
+      labelNames: ['statement'],
+      buckets: [1, 2, 4, 8, 16, 32],
       registers,
     });
     this.httpRequestDuration = new Histogram({
