@@ -5,6 +5,7 @@ import {
   type OnApplicationShutdown,
 } from '@nestjs/common';
 import { STEP_EXECUTE } from '#agency-contract';
+import { Batcher } from '../database/batcher.js';
 import { QueueService } from '../queue/queue.service.js';
 import { EngineRepository } from './engine.repository.js';
 import type { OutboxMessage } from './engine.types.js';
@@ -30,17 +31,41 @@ export class OutboxRelay implements BeforeApplicationShutdown, OnApplicationShut
   private marks: { outbox: string[]; steps: string[] } = { outbox: [], steps: [] };
   private markTimer: NodeJS.Timeout | undefined;
   private marking: Promise<void> = Promise.resolve();
+  /**
+   * The rows of changes committed together are published together (decision 0014): one
+   * addBulk per queue for the batch, not per change. Tells each change whether its rows went.
+   */
+  private readonly publishing = new Batcher<OutboxRow[], boolean>(
+    async (changes) => {
+      let published = true;
+      try {
+        await this.add(changes.flat());
+      } catch (error) {
+        published = false;
+        this.logger.warn(
+          { err: error, changes: changes.length },
+          'publishing after commit failed; the sweeper will retry',
+        );
+      }
+      return changes.map(() => ({ status: 'fulfilled', value: published }));
+    },
+    { maxBatch: 64, maxInFlight: 2 },
+  );
 
   constructor(
     private readonly queues: QueueService,
     private readonly repository: EngineRepository,
   ) {}
 
-  /** One round trip per queue: the rows of a change usually go to one or two queues. */
+  /** One round trip per queue: the rows of a batch of changes usually go to a few queues. */
   private async add(rows: OutboxRow[]): Promise<void> {
     const now = Date.now();
     const byQueue = new Map<string, OutboxRow[]>();
-    for (const row of rows) byQueue.set(row.queue, [...(byQueue.get(row.queue) ?? []), row]);
+    for (const row of rows) {
+      const queued = byQueue.get(row.queue);
+      if (queued) queued.push(row);
+      else byQueue.set(row.queue, [row]);
+    }
     await Promise.all(
       [...byQueue.entries()].map(([queue, queued]) =>
         this.queues.queue(queue).raw.addBulk(
@@ -95,15 +120,7 @@ export class OutboxRelay implements BeforeApplicationShutdown, OnApplicationShut
    */
   async publish(rows: OutboxRow[]): Promise<void> {
     if (rows.length === 0 || this.closing) return;
-    try {
-      await this.add(rows);
-    } catch (error) {
-      this.logger.warn(
-        { err: error, rows: rows.length },
-        'publishing after commit failed; the sweeper will retry',
-      );
-      return;
-    }
+    if (!(await this.publishing.submit(rows))) return;
     this.marks.outbox.push(...rows.map((r) => r.id));
     this.marks.steps.push(...this.stepRunIds(rows));
     this.markTimer ??= setTimeout(() => {
