@@ -199,6 +199,13 @@ export class EnvironmentVariables {
   @IsInt()
   LEO_RECONCILE_AFTER_MS?: number;
 
+  @IsOptional()
+  @Transform(toInt)
+  @Min(1)
+  @Max(256)
+  @IsInt()
+  LEO_RESULT_CONCURRENCY?: number;
+
   // The mock agencies (role `adapters`): simulated latency, failures and decisions.
 
   @IsOptional()
@@ -256,6 +263,7 @@ export const ENVIRONMENT_VARIABLE_NAMES: readonly string[] = Object.freeze([
   'LEO_OUTBOX_SWEEP_INTERVAL_MS',
   'LEO_RECONCILE_INTERVAL_MS',
   'LEO_RECONCILE_AFTER_MS',
+  'LEO_RESULT_CONCURRENCY',
   'MOCK_AGENCY_LATENCY_MS',
   'MOCK_AGENCY_FAILURE_RATE',
   'MOCK_DECISION_DELAY_MS',
@@ -305,6 +313,8 @@ export interface EngineConfig {
   reconcileIntervalMs: number;
   /** How long a step or look-up may go unanswered before it is re-dispatched. */
   reconcileAfterMs: number;
+  /** Results one engine process applies at once (their reads and writes are batched). */
+  resultConcurrency: number;
 }
 
 export interface MockAgenciesConfig {
@@ -457,6 +467,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       outboxSweepIntervalMs: vars.LEO_OUTBOX_SWEEP_INTERVAL_MS ?? 1_000,
       reconcileIntervalMs: vars.LEO_RECONCILE_INTERVAL_MS ?? 30_000,
       reconcileAfterMs: vars.LEO_RECONCILE_AFTER_MS ?? 300_000,
+      resultConcurrency: vars.LEO_RESULT_CONCURRENCY ?? 64,
     },
     mockAgencies: {
       latencyMs: vars.MOCK_AGENCY_LATENCY_MS ?? 0,

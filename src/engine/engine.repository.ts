@@ -233,7 +233,7 @@ export interface CommitOutcome {
  * At most this many reads or changes in one statement, and this many such statements at once
  * per process (the pool's other connections stay free for everything else).
  */
-const BATCH_LIMITS = { maxBatch: 32, maxInFlight: 2 };
+const BATCH_LIMITS = { maxBatch: 64, maxInFlight: 2 };
 
 const iso = (d: Date | null | undefined): string | null => (d ? d.toISOString() : null);
 

@@ -55,7 +55,7 @@ export class EngineWorkers implements OnApplicationBootstrap, OnModuleDestroy {
             this.engine.applyLookupResult(result),
           ),
       },
-      { concurrency: 16 },
+      { concurrency: this.settings.resultConcurrency },
     );
     this.queues.worker<TimerJobs, string>(
       ENGINE_TIMERS_QUEUE,

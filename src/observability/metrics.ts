@@ -170,7 +170,7 @@ export class Metrics {
       name: 'leo_db_batch_size',
       help: 'Case reads (load-cases) or case changes (commit-cases) run together as one statement.',
       labelNames: ['statement'],
-      buckets: [1, 2, 4, 8, 16, 32],
+      buckets: [1, 2, 4, 8, 16, 32, 64],
       registers,
     });
     this.httpRequestDuration = new Histogram({
