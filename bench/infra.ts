@@ -86,7 +86,10 @@ export async function cleanUpStale(log: (m: string) => void): Promise<void> {
   }
 }
 
-export async function startBenchInfra(log: (m: string) => void): Promise<BenchInfra> {
+export async function startBenchInfra(
+  log: (m: string) => void,
+  options: { statements?: boolean } = {},
+): Promise<BenchInfra> {
   await cleanUpStale(log);
   const dir = await mkdtemp(path.join(tmpdir(), DIR_PREFIX));
   // The postgres system user (Postgres runs as it when we are root) must reach its data dir.
@@ -103,6 +106,9 @@ export async function startBenchInfra(log: (m: string) => void): Promise<BenchIn
       dir: path.join(dir, 'postgres'),
       database: 'postgres',
       log,
+      ...(options.statements
+        ? { settings: { shared_preload_libraries: 'pg_stat_statements' } }
+        : {}),
     });
     services.push(postgres);
     const redis = await startEmbeddedRedis({ dir: path.join(dir, 'redis'), log });

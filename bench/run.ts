@@ -19,6 +19,12 @@ import {
   type LedgerCheck,
 } from './measure.js';
 import { cpuBetween, sampleCpu, type CpuGroup, type CpuSample } from './proc.js';
+import {
+  readStatements,
+  resetStatements,
+  statementLines,
+  type StatementProfile,
+} from './statements.js';
 import { percentiles, round, spread, type Percentiles } from './stats.js';
 
 /**
@@ -42,6 +48,8 @@ interface Options {
   entry: string | undefined;
   /** `--profile DIR`: V8 CPU profiles of the measured leo processes (`node --cpu-prof`). */
   profileDir: string | undefined;
+  /** `--statements`: pg_stat_statements and Redis commandstats per case (bench/statements.ts). */
+  statements: boolean;
   /** `--env NAME=VALUE` (repeatable): extra configuration of the measured leo processes. */
   leoEnv: Record<string, string>;
   timeoutMs: number;
@@ -49,7 +57,7 @@ interface Options {
 
 const USAGE = `usage: npm run bench -- [--mode burst|rate|both] [--topology all|split|both] [--runs N]
        [--cases N] [--warmup N] [--rate N] [--concurrency N] [--history N] [--no-baseline | --baseline-only]
-       [--timeout-s N] [--entry FILE] [--profile DIR] [--env NAME=VALUE]...`;
+       [--timeout-s N] [--entry FILE] [--profile DIR] [--statements] [--env NAME=VALUE]...`;
 
 function positive(name: string, value: string | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
@@ -77,6 +85,7 @@ function parseOptions(argv: string[]): Options {
       'baseline-only': { type: 'boolean' },
       entry: { type: 'string' },
       profile: { type: 'string' },
+      statements: { type: 'boolean' },
       env: { type: 'string', multiple: true },
       'timeout-s': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
@@ -111,6 +120,7 @@ function parseOptions(argv: string[]): Options {
     concurrency: Math.round(positive('concurrency', values.concurrency, 128)),
     entry: values.entry ? path.resolve(values.entry) : undefined,
     profileDir: values.profile ? path.resolve(values.profile) : undefined,
+    statements: values.statements ?? false,
     leoEnv: Object.fromEntries(
       (values.env ?? []).map((pair) => {
         const at = pair.indexOf('=');
@@ -183,6 +193,7 @@ interface PhaseReport {
   memory: Array<{ role: string; pid: number; peakRssMiB: number; rssMiB: number }>;
   check: LedgerCheck;
   baseline?: { casesPerSecond: number; cpuMsPerCase: number };
+  statements?: StatementProfile;
   vsBaseline?: { throughput: number; cpuPerCase: number };
 }
 
@@ -215,6 +226,7 @@ async function measurePhase(
   const groups = cpuGroups(leo, infra);
   const db = openDatabase(context.databaseUrl);
   try {
+    if (options.statements) await resetStatements(db, infra.redisUrl);
     const clientBefore = process.cpuUsage();
     const before = sampleCpu(groups);
     let phase: PhaseResult;
@@ -232,6 +244,15 @@ async function measurePhase(
     });
     const clientCpu = process.cpuUsage(clientBefore);
     const memory = leo.memory();
+    const completedCount = (
+      await db.query<{ n: string }>(
+        "SELECT count(*)::text AS n FROM cases WHERE id = ANY($1) AND status = 'completed'",
+        [phase.outcomes.map((o) => o.timings?.caseId).filter((id) => id !== undefined)],
+      )
+    ).rows[0]?.n;
+    const statements = options.statements
+      ? await readStatements(db, infra.redisUrl, Number(completedCount ?? 0))
+      : undefined;
 
     const succeeded = phase.outcomes.filter((o) => o.timings !== undefined);
     const failed = phase.outcomes.filter((o) => o.error !== undefined);
@@ -317,6 +338,7 @@ async function measurePhase(
         rssMiB: round(m.rssMiB),
       })),
       check,
+      ...(statements ? { statements } : {}),
     };
   } finally {
     await db.end();
@@ -463,7 +485,7 @@ async function prepareTemplate(
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   stopOnSignal(teardown, log);
-  const infra = await startBenchInfra(log);
+  const infra = await startBenchInfra(log, { statements: options.statements });
   active.infra = infra;
   log(
     `Postgres (pid ${infra.postgresPid()}) and redis-server (pid ${infra.redisPid()}) in ${infra.dir}`,
@@ -600,6 +622,8 @@ async function main(): Promise<void> {
     }
     const file = await writeResult(`${stamp()}-${report.mode}-${report.topology}.json`, report);
     process.stdout.write(`${summaryLine(report)}\n`);
+    if (report.statements)
+      process.stdout.write(`${statementLines(report.statements).join('\n')}\n`);
     log(`written ${path.relative(REPO_ROOT, file)}`);
     const key = `${report.mode} ${report.topology}`;
     reports.set(key, [...(reports.get(key) ?? []), report]);
