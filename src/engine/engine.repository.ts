@@ -159,7 +159,7 @@ const toFact = (r: FactRow): FactRecord => ({
 });
 
 /** Columns that JSON (row_to_json) carries as text and the records hold as dates. */
-const DATE_COLUMNS = new Set([
+const DATE_COLUMNS = [
   'created_at',
   'updated_at',
   'submitted_at',
@@ -170,14 +170,18 @@ const DATE_COLUMNS = new Set([
   'ready_at',
   'dispatched_at',
   'answered_at',
-]);
+] as const;
 
+/**
+ * The row with its date columns as dates, in place: the rows come fresh from the driver's JSON
+ * parse, one per request, so nothing else holds them (a copy per row was 3% of a busy engine).
+ */
 function withDates(row: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...row };
-  for (const [key, value] of Object.entries(row)) {
-    if (DATE_COLUMNS.has(key) && typeof value === 'string') out[key] = new Date(value);
+  for (const key of DATE_COLUMNS) {
+    const value = row[key];
+    if (typeof value === 'string') row[key] = new Date(value);
   }
-  return out;
+  return row;
 }
 
 /** A case as one statement reads it: the case, its step runs and look-ups, its subject's facts. */
