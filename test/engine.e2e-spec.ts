@@ -139,6 +139,16 @@ describe('the engine', () => {
       { fact_key: 'business.orgNumber', source: 'agency', agency: 'bolagsverket' },
       { fact_key: 'business.vatNumber', source: 'agency', agency: 'skatteverket' },
     ]);
+    // Every step had a deadline weeks away and was answered at once: no timer was ever written
+    // (a timer is armed only for a step still open after LEO_TIMER_ARM_AFTER_MS), and none will
+    // be, as no step is open.
+    const timers = async (): Promise<unknown[]> =>
+      sql("SELECT id FROM outbox WHERE queue = 'engine.timers' AND payload->>'caseId' = $1", [
+        caseId,
+      ]);
+    expect(await timers()).toEqual([]);
+    await leo.app.get(Reconciler).armTimers(0);
+    expect(await timers()).toEqual([]);
   });
 
   it('sends each agency exactly the facts its step needs, and logs every sharing', async () => {
@@ -574,28 +584,52 @@ describe('the engine', () => {
     expect(await sql('SELECT count(*) AS n FROM cases')).toEqual(before);
   });
 
-  it('sets a deadline timer through the outbox, and a timer that fires escalates the step once and tells the citizen', async () => {
+  it('arms a deadline timer through the outbox once the step has been open a while, and a timer that fires escalates the step once and tells the citizen', async () => {
     agencies.setScript((job) =>
       job.stepId === 'f-tax' ? { outcome: 'pending', reference: 'SKV-TIMER' } : undefined,
     );
     const caseId = await newCase();
     await waitForStep(caseId, 'f-tax', 'awaiting-decision');
-    const [timer] = await sql<{ job_id: string; available_at: Date; deadline: string }>(
-      `SELECT o.job_id, o.available_at, s.deadline_at AS deadline FROM outbox o
-         JOIN step_runs s ON s.id::text = o.payload->>'stepRunId'
-        WHERE o.queue = 'engine.timers' AND s.case_id = $1 AND s.step_id = 'f-tax'`,
-      [caseId],
-    );
-    // The timer is due when the step's deadline (six weeks) passes, not before.
+    const timerRows = (): Promise<
+      Array<{ job_id: string; available_at: Date; deadline: string; armed: string | null }>
+    > =>
+      sql(
+        `SELECT o.job_id, o.available_at, s.deadline_at AS deadline, s.timer_armed_for AS armed
+           FROM outbox o JOIN step_runs s ON s.id::text = o.payload->>'stepRunId'
+          WHERE o.queue = 'engine.timers' AND s.case_id = $1 AND s.step_id = 'f-tax'`,
+        [caseId],
+      );
+    // Six weeks away: no timer at dispatch, nor from a sweep before the step has been open
+    // LEO_TIMER_ARM_AFTER_MS (a minute).
+    const reconciler = leo.app.get(Reconciler);
+    await reconciler.armTimers(60_000);
+    expect(await timerRows()).toEqual([]);
+    // Open long enough (the sweep's threshold lowered to none): armed, once.
+    expect(await reconciler.armTimers(0)).toBeGreaterThanOrEqual(1);
+    await reconciler.armTimers(0);
+    const timers = leo.app.get(QueueService).queue<TimerJobs>(ENGINE_TIMERS_QUEUE);
+    const rows = await timerRows();
+    expect(rows).toHaveLength(1);
+    const [timer] = rows;
+    // The timer is due when the step's deadline (six weeks) passes, not before, and it is in
+    // Redis as a delayed job.
     expect(timer?.available_at.getTime()).toBe(new Date(timer?.deadline ?? 0).getTime());
     expect(timer?.available_at.getTime() ?? 0).toBeGreaterThan(Date.now() + 41 * 86_400_000);
+    expect(new Date(timer?.armed ?? 0).getTime()).toBe(new Date(timer?.deadline ?? 0).getTime());
+    const published = Date.now() + 5_000;
+    let state = 'unknown';
+    while (Date.now() < published) {
+      state = await timers.raw.getJobState(timer?.job_id ?? '');
+      if (state === 'delayed') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(state).toBe('delayed');
 
     // The deadline comes: moved into the past here, and a timer for it fired now.
     const [run] = await sql<{ id: string; deadline_at: Date }>(
       "UPDATE step_runs SET deadline_at = date_trunc('milliseconds', now()) - interval '1 second' WHERE case_id = $1 AND step_id = 'f-tax' RETURNING id, deadline_at",
       [caseId],
     );
-    const timers = leo.app.get(QueueService).queue<TimerJobs>(ENGINE_TIMERS_QUEUE);
     // A timer for a deadline that has since moved does nothing.
     await timers.add(STEP_DEADLINE, {
       caseId,

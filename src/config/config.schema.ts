@@ -206,6 +206,13 @@ export class EnvironmentVariables {
   @IsInt()
   LEO_RESULT_CONCURRENCY?: number;
 
+  @IsOptional()
+  @Transform(toInt)
+  @Min(0)
+  @Max(86_400_000)
+  @IsInt()
+  LEO_TIMER_ARM_AFTER_MS?: number;
+
   // The mock agencies (role `adapters`): simulated latency, failures and decisions.
 
   @IsOptional()
@@ -264,6 +271,7 @@ export const ENVIRONMENT_VARIABLE_NAMES: readonly string[] = Object.freeze([
   'LEO_RECONCILE_INTERVAL_MS',
   'LEO_RECONCILE_AFTER_MS',
   'LEO_RESULT_CONCURRENCY',
+  'LEO_TIMER_ARM_AFTER_MS',
   'MOCK_AGENCY_LATENCY_MS',
   'MOCK_AGENCY_FAILURE_RATE',
   'MOCK_DECISION_DELAY_MS',
@@ -315,6 +323,8 @@ export interface EngineConfig {
   reconcileAfterMs: number;
   /** Results one engine process applies at once (their reads and writes are batched). */
   resultConcurrency: number;
+  /** How long a step stays open before its deadline timer is written (0: at dispatch). */
+  timerArmAfterMs: number;
 }
 
 export interface MockAgenciesConfig {
@@ -468,6 +478,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       reconcileIntervalMs: vars.LEO_RECONCILE_INTERVAL_MS ?? 30_000,
       reconcileAfterMs: vars.LEO_RECONCILE_AFTER_MS ?? 300_000,
       resultConcurrency: vars.LEO_RESULT_CONCURRENCY ?? 64,
+      timerArmAfterMs: vars.LEO_TIMER_ARM_AFTER_MS ?? 60_000,
     },
     mockAgencies: {
       latencyMs: vars.MOCK_AGENCY_LATENCY_MS ?? 0,

@@ -47,6 +47,7 @@ interface StepRunRow {
   agency_reference: string | null;
   expected_decision_at: Date | null;
   deadline_at: Date | null;
+  timer_armed_for: Date | null;
   overdue: boolean;
   last_error: string | null;
   ready_at: Date | null;
@@ -136,6 +137,7 @@ const toStepRun = (r: StepRunRow): StepRunRecord => ({
   agencyReference: r.agency_reference,
   expectedDecisionAt: r.expected_decision_at,
   deadlineAt: r.deadline_at,
+  timerArmedFor: r.timer_armed_for,
   overdue: r.overdue,
   lastError: r.last_error,
   readyAt: r.ready_at,
@@ -167,6 +169,7 @@ const DATE_COLUMNS = [
   'consented_at',
   'expected_decision_at',
   'deadline_at',
+  'timer_armed_for',
   'ready_at',
   'dispatched_at',
   'answered_at',
@@ -249,6 +252,7 @@ export interface StepRunChange {
   agencyReference?: string | null;
   expectedDecisionAt?: Date | null;
   deadlineAt?: Date | null;
+  timerArmedFor?: Date | null;
   lastError?: string | null;
   disclosedFactIds?: string[];
   overdue?: boolean;
@@ -346,6 +350,42 @@ export class EngineRepository {
       values,
     );
     return rows.map(toCase);
+  }
+
+  /**
+   * Open steps with a deadline that no timer job has been written for, unchanged for
+   * `olderThanMs` (decision 0015): the arming sweep writes their timers. Locked, so several
+   * engine replicas arming at once take different rows; found through the in-flight index.
+   */
+  async claimTimersToArm(
+    manager: EntityManager,
+    olderThanMs: number,
+    limit: number,
+  ): Promise<StepRunRecord[]> {
+    const rows = await manager.query<StepRunRow[]>(
+      `SELECT s.* FROM step_runs s
+        WHERE s.state IN ('ready', 'dispatched', 'awaiting-decision', 'awaiting-citizen')
+          AND s.updated_at < now() - make_interval(secs => $1::double precision / 1000)
+          AND s.deadline_at IS NOT NULL
+          AND s.timer_armed_for IS DISTINCT FROM s.deadline_at
+        ORDER BY s.updated_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED`,
+      [olderThanMs, limit],
+    );
+    return rows.map(toStepRun);
+  }
+
+  /** Records that these step runs' timers are written (in the transaction that wrote them). */
+  async markTimersArmed(
+    manager: EntityManager,
+    runs: Array<{ id: string; deadlineAt: Date }>,
+  ): Promise<void> {
+    if (runs.length === 0) return;
+    await manager.query(
+      `UPDATE step_runs s SET timer_armed_for = a.deadline
+         FROM unnest($1::uuid[], $2::timestamptz[]) AS a(id, deadline)
+        WHERE s.id = a.id AND s.id = ANY($1::uuid[])`,
+      [runs.map((r) => r.id), runs.map((r) => r.deadlineAt.toISOString())],
+    );
   }
 
   /**
@@ -782,7 +822,8 @@ export class EngineRepository {
     const RUN_COLUMNS = `r(id uuid, case_id uuid, step_id text, agency text, action text, kind text,
       state text, attempt int, max_attempts int, disclosed_fact_ids uuid[], result jsonb,
       agency_reference text, expected_decision_at timestamptz, deadline_at timestamptz,
-      overdue boolean, last_error text, ready_at timestamptz, finished_at timestamptz)`;
+      timer_armed_for timestamptz, overdue boolean, last_error text, ready_at timestamptz,
+      finished_at timestamptz)`;
     const runRows = (list: readonly CaseUnit[]): string =>
       recordset(
         list.flatMap((u) =>
@@ -801,6 +842,7 @@ export class EngineRepository {
             agency_reference: r.agencyReference,
             expected_decision_at: iso(r.expectedDecisionAt),
             deadline_at: iso(r.deadlineAt),
+            timer_armed_for: iso(r.timerArmedFor),
             overdue: r.overdue,
             last_error: r.lastError,
             ready_at: iso(r.readyAt),
@@ -814,11 +856,11 @@ export class EngineRepository {
         `new_runs AS (
           INSERT INTO step_runs (id, case_id, step_id, agency, action, kind, state, attempt,
             max_attempts, disclosed_fact_ids, result, agency_reference, expected_decision_at,
-            deadline_at, overdue, last_error, ready_at, finished_at, updated_at)
+            deadline_at, timer_armed_for, overdue, last_error, ready_at, finished_at, updated_at)
           SELECT r.id, r.case_id, r.step_id, r.agency, r.action, r.kind, r.state, r.attempt,
             r.max_attempts, r.disclosed_fact_ids, r.result, r.agency_reference,
-            r.expected_decision_at, r.deadline_at, r.overdue, r.last_error, r.ready_at,
-            r.finished_at, now()
+            r.expected_decision_at, r.deadline_at, r.timer_armed_for, r.overdue, r.last_error,
+            r.ready_at, r.finished_at, now()
           FROM jsonb_to_recordset(${runRows(creating)}) AS ${RUN_COLUMNS}
           JOIN c ON c.id = r.case_id)`,
       );
@@ -838,6 +880,9 @@ export class EngineRepository {
             max_attempts = r.max_attempts, disclosed_fact_ids = r.disclosed_fact_ids,
             result = r.result, agency_reference = r.agency_reference,
             expected_decision_at = r.expected_decision_at, deadline_at = r.deadline_at,
+            -- The arming sweep marks timers outside the revision: a change computed before it
+            -- ran does not unmark them (a change arms, it never disarms).
+            timer_armed_for = coalesce(r.timer_armed_for, s.timer_armed_for),
             overdue = r.overdue, last_error = r.last_error, ready_at = r.ready_at,
             finished_at = r.finished_at, updated_at = now()
           FROM jsonb_to_recordset(${runRows(updating)}) AS ${RUN_COLUMNS}

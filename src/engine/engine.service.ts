@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
 import {
   FACT_LOOKUP,
   STEP_CANCEL,
@@ -27,6 +28,7 @@ import {
   type StepWithDefaults,
 } from '#workflow';
 import { DomainError, type FieldProblem } from '../common/domain-error.js';
+import type { EngineConfig, ResolvedConfig } from '../config/config.schema.js';
 import type { LifeEventDefinitionRow } from '../definitions/definition.entities.js';
 import { DefinitionsRepository } from '../definitions/definitions.repository.js';
 import {
@@ -50,12 +52,7 @@ import {
   type StepRunRecord,
 } from './engine.types.js';
 import { CaseChanges } from './case-changes.js';
-import {
-  ENGINE_TIMERS_QUEUE,
-  STEP_DEADLINE,
-  deadlineJobId,
-  type StepDeadlineJob,
-} from './engine.jobs.js';
+import { deadlineTimer, type StepDeadlineJob } from './engine.jobs.js';
 import { OutboxRelay } from './outbox.relay.js';
 import {
   IDENTITY_FACT,
@@ -130,6 +127,7 @@ export class EngineService {
     | Promise<{ at: number; version: string; catalogue: Catalogue; validator: FactValidator }>
     | undefined;
   private publishedCache: { at: number; definitions: DefinitionWithDefaults[] } | undefined;
+  private readonly settings: EngineConfig;
   private readonly currentVersions = new Map<
     string,
     { at: number; row: LifeEventDefinitionRow | null }
@@ -145,7 +143,10 @@ export class EngineService {
     private readonly definitionsRepository: DefinitionsRepository,
     private readonly relay: OutboxRelay,
     private readonly changes: CaseChanges,
-  ) {}
+    config: ConfigService<ResolvedConfig, true>,
+  ) {
+    this.settings = config.get('engine', { infer: true });
+  }
 
   /**
    * The catalogue and its value validator. Whether it changed is asked at most every few
@@ -259,6 +260,7 @@ export class EngineService {
       agencyReference: null,
       expectedDecisionAt: null,
       deadlineAt: null,
+      timerArmedFor: null,
       overdue: false,
       lastError: null,
       readyAt: null,
@@ -1421,20 +1423,18 @@ export class EngineService {
     return duration ? new Date(Date.now() + delayMs + nominalDurationMs(duration)) : null;
   }
 
-  /** A delayed job that escalates the step when its deadline passes (through the outbox). */
+  /**
+   * The delayed job that escalates the step when its deadline passes, written through the
+   * outbox now if the deadline could pass before the arming sweep would write it (decision
+   * 0015); otherwise left to the sweep, so a step answered within minutes, as most are, never
+   * leaves a timer in Redis for the weeks until its deadline.
+   */
   private setTimer(context: Context, run: StepRunRecord, deadlineAt: Date): void {
-    const job: StepDeadlineJob = {
-      caseId: run.caseId,
-      stepRunId: run.id,
-      deadline: deadlineAt.toISOString(),
-    };
-    context.outbox.push({
-      queue: ENGINE_TIMERS_QUEUE,
-      jobName: STEP_DEADLINE,
-      jobId: deadlineJobId(run.id, deadlineAt),
-      payload: job,
-      availableAt: deadlineAt,
-    });
+    const { timerArmAfterMs, reconcileIntervalMs } = this.settings;
+    const armedBySweepBy = Date.now() + timerArmAfterMs + 2 * reconcileIntervalMs;
+    if (timerArmAfterMs > 0 && deadlineAt.getTime() > armedBySweepBy) return;
+    context.outbox.push(deadlineTimer(run, deadlineAt));
+    this.setRun(context, run, { timerArmedFor: deadlineAt });
   }
 
   /**

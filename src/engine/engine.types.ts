@@ -54,6 +54,8 @@ export interface StepRunRecord {
   agencyReference: string | null;
   expectedDecisionAt: Date | null;
   deadlineAt: Date | null;
+  /** The deadline a timer job has been written for (armed lazily: decision 0015), if any. */
+  timerArmedFor: Date | null;
   overdue: boolean;
   lastError: string | null;
   /** When the current attempt became ready, was handed to the queue, and when the step ended. */

@@ -23,7 +23,8 @@ import { Reconciler } from './reconciler.js';
  * The engine role's background work: applying results from the results queue and firing
  * deadline timers; every LEO_OUTBOX_SWEEP_INTERVAL_MS, publishing outbox rows the fast path
  * missed; every LEO_RECONCILE_INTERVAL_MS, re-dispatching steps and look-ups left unanswered
- * (after Redis lost its data) and escalating steps past their deadline whose timer was lost.
+ * (after Redis lost its data), writing the deadline timers of steps open a while (decision 0015)
+ * and escalating steps past their deadline whose timer was lost.
  */
 @Injectable()
 export class EngineWorkers implements OnApplicationBootstrap, OnModuleDestroy {
@@ -78,6 +79,7 @@ export class EngineWorkers implements OnApplicationBootstrap, OnModuleDestroy {
     this.reconcileTimer = setInterval(() => {
       chain('reconcile', async () => {
         await this.reconciler.reconcile(this.settings.reconcileAfterMs);
+        await this.reconciler.armTimers(this.settings.timerArmAfterMs);
         await this.engine.escalateOverdue();
       });
     }, this.settings.reconcileIntervalMs);

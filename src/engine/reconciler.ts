@@ -9,6 +9,7 @@ import {
   type LookupJob,
   type StepJob,
 } from '#agency-contract';
+import { deadlineTimer } from './engine.jobs.js';
 import { EngineRepository } from './engine.repository.js';
 import type { OutboxMessage } from './engine.types.js';
 import { OutboxRelay } from './outbox.relay.js';
@@ -91,6 +92,38 @@ export class Reconciler {
     // A job whose answer was lost may still be in Redis as completed (kept an hour), or orphaned:
     // it must run again, not be deduplicated away.
     await this.relay.clearFinished(outbox);
+    await this.relay.publish(outbox);
+    return outbox.length;
+  }
+
+  /**
+   * Writes the deadline timers of steps open for `olderThanMs` that have none yet (decision
+   * 0015): one transaction claims them, writes their timers to the outbox and marks them armed;
+   * then the timers are published, and so on until none are left (at most `rounds` rounds of
+   * `limit`). Returns how many were armed.
+   */
+  async armTimers(olderThanMs: number, limit = 500, rounds = 20): Promise<number> {
+    let armed = 0;
+    for (let round = 0; round < rounds; round += 1) {
+      const written = await this.armSome(olderThanMs, limit);
+      armed += written;
+      if (written < limit) break;
+    }
+    return armed;
+  }
+
+  private async armSome(olderThanMs: number, limit: number): Promise<number> {
+    const outbox = await this.repository.transaction(async (manager) => {
+      const due = await this.repository.claimTimersToArm(manager, olderThanMs, limit);
+      const armed = due.flatMap((run) =>
+        run.deadlineAt ? [{ id: run.id, caseId: run.caseId, deadlineAt: run.deadlineAt }] : [],
+      );
+      await this.repository.markTimersArmed(manager, armed);
+      return this.repository.insertOutbox(
+        manager,
+        armed.map((run) => deadlineTimer(run, run.deadlineAt)),
+      );
+    });
     await this.relay.publish(outbox);
     return outbox.length;
   }

@@ -44,6 +44,7 @@ function step(stepId: string, overrides: Partial<StepRunRecord> = {}): StepRunRe
     agencyReference: null,
     expectedDecisionAt: null,
     deadlineAt: null,
+    timerArmedFor: null,
     overdue: false,
     lastError: null,
     readyAt: at(10),

@@ -3,6 +3,7 @@ import { Definitions1763884800000 } from './1763884800000-definitions.js';
 import { Engine1763884900000 } from './1763884900000-engine.js';
 import { OnceOnly1764633600000 } from './1764633600000-once-only.js';
 import { HistoryIndexes1764720000000 } from './1764720000000-history-indexes.js';
+import { LazyTimers1764806400000 } from './1764806400000-lazy-timers.js';
 
 type MigrationClass = new () => MigrationInterface;
 
@@ -15,4 +16,5 @@ export const MIGRATIONS: MigrationClass[] = [
   Engine1763884900000,
   OnceOnly1764633600000,
   HistoryIndexes1764720000000,
+  LazyTimers1764806400000,
 ];
