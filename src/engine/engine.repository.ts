@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type pg from 'pg';
 import { DataSource, type EntityManager } from 'typeorm';
+import { uuidv7 } from '../common/uuid.js';
 import { Batcher, eachAloneOnFailure } from '../database/batcher.js';
 import { preparedQuery } from '../database/prepared.js';
 import type { StepState } from '#workflow';
@@ -786,7 +787,8 @@ export class EngineRepository {
       if (locking) {
         part(
           'locked',
-          `locked AS (SELECT id FROM cases WHERE id = ANY(${ids}) ORDER BY id FOR UPDATE)`,
+          // MATERIALIZED: its own scan, so the rows are locked in its order whatever the plan.
+          `locked AS MATERIALIZED (SELECT id FROM cases WHERE id = ANY(${ids}) ORDER BY id FOR UPDATE)`,
         );
       }
       part(
@@ -1116,10 +1118,11 @@ export class EngineRepository {
     const rows = await this.prepared<{ id: string }>(
       'subject-by-digest',
       `WITH created AS (
-         INSERT INTO subjects (identity_digest) VALUES ($1)
+         INSERT INTO subjects (id, identity_digest) VALUES ($2, $1)
          ON CONFLICT (identity_digest) DO NOTHING RETURNING id)
        SELECT id FROM created UNION ALL SELECT id FROM subjects WHERE identity_digest = $1`,
-      [digest],
+      // Minted in time order, as the engine's ids are (src/common/uuid.ts).
+      [digest, uuidv7()],
     );
     const id = rows[0]?.id;
     if (id === undefined) throw new Error('subject could be neither created nor found');

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { uuidv7 } from '../common/uuid.js';
 import { Injectable, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import {
@@ -231,7 +231,7 @@ export class EngineService {
     const answers = this.checkAnswers(definition, catalogue, validator, [], input.answers);
     const now = new Date();
     const caseRecord: CaseRecord = {
-      id: randomUUID(),
+      id: uuidv7(),
       subjectId: input.subjectId,
       lifeEventKey: definition.key,
       definitionId: row.id,
@@ -246,7 +246,7 @@ export class EngineService {
       consentedAt: null,
     };
     const runs: StepRunRecord[] = definition.steps.map((step) => ({
-      id: randomUUID(),
+      id: uuidv7(),
       caseId: caseRecord.id,
       stepId: step.id,
       agency: step.agency,
@@ -506,7 +506,7 @@ export class EngineService {
     const now = new Date();
     return records.map((r) => {
       const record: FactRecord = {
-        id: randomUUID(),
+        id: uuidv7(),
         subjectId: context.caseRecord.subjectId,
         factKey: r.factKey,
         value: r.value,
@@ -528,7 +528,7 @@ export class EngineService {
   private addLookup(context: Context, agency: string, factKeys: string[]): LookupRecord {
     const now = new Date();
     const lookup: LookupRecord = {
-      id: randomUUID(),
+      id: uuidv7(),
       caseId: context.caseRecord.id,
       subjectId: context.caseRecord.subjectId,
       agency,
