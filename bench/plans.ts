@@ -59,6 +59,7 @@ interface Statement {
 const BACKLOG = [
   'engine claimUnsent',
   'engine claimStale',
+  'engine claimTimersToArm',
   'engine casesWithOverdueSteps',
   'metrics backlog',
   'ledger decideDue #1',
@@ -319,6 +320,12 @@ async function statements(s: Sample): Promise<Statement[]> {
   await record('engine claimStale', (r) => engine(r).claimStale(r.manager, 300_000, 200));
   await record('engine claimStaleLookups', (r) =>
     engine(r).claimStaleLookups(r.manager, 300_000, 200),
+  );
+  await record('engine claimTimersToArm', (r) =>
+    engine(r).claimTimersToArm(r.manager, 60_000, 500),
+  );
+  await record('engine markTimersArmed', (r) =>
+    engine(r).markTimersArmed(r.manager, [{ id: s.stepRunId, deadlineAt: new Date() }]),
   );
   await record('engine casesWithOverdueSteps', (r) => engine(r).casesWithOverdueSteps(200));
   await record('engine factRecordsByIds', (r) => engine(r).factRecordsByIds(r.manager, s.factIds));
