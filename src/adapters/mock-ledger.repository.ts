@@ -207,8 +207,18 @@ export class MockLedgerRepository implements MockLedger {
       ],
     );
     const row = rows[0];
-    if (!row) throw new Error('an effect conflicted on its key but could not be read back');
-    return { effect: toEffect(row), created: row.created };
+    if (row) return { effect: toEffect(row), created: row.created };
+    // The same key delivered twice at once: the insert waited for the other delivery's commit
+    // and did nothing, but this statement's snapshot predates that commit, so it could not read
+    // the effect that stands. A new statement (a new snapshot) can.
+    const [standing] = await preparedQuery<EffectRow>(
+      this.dataSource,
+      'mock-effect-by-key',
+      `SELECT ${EFFECT_COLUMNS} FROM mock_agency_effects WHERE agency = $1 AND idempotency_key = $2`,
+      [agency, job.idempotencyKey],
+    );
+    if (!standing) throw new Error('an effect conflicted on its key but could not be read back');
+    return { effect: toEffect(standing), created: false };
   }
 
   async advanceAttempt(agency: string, idempotencyKey: string, attempt: number): Promise<void> {
