@@ -2,7 +2,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/glo
 import type { StepResult } from '#agency-contract';
 import { FORMAT_NORMALISERS } from '#facts';
 import { Redis } from 'ioredis';
-import { EngineRepository } from '../src/engine/engine.repository.js';
+import { EngineRepository, type CaseUnit } from '../src/engine/engine.repository.js';
+import type { CaseRecord, StepRunRecord } from '../src/engine/engine.types.js';
 import { EngineService } from '../src/engine/engine.service.js';
 import { Reconciler } from '../src/engine/reconciler.js';
 import { ENGINE_TIMERS_QUEUE, STEP_DEADLINE, type TimerJobs } from '../src/engine/engine.jobs.js';
@@ -23,6 +24,30 @@ import {
   type ScriptedAgencies,
 } from './support/engine-harness.js';
 import { startTestApp, type TestApp } from './support/test-env.js';
+
+/**
+ * A change to one case as the repository commits it: `runs` (their whole state) and one event,
+ * computed from `expectedRevision`, nothing else.
+ */
+function change(
+  caseRecord: CaseRecord,
+  expectedRevision: number,
+  event: { type: string; stepId: string; seq: number },
+  runs: StepRunRecord[] = [],
+): CaseUnit {
+  return {
+    caseRecord: { ...caseRecord, revision: expectedRevision + 1 },
+    expectedRevision,
+    runs,
+    events: [{ ...event, data: {} }],
+    facts: [],
+    newLookups: [],
+    changedLookups: [],
+    disclosures: [],
+    messages: [],
+    outbox: [],
+  };
+}
 
 /**
  * The engine on real Postgres, Redis and BullMQ, driven by scripted agencies: each test says how
@@ -287,21 +312,15 @@ describe('the engine', () => {
     const run = loaded.runs.find((r) => r.stepId === 'register-sole-trader');
     if (!run) throw new Error('no step run');
     const stale = { ...run, state: 'ready' as const, overdue: true };
-    const caseRecord = { ...loaded.caseRecord, revision: loaded.caseRecord.revision + 1 };
-    const written = await repository.commitCase({
-      caseRecord,
-      expectedRevision: loaded.caseRecord.revision,
-      runs: [stale],
-      events: [
-        { type: 'step-overdue', stepId: run.stepId, data: {}, seq: loaded.caseRecord.revision + 1 },
-      ],
-      facts: [],
-      newLookups: [],
-      changedLookups: [],
-      disclosures: [],
-      messages: [],
-      outbox: [],
-    });
+    const revision = loaded.caseRecord.revision;
+    const written = await repository.commitCase(
+      change(
+        loaded.caseRecord,
+        revision,
+        { type: 'step-overdue', stepId: run.stepId, seq: revision + 1 },
+        [stale],
+      ),
+    );
     expect(written.committed).toBe(true);
     const [row] = await sql<{ state: string; overdue: boolean; attempt: number }>(
       'SELECT state, overdue, attempt FROM step_runs WHERE id = $1',
@@ -310,20 +329,14 @@ describe('the engine', () => {
     expect(row).toEqual({ state: 'dispatched', overdue: true, attempt: run.attempt });
 
     // A new attempt's 'ready' is written as it is.
-    const retried = await repository.commitCase({
-      caseRecord: { ...caseRecord, revision: caseRecord.revision + 1 },
-      expectedRevision: caseRecord.revision,
-      runs: [{ ...stale, attempt: run.attempt + 1 }],
-      events: [
-        { type: 'step-dispatched', stepId: run.stepId, data: {}, seq: caseRecord.revision + 1 },
-      ],
-      facts: [],
-      newLookups: [],
-      changedLookups: [],
-      disclosures: [],
-      messages: [],
-      outbox: [],
-    });
+    const retried = await repository.commitCase(
+      change(
+        loaded.caseRecord,
+        revision + 1,
+        { type: 'step-dispatched', stepId: run.stepId, seq: revision + 2 },
+        [{ ...stale, attempt: run.attempt + 1 }],
+      ),
+    );
     expect(retried.committed).toBe(true);
     const [after] = await sql<{ state: string; attempt: number }>(
       'SELECT state, attempt FROM step_runs WHERE id = $1',
@@ -349,44 +362,51 @@ describe('the engine', () => {
       // (Anything else of the engine's read in the same turn would join the batch.)
       expect(Math.max(...sizes.map(([, size]) => size))).toBeGreaterThanOrEqual(6);
       expect(loaded[5]).toBeNull();
+      // One case asked for twice in a batch: equal, but two copies (a change mutates its own).
+      const [once, twice] = await Promise.all([
+        repository.loadCase({ caseId: caseIds[0] }),
+        repository.loadCase({ caseId: caseIds[0] }),
+      ]);
+      expect(once).toEqual(twice);
+      expect(once?.caseRecord).not.toBe(twice?.caseRecord);
+      expect(once?.runs[0]).not.toBe(twice?.runs[0]);
       const cases = loaded.slice(0, 5).map((l) => {
         if (!l) throw new Error('no case');
         return l;
       });
-      const unit = (l: (typeof cases)[number], expected: number, seq: number) => ({
-        caseRecord: { ...l.caseRecord, revision: expected + 1 },
-        expectedRevision: expected,
-        runs: [],
-        events: [{ type: 'step-overdue', stepId: 'register-sole-trader', data: {}, seq }],
-        facts: [],
-        newLookups: [],
-        changedLookups: [],
-        disclosures: [],
-        messages: [],
-        outbox: [],
-      });
-      const [a, b, c, d, e] = cases as [
-        (typeof cases)[number],
-        (typeof cases)[number],
-        (typeof cases)[number],
-        (typeof cases)[number],
-        (typeof cases)[number],
-      ];
-      const revisionOf = (l: typeof a): number => l.caseRecord.revision;
-      sizes.length = 0;
-      const outcomes = await Promise.allSettled([
-        repository.commitCase(unit(a, revisionOf(a), revisionOf(a) + 1)),
-        repository.commitCase(unit(b, revisionOf(b), revisionOf(b) + 1)),
+      // Per case: the revision the change was computed from and its event's number, relative to
+      // the case's revision, and whether it commits.
+      const plans: Array<{ from: number; seq: number; commits: boolean | 'error' }> = [
+        { from: 0, seq: 1, commits: true },
+        { from: 0, seq: 1, commits: true },
         // Computed from an older revision: not written, the others are.
-        repository.commitCase(unit(c, revisionOf(c) - 1, revisionOf(c))),
-        repository.commitCase(unit(d, revisionOf(d), revisionOf(d) + 1)),
+        { from: -1, seq: 0, commits: false },
+        { from: 0, seq: 1, commits: true },
         // An event number the case has already: the statement fails, so each goes alone.
-        repository.commitCase(unit(e, revisionOf(e), revisionOf(e))),
-      ]);
+        { from: 0, seq: 0, commits: 'error' },
+      ];
+      const planOf = (i: number): (typeof plans)[number] => {
+        const plan = plans[i];
+        if (!plan) throw new Error(`no plan for case ${String(i)}`);
+        return plan;
+      };
+      sizes.length = 0;
+      const outcomes = await Promise.allSettled(
+        cases.map(({ caseRecord }, i) => {
+          const { from, seq } = planOf(i);
+          return repository.commitCase(
+            change(caseRecord, caseRecord.revision + from, {
+              type: 'step-overdue',
+              stepId: 'register-sole-trader',
+              seq: caseRecord.revision + seq,
+            }),
+          );
+        }),
+      );
       expect(sizes[0]?.[0]).toBe('commit-cases');
       expect(sizes[0]?.[1]).toBeGreaterThanOrEqual(5);
       expect(outcomes.map((o) => (o.status === 'fulfilled' ? o.value.committed : 'error'))).toEqual(
-        [true, true, false, true, 'error'],
+        plans.map((p) => p.commits),
       );
       const rows = await sql<{ id: string; revision: number; overdue: string }>(
         `SELECT c.id, c.revision, count(e.id)::text AS overdue FROM cases c
@@ -395,13 +415,16 @@ describe('the engine', () => {
         [caseIds],
       );
       const byId = new Map(rows.map((r) => [r.id, r]));
-      expect(caseIds.map((id) => byId.get(id))).toEqual([
-        { id: a.caseRecord.id, revision: revisionOf(a) + 1, overdue: '1' },
-        { id: b.caseRecord.id, revision: revisionOf(b) + 1, overdue: '1' },
-        { id: c.caseRecord.id, revision: revisionOf(c), overdue: '0' },
-        { id: d.caseRecord.id, revision: revisionOf(d) + 1, overdue: '1' },
-        { id: e.caseRecord.id, revision: revisionOf(e), overdue: '0' },
-      ]);
+      expect(caseIds.map((id) => byId.get(id))).toEqual(
+        cases.map(({ caseRecord }, i) => {
+          const written = planOf(i).commits === true;
+          return {
+            id: caseRecord.id,
+            revision: caseRecord.revision + (written ? 1 : 0),
+            overdue: written ? '1' : '0',
+          };
+        }),
+      );
     } finally {
       stop();
       await Promise.all(caseIds.map((id) => engine.cancelCase(id, 'test over')));
