@@ -14,7 +14,7 @@ import {
   usableFacts,
   type PreviewSource,
   type Resolution,
-} from '../engine/resolution.js';
+} from '#case-machine';
 import type {
   CaseViewDto,
   FactStatusDto,
@@ -76,7 +76,7 @@ export class CitizenService {
       this.engine.publishedDefinitions(),
       this.engineRepository.currentFacts(subjectId),
     ]);
-    const facts = usableFacts(records.values(), catalogue, '');
+    const facts = usableFacts(records.values(), catalogue, '', Date.now());
     return definitions.map((definition) => {
       const resolution = resolve({ definition, catalogue, facts, lookups: [] });
       return {

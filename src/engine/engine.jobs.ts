@@ -1,3 +1,4 @@
+import { deadlineJobId, type StepDeadlineJob } from '#case-machine';
 import type { OutboxMessage } from './engine.types.js';
 
 /**
@@ -9,19 +10,11 @@ import type { OutboxMessage } from './engine.types.js';
 export const ENGINE_TIMERS_QUEUE = 'engine.timers';
 export const STEP_DEADLINE = 'step.deadline';
 
-export interface StepDeadlineJob {
-  caseId: string;
-  stepRunId: string;
-  /** ISO 8601: the deadline this timer was set for; a timer for a deadline since moved does nothing. */
-  deadline: string;
-}
+export type { StepDeadlineJob };
 
 export interface TimerJobs {
   [STEP_DEADLINE]: StepDeadlineJob;
 }
-
-export const deadlineJobId = (stepRunId: string, deadline: Date): string =>
-  `${stepRunId}.deadline.${String(deadline.getTime())}`;
 
 /** The outbox row of the delayed job that fires when a step run's deadline passes. */
 export function deadlineTimer(

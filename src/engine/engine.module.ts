@@ -2,7 +2,9 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import { AdminCasesController } from './admin-cases.controller.js';
 import { AgencyDecisionsController } from './agency-decisions.controller.js';
 import { CaseChanges } from './case-changes.js';
+import { CaseRunner } from './case-runner.js';
 import { CaseSignals } from './case-signals.js';
+import { EngineCatalogue } from './engine-catalogue.js';
 import { EngineRepository } from './engine.repository.js';
 import { EngineService } from './engine.service.js';
 import { EngineWorkers } from './engine.workers.js';
@@ -23,7 +25,9 @@ export class EngineModule {
       controllers: options.api ? [AdminCasesController, AgencyDecisionsController] : [],
       providers: [
         CaseChanges,
+        CaseRunner,
         CaseSignals,
+        EngineCatalogue,
         EngineRepository,
         EngineService,
         OutboxRelay,

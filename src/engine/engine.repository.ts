@@ -7,7 +7,6 @@ import { Batcher, eachAloneOnFailure } from '../database/batcher.js';
 import { preparedQuery } from '../database/prepared.js';
 import type { StepState } from '#workflow';
 import type {
-  CaseEvent,
   CaseRecord,
   CaseStatus,
   FactRecord,
@@ -204,7 +203,8 @@ export interface CaseUnit {
   expectedRevision: number | null;
   /** For a new case: all its step runs; else the ones the change touched (their whole state). */
   runs: StepRunRecord[];
-  events: Array<CaseEvent & { seq: number }>;
+  /** Stored as they are: the case machine's events (CaseEvent), numbered from the revision. */
+  events: Array<{ seq: number; type: string; stepId?: string; data?: object }>;
   facts: FactRecord[];
   newLookups: LookupRecord[];
   changedLookups: LookupRecord[];

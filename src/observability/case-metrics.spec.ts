@@ -83,6 +83,8 @@ async function value(
   );
 }
 
+const submitted = { type: 'case-submitted', data: { previewChecksum: 'x' } } as const;
+
 describe('observeCaseChange', () => {
   it('counts a case as started when it is submitted, not when it is opened', async () => {
     const metrics = new Metrics(config);
@@ -91,14 +93,13 @@ describe('observeCaseChange', () => {
       change({
         caseRecord: caseRecord('open', null),
         previousStatus: null,
-        events: [{ type: 'case-opened' }],
+        events: [
+          { type: 'case-opened', data: { lifeEvent: 'move-house', version: 1, factKeys: [] } },
+        ],
       }),
     );
     expect(await value(metrics, 'leo_cases_started_total')).toBe(0);
-    observeCaseChange(
-      metrics,
-      change({ previousStatus: 'open', events: [{ type: 'case-submitted' }] }),
-    );
+    observeCaseChange(metrics, change({ previousStatus: 'open', events: [submitted] }));
     expect(await value(metrics, 'leo_cases_started_total', { life_event: 'move-house' })).toBe(1);
   });
 
@@ -117,7 +118,7 @@ describe('observeCaseChange', () => {
       change({
         caseRecord: caseRecord('cancelled', null),
         previousStatus: 'open',
-        events: [{ type: 'case-cancelled' }],
+        events: [{ type: 'case-cancelled', data: { reason: 'test', by: 'citizen' } }],
       }),
     );
     const labels = { life_event: 'move-house', outcome: 'completed' };
@@ -134,7 +135,7 @@ describe('observeCaseChange', () => {
       change({
         caseRecord: caseRecord('completed', null),
         previousStatus: 'open',
-        events: [{ type: 'case-submitted' }, { type: 'case-completed' }],
+        events: [submitted, { type: 'case-completed' }],
       }),
     );
     expect(await value(metrics, 'leo_cases_started_total')).toBe(1);
@@ -148,10 +149,18 @@ describe('observeCaseChange', () => {
       metrics,
       change({
         events: [
-          { type: 'step-completed', stepId: 'a' },
+          {
+            type: 'step-completed',
+            stepId: 'a',
+            data: { attempt: 1, producedKeys: [], reference: null },
+          },
           { type: 'step-skipped', stepId: 'b' },
-          { type: 'step-dispatched', stepId: 'c' },
-          { type: 'step-failed', stepId: 'missing' },
+          {
+            type: 'step-dispatched',
+            stepId: 'c',
+            data: { attempt: 1, agency: 'x', factKeys: [], delayMs: 0 },
+          },
+          { type: 'step-failed', stepId: 'missing', data: { code: 'x', reason: 'x' } },
         ],
         steps: [
           step('a'),

@@ -10,7 +10,7 @@ import {
   type Plan,
   type StepState,
 } from '#workflow';
-import type { FactRecord, FactRecordSource, LookupRecord } from './engine.types.js';
+import type { FactRecord, FactRecordSource, LookupRecord } from './records.js';
 
 /**
  * Resolution before asking (invariant 5), and the preview a citizen consents to. Pure functions
@@ -29,7 +29,7 @@ export function usableFacts(
   records: Iterable<FactRecord>,
   catalogue: Catalogue,
   caseId: string,
-  now: number = Date.now(),
+  now: number,
 ): Map<string, FactRecord> {
   const usable = new Map<string, FactRecord>();
   for (const record of records) {
