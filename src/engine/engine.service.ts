@@ -22,7 +22,7 @@ import type { CaseRecord, FactRecord, StepRunRecord } from './engine.types.js';
 /**
  * Runs cases. What happens to a case is decided by the case machine (libs/case-machine); this
  * service turns requests, results and timers into its inputs, runs them through the CaseRunner
- * (one turn per input, one write per change: docs/decisions/0016-case-machine.md) and maps
+ * (one turn per input, one write per change: docs/decisions/0017-case-machine.md) and maps
  * what comes out to answers and errors.
  */
 @Injectable()
