@@ -3,6 +3,7 @@ import type { Logger as PinoLogger } from 'pino';
 import { ConfigModule } from '@nestjs/config';
 import { LoggerModule } from 'nestjs-pino';
 import { AdaptersModule } from './adapters/adapters.module.js';
+import { APP_ENTITIES } from './app.entities.js';
 import { AuthModule } from './auth/auth.module.js';
 import { CitizenModule } from './citizen/citizen.module.js';
 import type { ResolvedConfig, Role } from './config/config.schema.js';
@@ -48,7 +49,7 @@ export class AppModule {
           load: [() => config],
         }),
         LoggerModule.forRoot(loggerParams(logger)),
-        DatabaseModule,
+        DatabaseModule.forRoot(APP_ENTITIES),
         QueueModule,
         HealthModule,
         AuthModule.forRoot({ api: runs.api, devTokens: config.auth.devTokens }),
