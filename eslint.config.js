@@ -17,6 +17,56 @@ const nodeGlobals = {
   clearTimeout: 'readonly',
 };
 
+// Import direction between the folders of src/ and libs/, with the built-in no-restricted-imports
+// (docs/decisions/0016-import-direction.md). Imports are relative, so a folder is matched by name
+// after any number of `../`. Type-only imports count: they are dependencies too.
+//
+// - Layers below the features, each importing only the layers before it: config/ (nothing),
+//   common/ (config), infra/ (config, common), database/ (config, common, infra). infra/ counts as
+//   infrastructure: it starts Postgres and Redis for development and tests and knows no feature,
+//   so database/ may use it. None of them imports a feature folder or the composition root
+//   (app.module.ts, app.entities.ts, main.ts, http/), which imports everything.
+// - observability/ imports no engine/, citizen/, definitions/ or adapters/: it learns of cases
+//   from what it subscribes to, and is given what it needs through ports it owns
+//   (AgencyDirectory). The engine may import observability's metrics registry, not the reverse.
+// - engine/ imports no citizen/: the citizen API is built on the engine.
+// - A lib imports nothing outside itself but other libs, through their `#name` aliases: no
+//   relative path climbs out of libs/<name>/ (so nothing of src/ is reachable).
+const FEATURES = [
+  'definitions',
+  'engine',
+  'citizen',
+  'adapters',
+  'auth',
+  'observability',
+  'queue-dashboard',
+  'health',
+  'queue',
+  'cli',
+];
+const COMPOSITION =
+  'The composition root (app.module.ts, app.entities.ts, main.ts, http/) imports this layer, not the reverse.';
+
+/** A pattern forbidding the named folders of src/, whatever the number of `../` before them. */
+function folders(names, message) {
+  return { regex: String.raw`^(\.\./)+(${names.join('|')})(/|$)`, message };
+}
+
+/** no-restricted-imports for one folder: files matched, patterns forbidden. */
+function importDirection(files, patterns) {
+  return { files, rules: { 'no-restricted-imports': ['error', { patterns }] } };
+}
+
+const NO_FEATURES =
+  'Infrastructure layers (config, common, infra, database) import no feature folder.';
+
+/** Feature folders and the composition root, forbidden to every infrastructure layer. */
+const ABOVE_INFRASTRUCTURE = [
+  folders(FEATURES, NO_FEATURES),
+  folders(['http'], COMPOSITION),
+  { regex: String.raw`^(\.\./)+(app\.[\w.-]+|main)(\.js)?$`, message: COMPOSITION },
+];
+
 export default defineConfig(
   {
     ignores: ['dist/', 'node_modules/', 'coverage/', '.data/', 'bench/results/'],
@@ -81,4 +131,46 @@ export default defineConfig(
       globals: nodeGlobals,
     },
   },
+  importDirection(
+    ['src/config/**/*.ts'],
+    [
+      ...ABOVE_INFRASTRUCTURE,
+      folders(
+        ['common', 'infra', 'database'],
+        'config/ is the bottom layer: it imports nothing else of src/.',
+      ),
+    ],
+  ),
+  importDirection(
+    ['src/common/**/*.ts'],
+    [...ABOVE_INFRASTRUCTURE, folders(['infra', 'database'], 'common/ may import config/ only.')],
+  ),
+  importDirection(
+    ['src/infra/**/*.ts'],
+    [...ABOVE_INFRASTRUCTURE, folders(['database'], 'infra/ may import config/ and common/ only.')],
+  ),
+  importDirection(['src/database/**/*.ts'], ABOVE_INFRASTRUCTURE),
+  importDirection(
+    ['src/observability/**/*.ts'],
+    [
+      folders(
+        ['engine', 'citizen', 'definitions', 'adapters'],
+        'observability/ learns of cases from what it subscribes to, not by importing the features: code that reads the engine lives in engine/ and writes to the metrics registry; other inputs come through ports observability owns.',
+      ),
+    ],
+  ),
+  importDirection(
+    ['src/engine/**/*.ts'],
+    [folders(['citizen'], 'citizen/ is built on the engine, not the reverse.')],
+  ),
+  importDirection(
+    ['libs/**/*.ts'],
+    [
+      {
+        regex: String.raw`^(\.\./){2,}`,
+        message:
+          'A lib imports nothing outside itself (nothing of src/): other libs through their #name alias.',
+      },
+    ],
+  ),
 );

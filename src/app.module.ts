@@ -3,14 +3,15 @@ import type { Logger as PinoLogger } from 'pino';
 import { ConfigModule } from '@nestjs/config';
 import { LoggerModule } from 'nestjs-pino';
 import { AdaptersModule } from './adapters/adapters.module.js';
+import { APP_ENTITIES } from './app.entities.js';
 import { AuthModule } from './auth/auth.module.js';
 import { CitizenModule } from './citizen/citizen.module.js';
 import type { ResolvedConfig, Role } from './config/config.schema.js';
 import { DatabaseModule } from './database/database.module.js';
 import { DefinitionsModule } from './definitions/definitions.module.js';
+import { CaseMetricsModule } from './engine/case-metrics.module.js';
 import { EngineModule } from './engine/engine.module.js';
 import { HealthModule } from './health/health.module.js';
-import { CaseMetricsModule } from './observability/case-metrics.module.js';
 import { createRootLogger, loggerParams } from './observability/logging.js';
 import { MetricsModule } from './observability/metrics.module.js';
 import { QueueDashboardModule } from './queue-dashboard/queue-dashboard.module.js';
@@ -48,7 +49,7 @@ export class AppModule {
           load: [() => config],
         }),
         LoggerModule.forRoot(loggerParams(logger)),
-        DatabaseModule,
+        DatabaseModule.forRoot(APP_ENTITIES),
         QueueModule,
         HealthModule,
         AuthModule.forRoot({ api: runs.api, devTokens: config.auth.devTokens }),

@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { APP_ENTITIES } from './app.entities.js';
 import { ConfigError, loadConfig, type AppConfig } from './config/config.schema.js';
 import { runMigrationsLocked } from './database/migrate.js';
 import { databaseOptions } from './database/database.options.js';
@@ -72,7 +73,7 @@ async function main(): Promise<void> {
 
   try {
     const report = await runMigrationsLocked(
-      databaseOptions(infra.config, { applicationName: 'leo-migrations' }),
+      databaseOptions(infra.config, APP_ENTITIES, { applicationName: 'leo-migrations' }),
     );
     if (report.applied.length > 0) log.info({ applied: report.applied }, 'migrations applied');
 

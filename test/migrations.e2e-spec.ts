@@ -1,5 +1,6 @@
 import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
 import type { DataSourceOptions, MigrationInterface, QueryRunner } from 'typeorm';
+import { APP_ENTITIES } from '../src/app.entities.js';
 import { databaseOptions } from '../src/database/database.options.js';
 import { MIGRATIONS } from '../src/database/migrations/index.js';
 import { revertLastMigrationLocked, runMigrationsLocked } from '../src/database/migrate.js';
@@ -31,7 +32,7 @@ const optionsFor = (
   database: TestDatabase,
   migrations?: DataSourceOptions['migrations'],
 ): DataSourceOptions => ({
-  ...databaseOptions({ database: { url: database.url, poolSize: 2 }, role: 'all' }),
+  ...databaseOptions({ database: { url: database.url, poolSize: 2 }, role: 'all' }, APP_ENTITIES),
   ...(migrations ? { migrations } : {}),
 });
 

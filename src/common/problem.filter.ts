@@ -7,7 +7,7 @@ import {
   Logger,
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { sqlStateOf } from '../observability/logging.js';
+import { sqlStateOf } from './database-error.js';
 import { DomainError, type ErrorKind, type FieldProblem } from './domain-error.js';
 
 const STATUS_BY_KIND: Record<ErrorKind, number> = {

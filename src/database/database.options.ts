@@ -1,14 +1,19 @@
 import type { DataSourceOptions } from 'typeorm';
 import type { ResolvedConfig } from '../config/config.schema.js';
-import { ENTITIES } from './entities.js';
 import { MIGRATIONS } from './migrations/index.js';
+
+/** The entity classes a connection maps (TypeORM's own type for them). */
+export type EntityList = NonNullable<DataSourceOptions['entities']>;
 
 /**
  * The one description of leo's database connection, shared by the Nest module, the migration
  * runner at start-up and the migration CLI. Schema changes are migrations, never `synchronize`.
+ * The entities are the caller's: the application's list is src/app.entities.ts (this folder
+ * knows no feature).
  */
 export function databaseOptions(
   config: Pick<ResolvedConfig, 'database' | 'role'>,
+  entities: EntityList,
   overrides: { poolSize?: number; applicationName?: string } = {},
 ): DataSourceOptions {
   return {
@@ -18,7 +23,7 @@ export function databaseOptions(
     migrationsRun: false,
     migrations: MIGRATIONS,
     migrationsTableName: 'migrations',
-    entities: ENTITIES,
+    entities,
     applicationName: overrides.applicationName ?? `leo-${config.role}`,
     poolSize: overrides.poolSize ?? config.database.poolSize,
     extra: { connectionTimeoutMillis: 10_000 },

@@ -1,4 +1,5 @@
 import { type DynamicModule, Module } from '@nestjs/common';
+import { AgencyDirectory } from '../observability/monitored-queues.js';
 import { AdminCatalogueController } from './admin-catalogue.controller.js';
 import { AdminLifeEventsController } from './admin-life-events.controller.js';
 import { CatalogueSeedService } from './catalogue-seed.service.js';
@@ -9,6 +10,7 @@ import { DefinitionsService } from './definitions.service.js';
 /**
  * Life-event definitions and the catalogue. Every role seeds the catalogue at start-up (under a
  * lock, idempotently) so no role ever runs against an empty one; only `api` serves the admin API.
+ * It also tells the monitored queues (metrics, queue dashboard) which agencies there are.
  */
 @Module({})
 export class DefinitionsModule {
@@ -22,8 +24,15 @@ export class DefinitionsModule {
         DefinitionsService,
         CatalogueService,
         CatalogueSeedService,
+        {
+          provide: AgencyDirectory,
+          inject: [DefinitionsRepository],
+          useFactory: (definitions: DefinitionsRepository): AgencyDirectory => ({
+            agencyCodes: async () => (await definitions.listEntries('agency')).map((a) => a.key),
+          }),
+        },
       ],
-      exports: [DefinitionsRepository, DefinitionsService],
+      exports: [DefinitionsRepository, DefinitionsService, AgencyDirectory],
     };
   }
 }

@@ -7,7 +7,6 @@ import {
   REDACTED_KEYS,
   scrubMessage,
   serializeError,
-  sqlStateOf,
 } from './logging.js';
 
 const NUMBER = '199012119948'; // a test personal identity number
@@ -88,14 +87,6 @@ describe('serializeError', () => {
       parseError = error;
     }
     expect(JSON.stringify(serializeError(parseError))).not.toContain(SHORT);
-  });
-
-  it('tells database errors by SQLSTATE, and nothing else', () => {
-    expect(sqlStateOf(queryFailed())).toBe('22P02');
-    expect(sqlStateOf(pgError())).toBe('22P02');
-    expect(sqlStateOf(Object.assign(new Error('x'), { code: 'ECONNREFUSED' }))).toBeUndefined();
-    // A five-character code alone does not make a database error.
-    expect(sqlStateOf(Object.assign(new Error('x'), { code: 'ABCDE' }))).toBeUndefined();
   });
 });
 

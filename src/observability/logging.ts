@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Params } from 'nestjs-pino';
 import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import { errorTypeName, isDatabaseError, sqlStateOf } from '../common/database-error.js';
 import type { LogLevel } from '../config/config.schema.js';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{8,128}$/;
@@ -46,9 +47,7 @@ export interface LoggedError {
   cause?: LoggedError;
 }
 
-const SAFE_TYPE = /^[A-Za-z_$][\w$]{0,63}$/;
 const SAFE_CODE = /^[A-Za-z0-9_.:-]{1,64}$/;
-const SQLSTATE = /^[0-9A-Z]{5}$/;
 const MAX_MESSAGE = 500;
 const MAX_CAUSE_DEPTH = 3;
 
@@ -59,30 +58,6 @@ const isObject = (value: unknown): value is Fields => typeof value === 'object' 
 /** An Error of any realm (Jest runs tests in their own, `instanceof Error` misses those). */
 const isError = (value: unknown): value is Error & Fields =>
   value instanceof Error || Object.prototype.toString.call(value) === '[object Error]';
-
-/**
- * The SQLSTATE of a database error (a TypeORM QueryFailedError, which copies the driver error's
- * fields onto itself, or a `pg` DatabaseError), or undefined when the error is not one.
- */
-export function sqlStateOf(error: unknown): string | undefined {
-  if (!isObject(error)) return undefined;
-  const driver = error.driverError;
-  const fromDriver = isObject(driver) ? driver.code : undefined;
-  if (typeof fromDriver === 'string' && SQLSTATE.test(fromDriver)) return fromDriver;
-  const code = error.code;
-  if (typeof code !== 'string' || !SQLSTATE.test(code)) return undefined;
-  // pg's DatabaseError always carries the server's severity and routine with the code.
-  return 'severity' in error || 'routine' in error || isDatabaseErrorName(error) ? code : undefined;
-}
-
-function isDatabaseErrorName(error: Fields): boolean {
-  const name = typeNameOf(error);
-  return name === 'QueryFailedError' || name === 'DatabaseError';
-}
-
-function isDatabaseError(error: Fields): boolean {
-  return isDatabaseErrorName(error) || 'driverError' in error || sqlStateOf(error) !== undefined;
-}
 
 /**
  * A database message with everything that could be a value taken out. Postgres quotes the
@@ -99,17 +74,6 @@ export function scrubMessage(message: string): string {
     .replace(/'[^']*(?:'|$)/g, "'…'")
     .replace(/\b0x[0-9A-Fa-f]+/g, '0x…')
     .replace(/\d{6,}/g, '…');
-}
-
-function typeNameOf(error: Fields): string {
-  const ctor = (error as { constructor?: unknown }).constructor;
-  const candidates = [
-    typeof ctor === 'function' && ctor !== Object ? ctor.name : undefined,
-    error.name,
-    error.type,
-  ];
-  const name = candidates.find((c): c is string => typeof c === 'string' && SAFE_TYPE.test(c));
-  return name ?? 'Error';
 }
 
 /**
@@ -134,7 +98,7 @@ function serialize(value: unknown, depth: number): LoggedError {
     // A thrown string or number: its text is someone's message, kept but bounded and scrubbed.
     return { type: typeof error, message: scrubMessage(String(error)) };
   }
-  const type = typeNameOf(error);
+  const type = errorTypeName(error);
   const database = isDatabaseError(error);
   const rawMessage = typeof error.message === 'string' ? error.message : '';
   // JSON.parse errors quote the text they failed on; database errors quote values.

@@ -9,8 +9,9 @@ import { MonitoredQueues } from './monitored-queues.js';
 /**
  * `/metrics` in every role, the HTTP request histogram, and the scrape-time queue and database
  * gauges. Global, so that what is measured elsewhere (the engine's result worker) needs no
- * import of it; it depends on nothing but the global queue, database and definitions providers.
- * The case and step counters come from CaseMetricsModule, which watches the engine.
+ * import of it; it depends on nothing but the global queue and database providers and the
+ * AgencyDirectory the global definitions module provides. The case and step counters come from
+ * CaseMetricsModule (src/engine/), which watches the engine: observability imports no engine code.
  */
 @Global()
 @Module({

@@ -1,9 +1,17 @@
 import { Injectable } from '@nestjs/common';
 import { ENGINE_RESULTS_QUEUE, agencyQueueName } from '#agency-contract';
-import { DefinitionsRepository } from '../definitions/definitions.repository.js';
 
 /** Agencies are catalogue entries an administrator can add at any time: looked up again after this. */
 const AGENCIES_TTL_MS = 30_000;
+
+/**
+ * The codes of the agencies in the catalogue, in code order. A port: observability imports no
+ * feature folder (see eslint.config.js), so the definitions module, which owns the catalogue,
+ * provides it.
+ */
+export abstract class AgencyDirectory {
+  abstract agencyCodes(): Promise<readonly string[]>;
+}
 
 /**
  * The queues leo runs on: one per agency in the catalogue (`agency.<code>`) and the results queue.
@@ -14,7 +22,7 @@ export class MonitoredQueues {
   private cached: { names: readonly string[]; at: number } | undefined;
   private loading: Promise<readonly string[]> | undefined;
 
-  constructor(private readonly definitions: DefinitionsRepository) {}
+  constructor(private readonly agencies: AgencyDirectory) {}
 
   /** Queue names, agency queues in code order, then `engine.results`. */
   async names(): Promise<readonly string[]> {
@@ -26,15 +34,15 @@ export class MonitoredQueues {
   }
 
   private async load(): Promise<readonly string[]> {
-    let agencies;
+    let codes;
     try {
-      agencies = await this.definitions.listEntries('agency');
+      codes = await this.agencies.agencyCodes();
     } catch (error) {
       // Postgres away: the queues known a moment ago are still the queues, and Redis may answer.
       if (this.cached) return this.cached.names;
       throw error;
     }
-    const names = [...agencies.map((a) => agencyQueueName(a.key)), ENGINE_RESULTS_QUEUE];
+    const names = [...codes.map((code) => agencyQueueName(code)), ENGINE_RESULTS_QUEUE];
     this.cached = { names, at: Date.now() };
     return names;
   }

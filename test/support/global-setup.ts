@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
+import { APP_ENTITIES } from '../../src/app.entities.js';
 import {
   CatalogueSeedService,
   DEFAULT_SEED_DIR,
@@ -47,10 +48,13 @@ export default async function globalSetup(): Promise<void> {
   } finally {
     await admin.end();
   }
-  const templateOptions = databaseOptions({
-    database: { url: withDatabase(services.adminDatabaseUrl, template), poolSize: 2 },
-    role: 'all',
-  });
+  const templateOptions = databaseOptions(
+    {
+      database: { url: withDatabase(services.adminDatabaseUrl, template), poolSize: 2 },
+      role: 'all',
+    },
+    APP_ENTITIES,
+  );
   await runMigrationsLocked(templateOptions);
   // Seed the template too, so each test database starts as a started leo leaves it.
   const dataSource = new DataSource(templateOptions);

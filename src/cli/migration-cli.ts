@@ -1,10 +1,17 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DataSource } from 'typeorm';
+import { APP_ENTITIES } from '../app.entities.js';
 import { ConfigError, loadConfig } from '../config/config.schema.js';
+import { databaseOptions } from '../database/database.options.js';
+import { revertLastMigrationLocked, runMigrationsLocked } from '../database/migrate.js';
 import { startLocalInfrastructure } from '../infra/local-infrastructure.js';
-import { databaseOptions } from './database.options.js';
-import { revertLastMigrationLocked, runMigrationsLocked } from './migrate.js';
+
+/**
+ * `npm run migration:run | migration:revert | migration:generate`. An entry point like main.ts,
+ * so it lives outside database/: it composes configuration, the embedded infrastructure, the
+ * database's runner and every feature's entities (src/app.entities.ts).
+ */
 
 const USAGE = 'usage: npm run migration:run | migration:revert | migration:generate -- <Name>';
 
@@ -83,7 +90,9 @@ async function main(): Promise<void> {
     redis: false,
   });
   try {
-    const options = databaseOptions(infra.config, { applicationName: 'leo-migrations' });
+    const options = databaseOptions(infra.config, APP_ENTITIES, {
+      applicationName: 'leo-migrations',
+    });
     switch (command) {
       case 'run': {
         const report = await runMigrationsLocked(options);

@@ -1,8 +1,8 @@
 import { Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { CaseChanges, type CaseChange } from '../engine/case-changes.js';
-import { EngineRepository } from '../engine/engine.repository.js';
-import { FINAL_CASE_STATUSES } from '../engine/engine.types.js';
-import { Metrics, type CaseOutcome, type StepOutcomeState } from './metrics.js';
+import { Metrics, type CaseOutcome, type StepOutcomeState } from '../observability/metrics.js';
+import { CaseChanges, type CaseChange } from './case-changes.js';
+import { EngineRepository } from './engine.repository.js';
+import { FINAL_CASE_STATUSES } from './engine.types.js';
 
 /** The events that end a step, and the state each leaves it in. */
 const STEP_ENDINGS: Readonly<Record<string, StepOutcomeState>> = {
@@ -54,7 +54,11 @@ export function observeCaseChange(metrics: Metrics, change: CaseChange): void {
   }
 }
 
-/** Feeds the case and step metrics from every change this process commits, and the sizes of its batches. */
+/**
+ * Feeds the case and step metrics from every change this process commits, and the sizes of its
+ * batches. In the engine's folder because it reads the engine (CaseChanges, EngineRepository);
+ * observability/ only owns the registry it writes to (see eslint.config.js).
+ */
 @Injectable()
 export class CaseMetrics implements OnModuleInit, OnModuleDestroy {
   private unsubscribe: (() => void) | undefined;

@@ -1,10 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
 import type { ConfigService } from '@nestjs/config';
 import type { ResolvedConfig } from '../config/config.schema.js';
-import type { CaseChange } from '../engine/case-changes.js';
-import type { CaseRecord, CaseStatus, StepRunRecord } from '../engine/engine.types.js';
+import { Metrics } from '../observability/metrics.js';
+import type { CaseChange } from './case-changes.js';
 import { observeCaseChange } from './case-metrics.js';
-import { Metrics } from './metrics.js';
+import type { CaseRecord, CaseStatus, StepRunRecord } from './engine.types.js';
 
 const config = { get: () => 'all' } as unknown as ConfigService<ResolvedConfig, true>;
 
