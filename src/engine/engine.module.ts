@@ -6,6 +6,7 @@ import { CaseSignals } from './case-signals.js';
 import { EngineRepository } from './engine.repository.js';
 import { EngineService } from './engine.service.js';
 import { EngineWorkers } from './engine.workers.js';
+import { HousekeepingRepository } from './housekeeping.repository.js';
 import { OutboxRelay } from './outbox.relay.js';
 import { Reconciler } from './reconciler.js';
 
@@ -26,6 +27,7 @@ export class EngineModule {
         CaseSignals,
         EngineRepository,
         EngineService,
+        HousekeepingRepository,
         OutboxRelay,
         Reconciler,
         ...(options.workers ? [EngineWorkers] : []),
