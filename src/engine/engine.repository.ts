@@ -76,9 +76,15 @@ export interface StepRunChange {
 }
 
 /**
- * Named operations on cases, step runs, their history, the outbox, fact records and
- * disclosures. Every write takes the transaction's EntityManager: a change to a case is one
- * transaction with its events and outbox rows (invariant 2).
+ * Reads and writes of cases. A change to a case is one read (loadCase: the case with everything
+ * the change needs, in one statement) and one write (commitCase: one statement with the case
+ * row, the step runs and look-ups it changed and what it appended, its outbox rows included, so
+ * they commit together: invariant 2), each batched across cases. Neither runs in a transaction:
+ * one statement is atomic, and the write takes effect only if the case's revision is still the
+ * one read (optimistic concurrency). Also the API's reads of cases (findCase, searchCases,
+ * stepRuns, events), facts, subjects and the deadline escalation's casesWithOverdueSteps. The
+ * background work's claims and marks (reconciler, timer arming, outbox relay) are
+ * HousekeepingRepository's.
  */
 @Injectable()
 export class EngineRepository {
