@@ -10,6 +10,7 @@ import type { StepJob } from '#agency-contract';
 import { MockLedgerRepository } from '../src/adapters/mock-ledger.repository.js';
 import { CitizenRepository } from '../src/citizen/citizen.repository.js';
 import { EngineRepository, type CaseUnit } from '../src/engine/engine.repository.js';
+import { HousekeepingRepository } from '../src/engine/housekeeping.repository.js';
 import { MetricsRepository } from '../src/observability/metrics.repository.js';
 
 /**
@@ -289,6 +290,8 @@ async function statements(s: Sample): Promise<Statement[]> {
   };
   const engine = (r: ReturnType<typeof recorder>): EngineRepository =>
     new EngineRepository(r.dataSource);
+  const housekeeping = (r: ReturnType<typeof recorder>): HousekeepingRepository =>
+    new HousekeepingRepository(r.dataSource);
   const citizen = (r: ReturnType<typeof recorder>): CitizenRepository =>
     new CitizenRepository(r.dataSource);
   const ledger = (r: ReturnType<typeof recorder>): MockLedgerRepository =>
@@ -310,28 +313,32 @@ async function statements(s: Sample): Promise<Statement[]> {
   await record('engine commitCase (a new case)', (r) => engine(r).commitCase(s.newCase), [
     [{ committed: true, outbox: [] }],
   ]);
-  await record('engine markPublished', (r) => engine(r).markPublished(s.outboxIds, [s.stepRunId]));
+  await record('engine markPublished', (r) =>
+    housekeeping(r).markPublished(s.outboxIds, [s.stepRunId]),
+  );
   await record('engine subjectByDigest', (r) => engine(r).subjectByDigest(s.digest), [
     [{ id: s.subjectId }],
   ]);
   await record('engine hasPendingLookups', (r) => engine(r).hasPendingLookups(s.caseId));
   // The outbox sweeper, the reconciler and the deadline escalation (every few seconds).
-  await record('engine claimUnsent', (r) => engine(r).claimUnsent(r.manager, 500));
-  await record('engine claimStale', (r) => engine(r).claimStale(r.manager, 300_000, 200));
+  await record('engine claimUnsent', (r) => housekeeping(r).claimUnsent(r.manager, 500));
+  await record('engine claimStale', (r) => housekeeping(r).claimStale(r.manager, 300_000, 200));
   await record('engine claimStaleLookups', (r) =>
-    engine(r).claimStaleLookups(r.manager, 300_000, 200),
+    housekeeping(r).claimStaleLookups(r.manager, 300_000, 200),
   );
   await record('engine claimTimersToArm', (r) =>
-    engine(r).claimTimersToArm(r.manager, 60_000, 500),
+    housekeeping(r).claimTimersToArm(r.manager, 60_000, 500),
   );
   await record('engine markTimersArmed', (r) =>
-    engine(r).markTimersArmed(r.manager, [{ id: s.stepRunId, deadlineAt: new Date() }]),
+    housekeeping(r).markTimersArmed(r.manager, [{ id: s.stepRunId, deadlineAt: new Date() }]),
   );
   await record('engine casesWithOverdueSteps', (r) => engine(r).casesWithOverdueSteps(200));
-  await record('engine factRecordsByIds', (r) => engine(r).factRecordsByIds(r.manager, s.factIds));
-  await record('engine touchStepRun', (r) => engine(r).touchStepRun(r.manager, s.stepRunId));
-  await record('engine touchLookup', (r) => engine(r).touchLookup(r.manager, s.lookupId));
-  await record('engine markSent', (r) => engine(r).markSent(s.outboxIds, r.manager));
+  await record('engine factRecordsByIds', (r) =>
+    housekeeping(r).factRecordsByIds(r.manager, s.factIds),
+  );
+  await record('engine touchStepRun', (r) => housekeeping(r).touchStepRun(r.manager, s.stepRunId));
+  await record('engine touchLookup', (r) => housekeeping(r).touchLookup(r.manager, s.lookupId));
+  await record('engine markSent', (r) => housekeeping(r).markSent(s.outboxIds, r.manager));
   await record('engine currentFacts', (r) => engine(r).currentFacts(s.subjectId));
   await record('engine events', (r) => engine(r).events(s.caseId));
   await record('metrics backlog (every scrape)', (r) =>

@@ -4,6 +4,7 @@ import request from 'supertest';
 import { STEP_EXECUTE, agencyQueueName, type AgencyJobs } from '#agency-contract';
 import { EngineRepository } from '../src/engine/engine.repository.js';
 import { EngineService } from '../src/engine/engine.service.js';
+import { HousekeepingRepository } from '../src/engine/housekeeping.repository.js';
 import { QueueService } from '../src/queue/queue.service.js';
 import { redisOptions } from '../src/queue/redis-connection.js';
 import {
@@ -352,7 +353,7 @@ describe('/metrics on roles without workers', () => {
     const repository = api.app.get(EngineRepository);
     // The api role alone has no agency answering look-ups: the register facts are on file.
     const subjectId = await repository.createSubject();
-    await seedRegisterFacts(repository, subjectId);
+    await seedRegisterFacts(repository, api.app.get(HousekeepingRepository), subjectId);
     const { caseId } = await openResolvedCase(engine, repository, { subjectId });
     await submitWithConsent(engine, caseId);
     const opened = { id: caseId };

@@ -8,6 +8,7 @@ import { EngineCatalogue } from './engine-catalogue.js';
 import { EngineRepository } from './engine.repository.js';
 import { EngineService } from './engine.service.js';
 import { EngineWorkers } from './engine.workers.js';
+import { HousekeepingRepository } from './housekeeping.repository.js';
 import { OutboxRelay } from './outbox.relay.js';
 import { Reconciler } from './reconciler.js';
 
@@ -30,6 +31,7 @@ export class EngineModule {
         EngineCatalogue,
         EngineRepository,
         EngineService,
+        HousekeepingRepository,
         OutboxRelay,
         Reconciler,
         ...(options.workers ? [EngineWorkers] : []),

@@ -6,186 +6,35 @@ import { uuidv7 } from '../common/uuid.js';
 import { Batcher, eachAloneOnFailure } from '../database/batcher.js';
 import { preparedQuery } from '../database/prepared.js';
 import type { StepState } from '#workflow';
+import {
+  commitCasesStatement,
+  commitOutcomes,
+  type CaseUnit,
+  type CommitOutcome,
+  type CommitRow,
+} from './case-commit.sql.js';
+import {
+  toCase,
+  toFact,
+  toLookup,
+  toStepRun,
+  withDates,
+  type CaseRow,
+  type FactRow,
+  type LookupRow,
+  type StepRunRow,
+} from './case-rows.js';
 import type {
   CaseRecord,
   CaseStatus,
   FactRecord,
   LookupRecord,
-  NewMessage,
-  OutboxMessage,
   StepRunRecord,
 } from './engine.types.js';
 
-interface CaseRow {
-  id: string;
-  subject_id: string;
-  life_event_key: string;
-  definition_id: string;
-  definition_version: number;
-  status: CaseStatus;
-  revision: number;
-  created_at: Date;
-  updated_at: Date;
-  submitted_at: Date | null;
-  finished_at: Date | null;
-  consent_checksum: string | null;
-  consented_at: Date | null;
-}
-
-interface StepRunRow {
-  id: string;
-  case_id: string;
-  step_id: string;
-  agency: string;
-  action: string;
-  kind: string;
-  state: StepState;
-  attempt: number;
-  max_attempts: number;
-  disclosed_fact_ids: string[];
-  result: unknown;
-  agency_reference: string | null;
-  expected_decision_at: Date | null;
-  deadline_at: Date | null;
-  timer_armed_for: Date | null;
-  overdue: boolean;
-  last_error: string | null;
-  ready_at: Date | null;
-  dispatched_at: Date | null;
-  finished_at: Date | null;
-  updated_at: Date;
-}
-
-interface FactRow {
-  id: string;
-  subject_id: string;
-  fact_key: string;
-  value: unknown;
-  source: FactRecord['source'];
-  agency: string | null;
-  case_id: string | null;
-  step_run_id: string | null;
-  lookup_id: string | null;
-  supersedes: string | null;
-  created_at: Date;
-}
-
-interface LookupRow {
-  id: string;
-  case_id: string;
-  subject_id: string;
-  agency: string;
-  fact_keys: string[];
-  state: LookupRecord['state'];
-  found_keys: string[];
-  unavailable_keys: string[];
-  attempt: number;
-  max_attempts: number;
-  disclosed_fact_ids: string[];
-  last_error: string | null;
-  created_at: Date;
-  updated_at: Date;
-  answered_at: Date | null;
-}
-
-const toLookup = (r: LookupRow): LookupRecord => ({
-  id: r.id,
-  caseId: r.case_id,
-  subjectId: r.subject_id,
-  agency: r.agency,
-  factKeys: r.fact_keys,
-  state: r.state,
-  foundKeys: r.found_keys,
-  unavailableKeys: r.unavailable_keys,
-  attempt: r.attempt,
-  maxAttempts: r.max_attempts,
-  disclosedFactIds: r.disclosed_fact_ids,
-  lastError: r.last_error,
-  createdAt: r.created_at,
-  updatedAt: r.updated_at,
-  answeredAt: r.answered_at,
-});
-
-const toCase = (r: CaseRow): CaseRecord => ({
-  id: r.id,
-  subjectId: r.subject_id,
-  lifeEventKey: r.life_event_key,
-  definitionId: r.definition_id,
-  definitionVersion: r.definition_version,
-  status: r.status,
-  revision: r.revision,
-  createdAt: r.created_at,
-  updatedAt: r.updated_at,
-  submittedAt: r.submitted_at,
-  finishedAt: r.finished_at,
-  consentChecksum: r.consent_checksum,
-  consentedAt: r.consented_at,
-});
-
-const toStepRun = (r: StepRunRow): StepRunRecord => ({
-  id: r.id,
-  caseId: r.case_id,
-  stepId: r.step_id,
-  agency: r.agency,
-  action: r.action,
-  kind: r.kind,
-  state: r.state,
-  attempt: r.attempt,
-  maxAttempts: r.max_attempts,
-  disclosedFactIds: r.disclosed_fact_ids,
-  result: r.result,
-  agencyReference: r.agency_reference,
-  expectedDecisionAt: r.expected_decision_at,
-  deadlineAt: r.deadline_at,
-  timerArmedFor: r.timer_armed_for,
-  overdue: r.overdue,
-  lastError: r.last_error,
-  readyAt: r.ready_at,
-  dispatchedAt: r.dispatched_at,
-  finishedAt: r.finished_at,
-  updatedAt: r.updated_at,
-});
-
-const toFact = (r: FactRow): FactRecord => ({
-  id: r.id,
-  subjectId: r.subject_id,
-  factKey: r.fact_key,
-  value: r.value,
-  source: r.source,
-  agency: r.agency,
-  caseId: r.case_id,
-  stepRunId: r.step_run_id,
-  lookupId: r.lookup_id,
-  supersedes: r.supersedes,
-  createdAt: r.created_at,
-});
-
-/** Columns that JSON (row_to_json) carries as text and the records hold as dates. */
-const DATE_COLUMNS = [
-  'created_at',
-  'updated_at',
-  'submitted_at',
-  'finished_at',
-  'consented_at',
-  'expected_decision_at',
-  'deadline_at',
-  'timer_armed_for',
-  'ready_at',
-  'dispatched_at',
-  'answered_at',
-] as const;
-
-/**
- * The row with its date columns as dates, in place: the rows come fresh from the driver's JSON
- * parse, one per request, so nothing else holds them (a copy per row was 3% of a busy engine).
- */
-function withDates(row: Record<string, unknown>): Record<string, unknown> {
-  for (const key of DATE_COLUMNS) {
-    const value = row[key];
-    if (typeof value === 'string') row[key] = new Date(value);
-  }
-  return row;
-}
+// A change and its outcome are the commit statement's types (case-commit.sql.ts), re-exported:
+// the engine, its tests and the benchmarks take them from the repository that commits them.
+export type { CaseUnit, CommitOutcome } from './case-commit.sql.js';
 
 /** A case as one statement reads it: the case, its step runs and look-ups, its subject's facts. */
 export interface LoadedCase {
@@ -194,32 +43,6 @@ export interface LoadedCase {
   lookups: LookupRecord[];
   /** The subject's newest record of each fact. */
   facts: Map<string, FactRecord>;
-}
-
-/** Everything one change to a case writes, committed by one statement (see commitCase). */
-export interface CaseUnit {
-  caseRecord: CaseRecord;
-  /** The revision the change was computed from; null for a case it creates. */
-  expectedRevision: number | null;
-  /** For a new case: all its step runs; else the ones the change touched (their whole state). */
-  runs: StepRunRecord[];
-  /** Stored as they are: the case machine's events (CaseEvent), numbered from the revision. */
-  events: Array<{ seq: number; type: string; stepId?: string; data?: object }>;
-  facts: FactRecord[];
-  newLookups: LookupRecord[];
-  changedLookups: LookupRecord[];
-  disclosures: Array<{
-    subjectId: string;
-    caseId: string;
-    stepRunId?: string;
-    lookupId?: string;
-    agency: string;
-    factRecordIds: string[];
-    factKeys: string[];
-    basis: string;
-  }>;
-  messages: NewMessage[];
-  outbox: OutboxMessage[];
 }
 
 /** What loadCase looks a case up by. */
@@ -232,18 +55,11 @@ export interface CaseRequest {
 
 export type BatchObserver = (statement: 'load-cases' | 'commit-cases', size: number) => void;
 
-export interface CommitOutcome {
-  committed: boolean;
-  outbox: Array<{ id: string } & OutboxMessage>;
-}
-
 /**
  * At most this many reads or changes in one statement, and this many such statements at once
  * per process (the pool's other connections stay free for everything else).
  */
 const BATCH_LIMITS = { maxBatch: 64, maxInFlight: 2 };
-
-const iso = (d: Date | null | undefined): string | null => (d ? d.toISOString() : null);
 
 export interface StepRunChange {
   state?: StepState;
@@ -260,9 +76,15 @@ export interface StepRunChange {
 }
 
 /**
- * Named operations on cases, step runs, their history, the outbox, fact records and
- * disclosures. Every write takes the transaction's EntityManager: a change to a case is one
- * transaction with its events and outbox rows (invariant 2).
+ * Reads and writes of cases. A change to a case is one read (loadCase: the case with everything
+ * the change needs, in one statement) and one write (commitCase: one statement with the case
+ * row, the step runs and look-ups it changed and what it appended, its outbox rows included, so
+ * they commit together: invariant 2), each batched across cases. Neither runs in a transaction:
+ * one statement is atomic, and the write takes effect only if the case's revision is still the
+ * one read (optimistic concurrency). Also the API's reads of cases (findCase, searchCases,
+ * stepRuns, events), facts, subjects and the deadline escalation's casesWithOverdueSteps. The
+ * background work's claims and marks (reconciler, timer arming, outbox relay) are
+ * HousekeepingRepository's.
  */
 @Injectable()
 export class EngineRepository {
@@ -291,11 +113,6 @@ export class EngineRepository {
   observeBatches(observe: BatchObserver): () => void {
     this.batchObservers.add(observe);
     return () => this.batchObservers.delete(observe);
-  }
-
-  /** Runs `work` in a transaction (the sweeper's and the reconciler's claims). */
-  transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    return this.dataSource.transaction(work);
   }
 
   /** A named statement on the pool (parsed and planned once per connection). */
@@ -354,73 +171,8 @@ export class EngineRepository {
   }
 
   /**
-   * Open steps with a deadline that no timer job has been written for, unchanged for
-   * `olderThanMs` (decision 0015): the arming sweep writes their timers. Locked, so several
-   * engine replicas arming at once take different rows; found through the in-flight index.
-   */
-  async claimTimersToArm(
-    manager: EntityManager,
-    olderThanMs: number,
-    limit: number,
-  ): Promise<StepRunRecord[]> {
-    const rows = await manager.query<StepRunRow[]>(
-      `SELECT s.* FROM step_runs s
-        WHERE s.state IN ('ready', 'dispatched', 'awaiting-decision', 'awaiting-citizen')
-          AND s.updated_at < now() - make_interval(secs => $1::double precision / 1000)
-          AND s.deadline_at IS NOT NULL
-          AND s.timer_armed_for IS DISTINCT FROM s.deadline_at
-        ORDER BY s.updated_at LIMIT $2 FOR UPDATE OF s SKIP LOCKED`,
-      [olderThanMs, limit],
-    );
-    return rows.map(toStepRun);
-  }
-
-  /** Records that these step runs' timers are written (in the transaction that wrote them). */
-  async markTimersArmed(
-    manager: EntityManager,
-    runs: Array<{ id: string; deadlineAt: Date }>,
-  ): Promise<void> {
-    if (runs.length === 0) return;
-    await manager.query(
-      `UPDATE step_runs s SET timer_armed_for = a.deadline
-         FROM unnest($1::uuid[], $2::timestamptz[]) AS a(id, deadline)
-        WHERE s.id = a.id AND s.id = ANY($1::uuid[])`,
-      [runs.map((r) => r.id), runs.map((r) => r.deadlineAt.toISOString())],
-    );
-  }
-
-  /**
-   * Step runs handed to a queue that have not been answered for `olderThanMs` (or awaiting a
-   * decision that long past its expected date): after Redis lost its data (or a job was lost
-   * some other way) they must be published again. Locked, so several
-   * engine replicas reconciling at once take different rows.
-   *
-   * The case's status is read through its primary key per step run, not joined: a join lets
-   * the planner, when the statistics were taken with no case running (a big finished history),
-   * probe cases_status for every step run and read every running case each time, quadratic in
-   * the work in flight exactly when Redis lost it (docs/decisions/0012-history-and-indexes.md).
-   */
-  async claimStale(
-    manager: EntityManager,
-    olderThanMs: number,
-    limit: number,
-  ): Promise<Array<StepRunRecord & { deadlineAt: Date | null }>> {
-    const rows = await manager.query<StepRunRow[]>(
-      `SELECT s.* FROM step_runs s
-       WHERE (SELECT c.status FROM cases c WHERE c.id = s.case_id) = 'running'
-         AND s.updated_at < now() - make_interval(secs => $1::double precision / 1000)
-         AND (s.state IN ('ready', 'dispatched')
-              OR (s.state = 'awaiting-decision' AND s.expected_decision_at IS NOT NULL
-                  AND s.expected_decision_at < now() - make_interval(secs => $1::double precision / 1000)))
-       ORDER BY s.updated_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
-      [olderThanMs, limit],
-    );
-    return rows.map(toStepRun);
-  }
-
-  /**
    * Cases with an unfinished step past its deadline that has not been escalated yet. The case's
-   * status is read through its primary key, not joined (see claimStale).
+   * status is read through its primary key, not joined (see HousekeepingRepository.claimStale).
    */
   async casesWithOverdueSteps(limit: number): Promise<string[]> {
     const rows = await this.dataSource.manager.query<Array<{ case_id: string }>>(
@@ -434,19 +186,6 @@ export class EngineRepository {
     return rows.map((r) => r.case_id);
   }
 
-  async factRecordsByIds(manager: EntityManager, ids: string[]): Promise<FactRecord[]> {
-    if (ids.length === 0) return [];
-    const rows = await manager.query<FactRow[]>(
-      'SELECT * FROM fact_records WHERE id = ANY($1::uuid[])',
-      [ids],
-    );
-    return rows.map(toFact);
-  }
-
-  async touchStepRun(manager: EntityManager, id: string): Promise<void> {
-    await manager.query('UPDATE step_runs SET updated_at = now() WHERE id = $1', [id]);
-  }
-
   async stepRuns(
     caseId: string,
     manager: EntityManager = this.dataSource.manager,
@@ -456,27 +195,6 @@ export class EngineRepository {
       [caseId],
     );
     return rows.map(toStepRun);
-  }
-
-  /**
-   * After publishing: marks the outbox rows sent and their steps dispatched (those still
-   * waiting to be), in one statement.
-   *
-   * The state is a parameter, not a literal: a literal `state = 'ready'` lets the generic plan
-   * use the in-flight index, which after statistics taken when nothing was in flight (a big
-   * finished history) looks empty and is chosen over the primary key, and then every ready step
-   * run is read to find these few (docs/decisions/0012-history-and-indexes.md).
-   */
-  async markPublished(outboxIds: string[], stepRunIds: string[]): Promise<void> {
-    if (outboxIds.length === 0 && stepRunIds.length === 0) return;
-    await this.prepared(
-      'mark-published',
-      `WITH sent AS (
-         UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[]) AND sent_at IS NULL)
-       UPDATE step_runs SET state = 'dispatched', dispatched_at = now(), updated_at = now()
-        WHERE id = ANY($2::uuid[]) AND state = $3`,
-      [outboxIds, stepRunIds, 'ready'],
-    );
   }
 
   async events(
@@ -497,81 +215,6 @@ export class EngineRepository {
       data: r.data,
       createdAt: r.created_at,
     }));
-  }
-
-  async insertOutbox(
-    manager: EntityManager,
-    messages: OutboxMessage[],
-  ): Promise<Array<{ id: string } & OutboxMessage>> {
-    if (messages.length === 0) return [];
-    const rows = await manager.query<Array<{ id: string }>>(
-      `INSERT INTO outbox (queue, job_name, job_id, payload, available_at)
-       SELECT m.queue, m.job_name, m.job_id, m.payload, COALESCE(m.available_at, now())
-       FROM jsonb_to_recordset($1::jsonb) AS m(queue text, job_name text, job_id text, payload jsonb, available_at timestamptz)
-       RETURNING id`,
-      [
-        JSON.stringify(
-          messages.map((m) => ({
-            queue: m.queue,
-            job_name: m.jobName,
-            job_id: m.jobId,
-            payload: m.payload,
-            available_at: m.availableAt?.toISOString() ?? null,
-          })),
-        ),
-      ],
-    );
-    return messages.map((m, i) => ({ ...m, id: String(rows[i]?.id) }));
-  }
-
-  /**
-   * Unsent outbox rows, locked so concurrent sweepers take different ones: those of changes at
-   * least two seconds old (younger ones the fast path has published, or is about to mark).
-   */
-  async claimUnsent(
-    manager: EntityManager,
-    limit: number,
-  ): Promise<
-    Array<{
-      id: string;
-      queue: string;
-      jobName: string;
-      jobId: string;
-      payload: object;
-      availableAt: Date;
-    }>
-  > {
-    const rows = await manager.query<
-      Array<{
-        id: string;
-        queue: string;
-        job_name: string;
-        job_id: string;
-        payload: object;
-        available_at: Date;
-      }>
-    >(
-      `SELECT id, queue, job_name, job_id, payload, available_at FROM outbox
-       WHERE sent_at IS NULL AND created_at < now() - interval '2 seconds'
-       ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
-      [limit],
-    );
-    return rows.map((r) => ({
-      id: r.id,
-      queue: r.queue,
-      jobName: r.job_name,
-      jobId: r.job_id,
-      payload: r.payload,
-      availableAt: r.available_at,
-    }));
-  }
-
-  async markSent(ids: string[], manager: EntityManager = this.dataSource.manager): Promise<void> {
-    if (ids.length === 0) return;
-    await manager.query(
-      'UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[]) AND sent_at IS NULL',
-      [ids],
-    );
   }
 
   /** The subject's current value of each fact: the newest record per key. */
@@ -714,401 +357,13 @@ export class EngineRepository {
   }
 
   /**
-   * Several changes, each to a different case, in one statement: the same parts as one change,
-   * each inserting or updating the rows of all the changes from one `jsonb` recordset, every row
-   * joined to its case's row in `c`, which holds only the cases whose revision was still the
-   * expected one. So each change commits or not on its own revision, as if alone, and those that
-   * do commit together. Only the parts the batch has are in its statement (each combination is
-   * its own named statement), so none is planned or started for nothing. With more than one case
-   * to update, their rows are locked in id order first: two replicas' batches that share cases
-   * then wait for each other instead of deadlocking.
+   * Several changes, each to a different case, in one statement (commitCasesStatement in
+   * case-commit.sql.ts builds it and says how each change commits on its own revision).
    */
   async commitCases(units: readonly CaseUnit[]): Promise<CommitOutcome[]> {
-    // Two changes to one case cannot both be checked against its revision in one statement
-    // (a process's changes to one case take turns, so this is not expected; alone, each is).
-    if (new Set(units.map((u) => u.caseRecord.id)).size < units.length) {
-      throw new Error('a batch holds two changes to one case');
-    }
-    const values: unknown[] = [];
-    const param = (value: unknown, cast?: string): string => {
-      values.push(value);
-      return `$${String(values.length)}${cast ? `::${cast}` : ''}`;
-    };
-    const recordset = (rows: unknown[]): string => param(JSON.stringify(rows), 'jsonb');
-    const parts: string[] = [];
-    const used: string[] = [];
-    const part = (key: string, sql: string): void => {
-      used.push(key);
-      parts.push(sql);
-    };
-    const all = <T>(pick: (unit: CaseUnit) => T[]): Array<{ caseId: string; row: T }> =>
-      units.flatMap((unit) => pick(unit).map((row) => ({ caseId: unit.caseRecord.id, row })));
-
-    const creating = units.filter((u) => u.expectedRevision === null);
-    const updating = units.filter((u) => u.expectedRevision !== null);
-    const cases: string[] = [];
-    if (creating.length > 0) {
-      cases.push('c_new');
-      part(
-        'new',
-        `c_new AS (
-          INSERT INTO cases (id, subject_id, life_event_key, definition_id, definition_version, status,
-            revision, created_at, updated_at, submitted_at, finished_at, consent_checksum, consented_at)
-          SELECT n.id, n.subject_id, n.life_event_key, n.definition_id, n.definition_version,
-            n.status, n.revision, now(), now(), n.submitted_at, n.finished_at, n.consent_checksum,
-            n.consented_at
-          FROM jsonb_to_recordset(${recordset(
-            creating.map(({ caseRecord: c }) => ({
-              id: c.id,
-              subject_id: c.subjectId,
-              life_event_key: c.lifeEventKey,
-              definition_id: c.definitionId,
-              definition_version: c.definitionVersion,
-              status: c.status,
-              revision: c.revision,
-              submitted_at: iso(c.submittedAt),
-              finished_at: iso(c.finishedAt),
-              consent_checksum: c.consentChecksum,
-              consented_at: iso(c.consentedAt),
-            })),
-          )}) AS n(id uuid, subject_id text, life_event_key text, definition_id uuid,
-            definition_version int, status text, revision int, submitted_at timestamptz,
-            finished_at timestamptz, consent_checksum text, consented_at timestamptz)
-          RETURNING id)`,
-      );
-    }
-    if (updating.length > 0) {
-      cases.push('c_update');
-      const ids = param(
-        updating.map((u) => u.caseRecord.id),
-        'uuid[]',
-      );
-      const locking = updating.length > 1;
-      if (locking) {
-        part(
-          'locked',
-          // MATERIALIZED: its own scan, so the rows are locked in its order whatever the plan.
-          `locked AS MATERIALIZED (SELECT id FROM cases WHERE id = ANY(${ids}) ORDER BY id FOR UPDATE)`,
-        );
-      }
-      part(
-        'update',
-        `c_update AS (
-          UPDATE cases t SET status = u.status, revision = u.revision, updated_at = now(),
-            submitted_at = u.submitted_at, finished_at = u.finished_at,
-            consent_checksum = u.consent_checksum, consented_at = u.consented_at
-          FROM jsonb_to_recordset(${recordset(
-            updating.map(({ caseRecord: c, expectedRevision }) => ({
-              id: c.id,
-              expected_revision: expectedRevision,
-              status: c.status,
-              revision: c.revision,
-              submitted_at: iso(c.submittedAt),
-              finished_at: iso(c.finishedAt),
-              consent_checksum: c.consentChecksum,
-              consented_at: iso(c.consentedAt),
-            })),
-          )}) AS u(id uuid, expected_revision int, status text, revision int,
-            submitted_at timestamptz, finished_at timestamptz, consent_checksum text,
-            consented_at timestamptz)
-          WHERE t.id = u.id AND t.revision = u.expected_revision
-            AND t.id = ANY(${ids})${locking ? ' AND t.id IN (SELECT id FROM locked)' : ''}
-          RETURNING t.id)`,
-      );
-    }
-    parts.push(
-      cases.length === 1
-        ? `c AS (SELECT id FROM ${cases[0] ?? ''})`
-        : `c AS (SELECT id FROM c_new UNION ALL SELECT id FROM c_update)`,
-    );
-    const RUN_COLUMNS = `r(id uuid, case_id uuid, step_id text, agency text, action text, kind text,
-      state text, attempt int, max_attempts int, disclosed_fact_ids uuid[], result jsonb,
-      agency_reference text, expected_decision_at timestamptz, deadline_at timestamptz,
-      timer_armed_for timestamptz, overdue boolean, last_error text, ready_at timestamptz,
-      finished_at timestamptz)`;
-    const runRows = (list: readonly CaseUnit[]): string =>
-      recordset(
-        list.flatMap((u) =>
-          u.runs.map((r) => ({
-            id: r.id,
-            case_id: r.caseId,
-            step_id: r.stepId,
-            agency: r.agency,
-            action: r.action,
-            kind: r.kind,
-            state: r.state,
-            attempt: r.attempt,
-            max_attempts: r.maxAttempts,
-            disclosed_fact_ids: r.disclosedFactIds,
-            result: r.result ?? null,
-            agency_reference: r.agencyReference,
-            expected_decision_at: iso(r.expectedDecisionAt),
-            deadline_at: iso(r.deadlineAt),
-            timer_armed_for: iso(r.timerArmedFor),
-            overdue: r.overdue,
-            last_error: r.lastError,
-            ready_at: iso(r.readyAt),
-            finished_at: iso(r.finishedAt),
-          })),
-        ),
-      );
-    if (creating.some((u) => u.runs.length > 0)) {
-      part(
-        'new_runs',
-        `new_runs AS (
-          INSERT INTO step_runs (id, case_id, step_id, agency, action, kind, state, attempt,
-            max_attempts, disclosed_fact_ids, result, agency_reference, expected_decision_at,
-            deadline_at, timer_armed_for, overdue, last_error, ready_at, finished_at, updated_at)
-          SELECT r.id, r.case_id, r.step_id, r.agency, r.action, r.kind, r.state, r.attempt,
-            r.max_attempts, r.disclosed_fact_ids, r.result, r.agency_reference,
-            r.expected_decision_at, r.deadline_at, r.timer_armed_for, r.overdue, r.last_error,
-            r.ready_at, r.finished_at, now()
-          FROM jsonb_to_recordset(${runRows(creating)}) AS ${RUN_COLUMNS}
-          JOIN c ON c.id = r.case_id)`,
-      );
-    }
-    const changedRuns = updating.flatMap((u) => u.runs.map((r) => r.id));
-    if (changedRuns.length > 0) {
-      part(
-        'runs',
-        `runs AS (
-          -- 'ready' → 'dispatched' is the relay's (markPublished), outside the revision: a
-          -- change computed before it ran writes the attempt's 'ready' again, which must not
-          -- undo it (every new dispatch is a new attempt).
-          UPDATE step_runs s SET state = CASE
-              WHEN r.state = 'ready' AND s.state = 'dispatched' AND s.attempt = r.attempt
-              THEN s.state ELSE r.state END,
-            attempt = r.attempt,
-            max_attempts = r.max_attempts, disclosed_fact_ids = r.disclosed_fact_ids,
-            result = r.result, agency_reference = r.agency_reference,
-            expected_decision_at = r.expected_decision_at, deadline_at = r.deadline_at,
-            -- The arming sweep marks timers outside the revision: a change computed before it
-            -- ran does not unmark them (a change arms, it never disarms).
-            timer_armed_for = coalesce(r.timer_armed_for, s.timer_armed_for),
-            overdue = r.overdue, last_error = r.last_error, ready_at = r.ready_at,
-            finished_at = r.finished_at, updated_at = now()
-          FROM jsonb_to_recordset(${runRows(updating)}) AS ${RUN_COLUMNS}
-          JOIN c ON c.id = r.case_id
-          -- By id through the primary key (the join alone would scan the table: the planner
-          -- cannot know how few rows the recordset has).
-          WHERE s.id = r.id AND s.id = ANY(${param(changedRuns, 'uuid[]')}))`,
-      );
-    }
-    const events = all((u) => u.events);
-    if (events.length > 0) {
-      part(
-        'events',
-        `events AS (
-          INSERT INTO case_events (case_id, seq, type, step_id, data)
-          SELECT c.id, e.seq, e.type, e.step_id, coalesce(e.data, '{}'::jsonb)
-          FROM jsonb_to_recordset(${recordset(
-            events.map(({ caseId, row: e }) => ({
-              case_id: caseId,
-              seq: e.seq,
-              type: e.type,
-              step_id: e.stepId ?? null,
-              data: e.data ?? {},
-            })),
-          )}) AS e(case_id uuid, seq int, type text, step_id text, data jsonb)
-          JOIN c ON c.id = e.case_id)`,
-      );
-    }
-    const newLookups = all((u) => u.newLookups);
-    if (newLookups.length > 0) {
-      part(
-        'new_lookups',
-        `new_lookups AS (
-          INSERT INTO lookups (id, case_id, subject_id, agency, fact_keys, state, found_keys,
-            unavailable_keys, attempt, max_attempts, disclosed_fact_ids, last_error, created_at,
-            updated_at)
-          SELECT l.id, c.id, l.subject_id, l.agency, l.fact_keys, l.state, l.found_keys,
-            l.unavailable_keys, l.attempt, l.max_attempts, l.disclosed_fact_ids, l.last_error,
-            now(), now()
-          FROM jsonb_to_recordset(${recordset(
-            newLookups.map(({ caseId, row: l }) => ({
-              case_id: caseId,
-              id: l.id,
-              subject_id: l.subjectId,
-              agency: l.agency,
-              fact_keys: l.factKeys,
-              state: l.state,
-              found_keys: l.foundKeys,
-              unavailable_keys: l.unavailableKeys,
-              attempt: l.attempt,
-              max_attempts: l.maxAttempts,
-              disclosed_fact_ids: l.disclosedFactIds,
-              last_error: l.lastError,
-            })),
-          )}) AS l(case_id uuid, id uuid, subject_id text, agency text, fact_keys text[],
-            state text, found_keys text[], unavailable_keys text[], attempt int,
-            max_attempts int, disclosed_fact_ids uuid[], last_error text)
-          JOIN c ON c.id = l.case_id)`,
-      );
-    }
-    const changedLookups = all((u) => u.changedLookups);
-    if (changedLookups.length > 0) {
-      part(
-        'changed_lookups',
-        `changed_lookups AS (
-          UPDATE lookups t SET state = l.state, found_keys = l.found_keys,
-            unavailable_keys = l.unavailable_keys, attempt = l.attempt,
-            disclosed_fact_ids = l.disclosed_fact_ids, last_error = l.last_error, updated_at = now(),
-            answered_at = CASE WHEN l.state IN ('answered', 'failed')
-                               THEN coalesce(t.answered_at, now()) END
-          FROM jsonb_to_recordset(${recordset(
-            changedLookups.map(({ caseId, row: l }) => ({
-              case_id: caseId,
-              id: l.id,
-              state: l.state,
-              found_keys: l.foundKeys,
-              unavailable_keys: l.unavailableKeys,
-              attempt: l.attempt,
-              disclosed_fact_ids: l.disclosedFactIds,
-              last_error: l.lastError,
-            })),
-          )}) AS l(case_id uuid, id uuid, state text, found_keys text[], unavailable_keys text[],
-            attempt int, disclosed_fact_ids uuid[], last_error text)
-          JOIN c ON c.id = l.case_id
-          WHERE t.id = l.id AND t.id = ANY(${param(
-            changedLookups.map(({ row }) => row.id),
-            'uuid[]',
-          )}))`,
-      );
-    }
-    const facts = all((u) => u.facts);
-    if (facts.length > 0) {
-      part(
-        'facts',
-        `facts AS (
-          INSERT INTO fact_records (id, subject_id, fact_key, value, source, agency, case_id,
-            step_run_id, lookup_id, supersedes, created_at)
-          SELECT f.id, f.subject_id, f.fact_key, f.value, f.source, f.agency, f.case_id,
-            f.step_run_id, f.lookup_id, f.supersedes, now()
-          FROM jsonb_to_recordset(${recordset(
-            facts.map(({ caseId, row: f }) => ({
-              unit_case_id: caseId,
-              id: f.id,
-              subject_id: f.subjectId,
-              fact_key: f.factKey,
-              value: f.value,
-              source: f.source,
-              agency: f.agency,
-              case_id: f.caseId,
-              step_run_id: f.stepRunId,
-              lookup_id: f.lookupId,
-              supersedes: f.supersedes,
-            })),
-          )}) AS f(unit_case_id uuid, id uuid, subject_id text, fact_key text, value jsonb,
-            source text, agency text, case_id uuid, step_run_id uuid, lookup_id uuid,
-            supersedes uuid)
-          JOIN c ON c.id = f.unit_case_id)`,
-      );
-    }
-    const disclosures = all((u) => u.disclosures);
-    if (disclosures.length > 0) {
-      part(
-        'disclosures',
-        `disclosures AS (
-          INSERT INTO disclosures (subject_id, case_id, step_run_id, lookup_id, agency,
-            fact_record_ids, fact_keys, basis)
-          SELECT d.subject_id, c.id, d.step_run_id, d.lookup_id, d.agency, d.fact_record_ids,
-            d.fact_keys, d.basis
-          FROM jsonb_to_recordset(${recordset(
-            disclosures.map(({ caseId, row: d }) => ({
-              case_id: caseId,
-              subject_id: d.subjectId,
-              step_run_id: d.stepRunId ?? null,
-              lookup_id: d.lookupId ?? null,
-              agency: d.agency,
-              fact_record_ids: d.factRecordIds,
-              fact_keys: d.factKeys,
-              basis: d.basis,
-            })),
-          )}) AS d(case_id uuid, subject_id text, step_run_id uuid, lookup_id uuid, agency text,
-            fact_record_ids uuid[], fact_keys text[], basis text)
-          JOIN c ON c.id = d.case_id)`,
-      );
-    }
-    const messages = all((u) => u.messages);
-    if (messages.length > 0) {
-      part(
-        'messages',
-        // clock_timestamp(), not now(): messages of one change keep their order when listed.
-        `messages AS (
-          INSERT INTO messages (subject_id, case_id, step_id, sender, kind, template, params,
-            created_at)
-          SELECT m.subject_id, c.id, m.step_id, m.sender, m.kind, m.template, m.params,
-            clock_timestamp()
-          FROM jsonb_to_recordset(${recordset(
-            messages.map(({ caseId, row: m }, ord) => ({
-              ord,
-              case_id: caseId,
-              subject_id: m.subjectId,
-              step_id: m.stepId ?? null,
-              sender: m.sender,
-              kind: m.kind,
-              template: m.template,
-              params: m.params ?? {},
-            })),
-          )}) AS m(ord int, case_id uuid, subject_id text, step_id text, sender text, kind text,
-            template text, params jsonb)
-          JOIN c ON c.id = m.case_id
-          ORDER BY m.ord)`,
-      );
-    }
-    const outbox = all((u) => u.outbox);
-    const withOutbox = outbox.length > 0;
-    if (withOutbox) {
-      part(
-        'outbox',
-        `outbox AS (
-          INSERT INTO outbox (queue, job_name, job_id, payload, available_at)
-          SELECT o.queue, o.job_name, o.job_id, o.payload, coalesce(o.available_at, now())
-          FROM jsonb_to_recordset(${recordset(
-            outbox.map(({ caseId, row: m }, ord) => ({
-              ord,
-              case_id: caseId,
-              queue: m.queue,
-              job_name: m.jobName,
-              job_id: m.jobId,
-              payload: m.payload,
-              available_at: iso(m.availableAt),
-            })),
-          )}) AS o(ord int, case_id uuid, queue text, job_name text, job_id text, payload jsonb,
-            available_at timestamptz)
-          JOIN c ON c.id = o.case_id
-          ORDER BY o.ord
-          RETURNING id, queue, job_id)`,
-      );
-    }
-    const rows = await this.prepared<{
-      committed: string[] | null;
-      outbox: Array<{ id: string; queue: string; job_id: string }>;
-    }>(
-      `commit-cases-${used.join('-')}`,
-      // Reading all of c here takes every case's lock (in id order, through `locked`) before
-      // the other parts, which run after the main query, touch any other row.
-      `WITH ${parts.join(',\n')}
-       SELECT (SELECT array_agg(id::text) FROM c) AS committed,
-         ${
-           withOutbox
-             ? `(SELECT coalesce(json_agg(json_build_object('id', id::text, 'queue', queue, 'job_id', job_id)), '[]') FROM outbox)`
-             : `'[]'::json`
-         } AS outbox`,
-      values,
-    );
-    const row = rows[0];
-    const committed = new Set(row?.committed ?? []);
-    // A job id is its case's (made of a step run's or look-up's id), and one per queue.
-    const ids = new Map((row?.outbox ?? []).map((o) => [`${o.queue} ${o.job_id}`, o.id]));
-    return units.map((unit) => {
-      const caseId = unit.caseRecord.id;
-      if (!committed.has(caseId)) return { committed: false, outbox: [] };
-      return {
-        committed: true,
-        outbox: unit.outbox.map((m) => ({ ...m, id: ids.get(`${m.queue} ${m.jobId}`) ?? '' })),
-      };
-    });
+    const statement = commitCasesStatement(units);
+    const rows = await this.prepared<CommitRow>(statement.name, statement.text, statement.values);
+    return commitOutcomes(units, rows[0]);
   }
 
   // ---- subjects -------------------------------------------------------------------------
@@ -1142,7 +397,8 @@ export class EngineRepository {
   /**
    * Whether any look-up of the case is still waiting for its agency's answer. The state is a
    * parameter so that the generic plan reads the case's look-ups (lookups_case), never every
-   * pending one (lookups_pending), whatever the statistics say (see markPublished).
+   * pending one (lookups_pending), whatever the statistics say (see
+   * HousekeepingRepository.markPublished).
    */
   async hasPendingLookups(caseId: string): Promise<boolean> {
     const rows = await this.prepared<{ pending: boolean }>(
@@ -1152,25 +408,4 @@ export class EngineRepository {
     );
     return rows[0]?.pending ?? false;
   }
-
-  /** Look-ups unanswered for `olderThanMs` (lost with Redis' data): published again. */
-  async claimStaleLookups(
-    manager: EntityManager,
-    olderThanMs: number,
-    limit: number,
-  ): Promise<LookupRecord[]> {
-    const rows = await manager.query<LookupRow[]>(
-      `SELECT * FROM lookups WHERE state = 'pending'
-         AND updated_at < now() - make_interval(secs => $1::double precision / 1000)
-       ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
-      [olderThanMs, limit],
-    );
-    return rows.map(toLookup);
-  }
-
-  async touchLookup(manager: EntityManager, id: string): Promise<void> {
-    await manager.query('UPDATE lookups SET updated_at = now() WHERE id = $1', [id]);
-  }
-
-  // ---- messages ---------------------------------------------------------------------------
 }

@@ -7,8 +7,8 @@ import {
 import { STEP_EXECUTE } from '#agency-contract';
 import { Batcher } from '../database/batcher.js';
 import { QueueService } from '../queue/queue.service.js';
-import { EngineRepository } from './engine.repository.js';
 import type { OutboxMessage } from './engine.types.js';
+import { HousekeepingRepository } from './housekeeping.repository.js';
 
 type OutboxRow = { id: string } & OutboxMessage;
 
@@ -54,7 +54,7 @@ export class OutboxRelay implements BeforeApplicationShutdown, OnApplicationShut
 
   constructor(
     private readonly queues: QueueService,
-    private readonly repository: EngineRepository,
+    private readonly repository: HousekeepingRepository,
   ) {}
 
   /** One round trip per queue: the rows of a batch of changes usually go to a few queues. */

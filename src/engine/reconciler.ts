@@ -10,8 +10,8 @@ import {
   type StepJob,
 } from '#agency-contract';
 import { deadlineTimer } from './engine.jobs.js';
-import { EngineRepository } from './engine.repository.js';
 import type { OutboxMessage } from './engine.types.js';
+import { HousekeepingRepository } from './housekeeping.repository.js';
 import { OutboxRelay } from './outbox.relay.js';
 
 /**
@@ -28,7 +28,7 @@ export class Reconciler {
   private readonly logger = new Logger(Reconciler.name);
 
   constructor(
-    private readonly repository: EngineRepository,
+    private readonly repository: HousekeepingRepository,
     private readonly relay: OutboxRelay,
   ) {}
 

@@ -22,6 +22,7 @@ import {
 } from '#agency-contract';
 import type { EngineRepository } from '../../src/engine/engine.repository.js';
 import type { EngineService } from '../../src/engine/engine.service.js';
+import type { HousekeepingRepository } from '../../src/engine/housekeeping.repository.js';
 import type { QueueService } from '../../src/queue/queue.service.js';
 import { sql, type TestDatabase } from './test-env.js';
 
@@ -260,9 +261,10 @@ export async function openResolvedCase(
  */
 export async function seedRegisterFacts(
   repository: EngineRepository,
+  housekeeping: HousekeepingRepository,
   subjectId: string,
 ): Promise<void> {
-  await repository.transaction((manager) =>
+  await housekeeping.transaction((manager) =>
     repository.insertFacts(
       manager,
       Object.entries(WORKLOAD_REGISTER).map(([factKey, value]) => ({
