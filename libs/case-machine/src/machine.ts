@@ -177,6 +177,11 @@ const HANDLERS: { [T in CaseInput['type']]: Handler<T> } = {
   'lookup-result'(draft, { result }) {
     const lookup = draft.lookups.find((l) => l.id === result.lookupId);
     if (!lookup) return 'unknown look-up';
+    // A completed case still takes the answer of a look-up it started (a register's fresh value
+    // after a change of address, for the cases that come after); a cancelled or failed one does
+    // not: nothing more is asked, and nothing more disclosed, for it.
+    const { status } = draft.caseRecord;
+    if (status === 'cancelled' || status === 'failed') return `case is ${status}`;
     if (result.agency !== lookup.agency) return 'from another agency';
     if (lookup.state !== 'pending') return `look-up is ${lookup.state}`;
     if (result.attempt !== lookup.attempt) return 'stale attempt';
@@ -326,7 +331,6 @@ const HANDLERS: { [T in CaseInput['type']]: Handler<T> } = {
         `Only a failed step of a case needing action can be retried; ${stepId} is ${run.state}.`,
       );
     }
-    draft.setStatus('running');
     draft.event({ type: 'step-retried-by-admin', stepId });
     draft.setRun(run, { maxAttempts: run.attempt + step.retry.attempts });
     dispatch(draft, run, step, {
@@ -335,7 +339,12 @@ const HANDLERS: { [T in CaseInput['type']]: Handler<T> } = {
       previousError: null,
       freshDeadline: true,
     });
-    advance(draft);
+    // The case runs again once no step is left failed: with another still failed it keeps
+    // needing action (that step stays retryable), and nothing else starts until it is retried.
+    if (![...draft.runs.values()].some((r) => r.state === 'failed')) {
+      draft.setStatus('running');
+      advance(draft);
+    }
     return undefined;
   },
 };
