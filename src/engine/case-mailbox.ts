@@ -47,11 +47,6 @@ export class Mailboxes<S> {
     return this.boxes.has(key);
   }
 
-  /** How many cases have inputs now (a metric). */
-  get size(): number {
-    return this.boxes.size;
-  }
-
   private async drain(key: string, box: Mailbox<S>): Promise<void> {
     box.running = true;
     for (let letter = box.letters.shift(); letter; letter = box.letters.shift()) {

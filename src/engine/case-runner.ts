@@ -17,7 +17,7 @@ import type { EngineConfig, ResolvedConfig } from '../config/config.schema.js';
 import { CaseChanges } from './case-changes.js';
 import { Mailboxes } from './case-mailbox.js';
 import { EngineCatalogue } from './engine-catalogue.js';
-import { ENGINE_TIMERS_QUEUE, STEP_DEADLINE } from './engine.jobs.js';
+import { deadlineTimer } from './engine.jobs.js';
 import { EngineRepository, type CaseUnit, type LoadedCase } from './engine.repository.js';
 import type { OutboxMessage } from './engine.types.js';
 import { OutboxRelay } from './outbox.relay.js';
@@ -28,10 +28,8 @@ const MAX_CONFLICT_RETRIES = 50;
 /** How an input finds its case: by the case's id, or one of its step runs' or look-ups'. */
 export type CaseAddress = { caseId: string } | { stepRunId: string } | { lookupId: string };
 
-export type RunOutcome =
-  | { outcome: 'not-found' }
-  | Exclude<Decision, { outcome: 'changed' }>
-  | Extract<Decision, { outcome: 'changed' }>;
+/** What became of an input: its case's decision, or no such case. */
+export type RunOutcome = { outcome: 'not-found' } | (Decision & { caseId: string });
 
 /**
  * The I/O around the case machine. An input is posted to its case's mailbox (inputs to one case
@@ -68,12 +66,12 @@ export class CaseRunner {
   async open(input: OpenInput, definition: DefinitionWithDefaults): Promise<RunOutcome> {
     const facts = await this.repository.currentFacts(input.subjectId);
     const decision = openCase(input, facts, await this.environment(definition));
-    if (decision.outcome !== 'changed') return decision;
+    if (decision.outcome !== 'changed') return { ...decision, caseId: input.caseId };
     const { committed, outbox } = await this.repository.commitCase(this.unit(decision, null, 0));
     if (!committed) throw new Error(`case ${input.caseId} could not be created`);
     this.emit(decision, null);
     await this.relay.publish(outbox);
-    return decision;
+    return { ...decision, caseId: input.caseId };
   }
 
   /**
@@ -86,7 +84,10 @@ export class CaseRunner {
     options: { subjectId?: string } = {},
   ): Promise<RunOutcome> {
     const subjectId = options.subjectId;
-    let caseId = 'caseId' in address ? address.caseId : this.aliases.get(this.aliasKey(address));
+    let caseId =
+      'caseId' in address
+        ? address.caseId
+        : this.aliases.get('stepRunId' in address ? address.stepRunId : address.lookupId);
     let loaded: LoadedCase | null | undefined;
     if (caseId === undefined) {
       // Only the case knows its step runs and look-ups: read it to find its mailbox.
@@ -96,7 +97,11 @@ export class CaseRunner {
     }
     const id = caseId;
     const { outcome, outbox } = await this.mailboxes.post(id, async (held) => {
-      const done = await this.turn(id, input, subjectId, newest(held, loaded, subjectId));
+      const start = newest(held, loaded, subjectId);
+      // A state read for this input (`loaded`) is current as of its arrival; one only handed on
+      // by the turn before is read again before it decides that nothing changes (see turn).
+      const verified = start !== undefined && start === (loaded ?? undefined);
+      const done = await this.turn(id, input, subjectId, start, verified);
       if (done.state) this.remember(id, done.state);
       return { value: done, leaves: done.state };
     });
@@ -110,25 +115,43 @@ export class CaseRunner {
     input: CaseInput,
     subjectId: string | undefined,
     start: LoadedCase | undefined,
+    verified: boolean,
   ): Promise<{
     outcome: RunOutcome;
     outbox: Array<{ id: string } & OutboxMessage>;
     state: LoadedCase | undefined;
   }> {
     let state = start;
+    let current = verified;
     for (let attempt = 1; ; attempt += 1) {
-      state ??= (await this.repository.loadCase({ caseId }, subjectId)) ?? undefined;
+      if (!state) {
+        state = (await this.repository.loadCase({ caseId }, subjectId)) ?? undefined;
+        current = true;
+      }
       if (!state) return { outcome: { outcome: 'not-found' }, outbox: [], state: undefined };
       const definition = await this.catalogue.definition(state.caseRecord.definitionId);
       const decision = decide(state, input, await this.environment(definition));
-      if (decision.outcome !== 'changed') return { outcome: decision, outbox: [], state };
+      if (decision.outcome !== 'changed') {
+        // A change is fenced by the revision when it commits; a decision to change nothing is
+        // not. So a handed-on state is read again before such a decision stands: another process
+        // may have moved the case on (a result for the attempt it dispatched would look stale).
+        if (!current) {
+          const fresh = (await this.repository.loadCase({ caseId }, subjectId)) ?? undefined;
+          current = true;
+          if (fresh?.caseRecord.revision !== state.caseRecord.revision) {
+            state = fresh;
+            continue;
+          }
+        }
+        return { outcome: { ...decision, caseId }, outbox: [], state };
+      }
       const previous = state.caseRecord;
       const { committed, outbox } = await this.repository.commitCase(
         this.unit(decision, previous.revision, previous.revision),
       );
       if (committed) {
         this.emit(decision, previous.status);
-        return { outcome: decision, outbox, state: toLoaded(decision.state) };
+        return { outcome: { ...decision, caseId }, outbox, state: toLoaded(decision.state) };
       }
       if (attempt >= MAX_CONFLICT_RETRIES) {
         throw new Error(`case ${caseId} kept changing under ${String(attempt)} attempts`);
@@ -185,16 +208,17 @@ export class CaseRunner {
     previous: CaseState['caseRecord']['status'] | null,
   ): void {
     const { state, events } = decision;
+    const caseId = state.caseRecord.id;
     for (const event of events) {
-      if (event.type === 'result-refused' || event.type === 'lookup-result-refused') {
-        this.logger.warn(
-          {
-            caseId: state.caseRecord.id,
-            stepId: event.stepId,
-            problems: event.data.problems.map((p) => p.path),
-          },
-          event.type === 'result-refused' ? 'result refused' : 'look-up answer partly refused',
-        );
+      // Paths only: the refused values may be personal data.
+      if (event.type === 'result-refused') {
+        const stepRunId = state.runs.find((r) => r.stepId === event.stepId)?.id;
+        const problems = event.data.problems.map((p) => p.path);
+        this.logger.warn({ caseId, stepRunId, problems }, 'result refused');
+      } else if (event.type === 'lookup-result-refused') {
+        const { lookupId, problems } = event.data;
+        const paths = problems.map((p) => p.path);
+        this.logger.warn({ caseId, lookupId, problems: paths }, 'look-up answer partly refused');
       }
     }
     this.changes.emit({
@@ -206,17 +230,8 @@ export class CaseRunner {
     });
   }
 
-  private aliasKey(address: CaseAddress): string {
-    return 'stepRunId' in address
-      ? address.stepRunId
-      : 'lookupId' in address
-        ? address.lookupId
-        : address.caseId;
-  }
-
   /** Inputs that name a step run or look-up of a case with a mailbox go to it without a read. */
   private remember(caseId: string, state: LoadedCase): void {
-    if (!this.mailboxes.active(caseId)) return;
     const ids = [...state.runs.map((r) => r.id), ...state.lookups.map((l) => l.id)];
     for (const id of ids) this.aliases.set(id, caseId);
     this.aliasesOf.set(caseId, ids);
@@ -286,15 +301,7 @@ function toOutbox(effect: Effect): OutboxMessage[] {
         },
       ];
     case 'arm-timer':
-      return [
-        {
-          queue: ENGINE_TIMERS_QUEUE,
-          jobName: STEP_DEADLINE,
-          jobId: effect.jobId,
-          payload: effect.job,
-          availableAt: effect.at,
-        },
-      ];
+      return [deadlineTimer({ id: effect.job.stepRunId, caseId: effect.job.caseId }, effect.at)];
     default:
       return [];
   }

@@ -172,7 +172,7 @@ export class EngineService {
         this.logger.warn(ids, 'result for an unknown case ignored');
         return 'ignored';
       case 'unchanged':
-        this.logger.log({ ...ids, why: done.reason }, 'result ignored');
+        this.logger.log({ ...ids, caseId: done.caseId, why: done.reason }, 'result ignored');
         return 'ignored';
       case 'refused':
         throw toError(done.refusal);

@@ -216,9 +216,9 @@ export class Draft {
   }
 
   /** The decision this draft makes: unchanged if it appended no event. */
-  decision(reasonIfUnchanged: string): Decision {
+  decision(): Decision {
     if (this.events.length === 0 && !this.creates) {
-      return { outcome: 'unchanged', reason: reasonIfUnchanged };
+      return { outcome: 'unchanged', reason: 'nothing to do' };
     }
     const caseRecord: CaseRecord = {
       ...this.caseRecord,
@@ -246,7 +246,7 @@ export function decideWith(draft: Draft, work: (draft: Draft) => string | undefi
   try {
     const ignored = work(draft);
     if (ignored !== undefined) return { outcome: 'unchanged', reason: ignored };
-    return draft.decision('nothing to do');
+    return draft.decision();
   } catch (error) {
     if (error instanceof Refused) return { outcome: 'refused', refusal: error.refusal };
     throw error;

@@ -1428,6 +1428,22 @@ describe('found by the properties', () => {
     // Before the fix: changed, with lookup-answered and a fact record, on the cancelled case.
     expect(decision).toMatchObject({ outcome: 'unchanged' });
   });
+
+  /**
+   * Found in review: with answers to a closed case ignored, a look-up left pending would be
+   * re-sent by the reconciler (which claims every pending look-up) on every round, disclosing the
+   * personal number again each time. A cancel closes it.
+   */
+  it('a cancel closes the look-ups still pending, so nothing asks the register again', () => {
+    const driver = new Driver();
+    changed(driver.open(ANSWERS));
+    expect(driver.state.lookups.map((l) => l.state)).toEqual(['pending']);
+    const decision = changed(driver.apply({ type: 'cancel', reason: 'r', by: 'citizen' }));
+    expect(decision.writes.changedLookups).toEqual([
+      expect.objectContaining({ state: 'failed', lastError: 'case-closed' }),
+    ]);
+    expect(driver.state.lookups.map((l) => l.state)).toEqual(['failed']);
+  });
 });
 
 describe('every decision', () => {

@@ -298,7 +298,8 @@ const HANDLERS: { [T in CaseInput['type']]: Handler<T> } = {
 
   'timer-fired'(draft, { stepRunId, deadline }) {
     const run = draft.runById(stepRunId);
-    if (!run || run.deadlineAt?.toISOString() !== deadline) return 'deadline moved';
+    if (!run) return 'unknown step run';
+    if (run.deadlineAt?.toISOString() !== deadline) return 'deadline moved';
     escalate(draft, run, draft.now.getTime() + DEADLINE_TOLERANCE_MS);
     return undefined;
   },

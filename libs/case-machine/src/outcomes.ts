@@ -242,7 +242,7 @@ export function applyLookupOutcome(draft: Draft, lookup: LookupRecord, result: L
   if (refused.length > 0) {
     draft.event({
       type: 'lookup-result-refused',
-      data: { agency: lookup.agency, problems: refused },
+      data: { agency: lookup.agency, lookupId: lookup.id, problems: refused },
     });
   }
   draft.addFacts(

@@ -265,8 +265,16 @@ export function failStep(
   }
 }
 
-/** Every step not yet final is cancelled; agencies with one in flight are told to stop. */
+/**
+ * Every step not yet final is cancelled; agencies with one in flight are told to stop. A look-up
+ * still pending is closed: its answer is ignored, and the reconciler must not ask again.
+ */
 export function cancelRemaining(draft: Draft, reason: string): void {
+  for (const lookup of draft.lookups) {
+    if (lookup.state === 'pending') {
+      draft.changeLookup(lookup, { state: 'failed', lastError: 'case-closed' });
+    }
+  }
   for (const run of draft.runs.values()) {
     if (FINAL_STEP_STATES.includes(run.state)) continue;
     // A ready step may already be on its queue (published, not yet marked dispatched).
@@ -288,9 +296,9 @@ export function cancelRemaining(draft: Draft, reason: string): void {
 
 /**
  * Marks an open step past its deadline overdue (administrators see it; the citizen is told),
- * with an event. Never dropped: the step keeps waiting for its answer. Whether it did.
+ * with an event. Never dropped: the step keeps waiting for its answer.
  */
-export function escalate(draft: Draft, run: StepRunRecord, now: number): boolean {
+export function escalate(draft: Draft, run: StepRunRecord, now: number): void {
   if (
     !OPEN_STEP_STATES.includes(run.state) ||
     run.overdue ||
@@ -298,7 +306,7 @@ export function escalate(draft: Draft, run: StepRunRecord, now: number): boolean
     run.deadlineAt.getTime() > now ||
     FINAL_CASE_STATUSES.includes(draft.caseRecord.status)
   ) {
-    return false;
+    return;
   }
   draft.setRun(run, { overdue: true });
   const deadline = run.deadlineAt.toISOString();
@@ -314,7 +322,6 @@ export function escalate(draft: Draft, run: StepRunRecord, now: number): boolean
     deadline,
     waitingFor: run.state === 'awaiting-citizen' ? 'citizen' : 'agency',
   });
-  return true;
 }
 
 /**

@@ -106,7 +106,7 @@ export interface CaseEventData {
   'lookup-requested': { agency: string; factKeys: string[]; attempt: number; delayMs: number };
   'lookup-answered': { agency: string; foundKeys: string[]; unavailableKeys: string[] };
   'lookup-failed': { agency: string; factKeys: string[]; code: string };
-  'lookup-result-refused': { agency: string; problems: Problem[] };
+  'lookup-result-refused': { agency: string; lookupId: string; problems: Problem[] };
   'step-skipped': undefined;
   'step-dispatched': { attempt: number; agency: string; factKeys: string[]; delayMs: number };
   'step-awaiting-citizen': undefined;
