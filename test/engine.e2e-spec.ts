@@ -5,6 +5,7 @@ import { Redis } from 'ioredis';
 import { EngineRepository, type CaseUnit } from '../src/engine/engine.repository.js';
 import type { CaseRecord, StepRunRecord } from '../src/engine/engine.types.js';
 import { EngineService } from '../src/engine/engine.service.js';
+import { HousekeepingRepository } from '../src/engine/housekeeping.repository.js';
 import { Reconciler } from '../src/engine/reconciler.js';
 import { ENGINE_TIMERS_QUEUE, STEP_DEADLINE, type TimerJobs } from '../src/engine/engine.jobs.js';
 import { DefinitionsService } from '../src/definitions/definitions.service.js';
@@ -429,6 +430,43 @@ describe('the engine', () => {
       stop();
       await Promise.all(caseIds.map((id) => engine.cancelCase(id, 'test over')));
     }
+  });
+
+  it("writes a case it kept in memory only at its subject's current facts: an address recorded meanwhile is the one sent", async () => {
+    // Bolagsverket stays silent, so the case waits with its state kept after the submit.
+    agencies.setScript((job) => (job.stepId === 'register-sole-trader' ? null : undefined));
+    const repository = leo.app.get(EngineRepository);
+    const subjectId = await repository.createSubject();
+    const caseId = await startCase(engine, repository, { subjectId });
+    await waitForStep(caseId, 'register-sole-trader', 'dispatched');
+    // Another case (here: written directly) records a new address for the same subject.
+    const moved = { street: 'Nygatan 3', postalCode: '352 31', town: 'Växjö' };
+    const before = await repository.subjectFacts(subjectId);
+    await leo.app
+      .get(HousekeepingRepository)
+      .transaction((manager) =>
+        repository.insertFacts(manager, [
+          { subjectId, factKey: 'person.address', value: moved, source: 'citizen' },
+        ]),
+      );
+    expect((await repository.subjectFacts(subjectId)).revision).toBe(before.revision + 1);
+    // The registration's answer is applied to the kept state first; its write is refused
+    // (the subject's facts moved on), so the case is read again and decided on the new facts.
+    const [run] = await sql<{ id: string }>(
+      "SELECT id FROM step_runs WHERE case_id = $1 AND step_id = 'register-sole-trader'",
+      [caseId],
+    );
+    const applied = await engine.applyResult({
+      stepRunId: run?.id ?? '',
+      attempt: 1,
+      agency: 'bolagsverket',
+      result: { outcome: 'completed', produced: { 'business.orgNumber': ORG } },
+      reportedAt: new Date().toISOString(),
+    });
+    expect(applied).toBe('applied');
+    await waitForCase(caseId, ['completed']);
+    const notice = received().filter((j) => j.caseId === caseId && j.stepId === 'business-notice');
+    expect(notice.map((j) => j.facts['person.address'])).toEqual([moved]);
   });
 
   it('refuses a result that sets a fact the step does not produce, and records no fact from it', async () => {

@@ -209,6 +209,13 @@ export class EnvironmentVariables {
   @IsOptional()
   @Transform(toInt)
   @Min(0)
+  @Max(1_000_000)
+  @IsInt()
+  LEO_CASE_CACHE_SIZE?: number;
+
+  @IsOptional()
+  @Transform(toInt)
+  @Min(0)
   @Max(86_400_000)
   @IsInt()
   LEO_TIMER_ARM_AFTER_MS?: number;
@@ -271,6 +278,7 @@ export const ENVIRONMENT_VARIABLE_NAMES: readonly string[] = Object.freeze([
   'LEO_RECONCILE_INTERVAL_MS',
   'LEO_RECONCILE_AFTER_MS',
   'LEO_RESULT_CONCURRENCY',
+  'LEO_CASE_CACHE_SIZE',
   'LEO_TIMER_ARM_AFTER_MS',
   'MOCK_AGENCY_LATENCY_MS',
   'MOCK_AGENCY_FAILURE_RATE',
@@ -323,6 +331,8 @@ export interface EngineConfig {
   reconcileAfterMs: number;
   /** Results one engine process applies at once (their reads and writes are batched). */
   resultConcurrency: number;
+  /** Cases a process keeps in memory after changing them (0: none; decision 0019). */
+  caseCacheSize: number;
   /** How long a step stays open before its deadline timer is written (0: at dispatch). */
   timerArmAfterMs: number;
 }
@@ -478,6 +488,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       reconcileIntervalMs: vars.LEO_RECONCILE_INTERVAL_MS ?? 30_000,
       reconcileAfterMs: vars.LEO_RECONCILE_AFTER_MS ?? 300_000,
       resultConcurrency: vars.LEO_RESULT_CONCURRENCY ?? 64,
+      caseCacheSize: vars.LEO_CASE_CACHE_SIZE ?? 10_000,
       timerArmAfterMs: vars.LEO_TIMER_ARM_AFTER_MS ?? 60_000,
     },
     mockAgencies: {

@@ -185,6 +185,44 @@ describe('commitCasesStatement', () => {
     expect(two.text).toContain('c AS (SELECT id FROM c_new UNION ALL SELECT id FROM c_update)');
   });
 
+  it('checks the subject facts revision of a fenced change, and moves it on for one that records facts', () => {
+    const fence = (expected: number, bump: boolean): Partial<CaseUnit> => ({
+      subjectFence: { subjectId: id(900), expected, bump },
+    });
+    const statement = commitCasesStatement([
+      unit(1, fence(7, true)),
+      unit(2, fence(7, false)),
+      unit(3),
+      unit(4, fence(7, false), true),
+    ]);
+    expect(statement.name).toBe('commit-cases-subject_bumped-subject_ok-new-locked-update');
+    expect(ctes(statement.text)).toEqual([
+      'subject_bumped',
+      'subject_ok',
+      'c_new',
+      'locked',
+      'c_update',
+      'c',
+    ]);
+    // The fenced cases' ids, then the fences: bumped under the row lock, else only checked.
+    expect(statement.values[0]).toEqual([id(1), id(2), id(4)]);
+    expect(JSON.parse(String(statement.values[1]))).toEqual([
+      { case_id: id(1), subject_id: id(900), expected: 7, bump: true },
+      { case_id: id(2), subject_id: id(900), expected: 7, bump: false },
+      { case_id: id(4), subject_id: id(900), expected: 7, bump: false },
+    ]);
+    expect(statement.text).toContain('SET facts_revision = s.facts_revision + 1');
+    expect(statement.text).toContain(
+      'WHERE x.bump AND s.id = x.subject_id AND s.facts_revision = x.expected',
+    );
+    // Each case is written only if its fence held, or it has none (case 3).
+    const fenced = 'IN (SELECT case_id FROM subject_ok) OR';
+    expect(statement.text).toContain(`AND (n.id ${fenced} n.id <> ALL($1::uuid[]))`);
+    expect(statement.text).toContain(`AND (t.id ${fenced} t.id <> ALL($1::uuid[]))`);
+    // Unfenced batches are the statement they were.
+    expect(commitCasesStatement([unit(3)]).text).not.toContain('subject');
+  });
+
   it('refuses two changes to one case', () => {
     expect(() => commitCasesStatement([unit(1), unit(2), unit(1)])).toThrow(
       'a batch holds two changes to one case',

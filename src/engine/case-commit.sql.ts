@@ -1,37 +1,7 @@
-import type {
-  CaseRecord,
-  FactRecord,
-  LookupRecord,
-  NewMessage,
-  OutboxMessage,
-  StepRunRecord,
-} from './engine.types.js';
+import type { CaseUnit } from './case-unit.js';
+import type { OutboxMessage } from './engine.types.js';
 
-/** Everything one change to a case writes, committed by one statement (see EngineRepository.commitCase). */
-export interface CaseUnit {
-  caseRecord: CaseRecord;
-  /** The revision the change was computed from; null for a case it creates. */
-  expectedRevision: number | null;
-  /** For a new case: all its step runs; else the ones the change touched (their whole state). */
-  runs: StepRunRecord[];
-  /** Stored as they are: the case machine's events (CaseEvent), numbered from the revision. */
-  events: Array<{ seq: number; type: string; stepId?: string; data?: object }>;
-  facts: FactRecord[];
-  newLookups: LookupRecord[];
-  changedLookups: LookupRecord[];
-  disclosures: Array<{
-    subjectId: string;
-    caseId: string;
-    stepRunId?: string;
-    lookupId?: string;
-    agency: string;
-    factRecordIds: string[];
-    factKeys: string[];
-    basis: string;
-  }>;
-  messages: NewMessage[];
-  outbox: OutboxMessage[];
-}
+export type { CaseUnit };
 
 export interface CommitOutcome {
   committed: boolean;
@@ -89,6 +59,49 @@ export function commitCasesStatement(units: readonly CaseUnit[]): CommitStatemen
 
   const creating = units.filter((u) => u.expectedRevision === null);
   const updating = units.filter((u) => u.expectedRevision !== null);
+  const fenced = units.filter((u) => u.subjectFence !== undefined);
+  // The cases whose subject's facts are still at the revision their change was computed from:
+  // checked for a change that records none, moved on (under the row's lock) for one that does.
+  // A change that records facts moves the revision on even if its case's own check then fails;
+  // that only makes other kept cases of the subject read again.
+  const fencedIds =
+    fenced.length > 0
+      ? param(
+          fenced.map((u) => u.caseRecord.id),
+          'uuid[]',
+        )
+      : '';
+  const fence = (id: string): string =>
+    fenced.length === 0
+      ? ''
+      : ` AND (${id} IN (SELECT case_id FROM subject_ok) OR ${id} <> ALL(${fencedIds}))`;
+  if (fenced.length > 0) {
+    const rows = recordset(
+      fenced.map((u) => ({
+        case_id: u.caseRecord.id,
+        subject_id: u.subjectFence?.subjectId,
+        expected: u.subjectFence?.expected,
+        bump: u.subjectFence?.bump,
+      })),
+    );
+    const columns = 'x(case_id uuid, subject_id text, expected bigint, bump boolean)';
+    part(
+      'subject_bumped',
+      `subject_bumped AS (
+          UPDATE subjects s SET facts_revision = s.facts_revision + 1
+          FROM jsonb_to_recordset(${rows}) AS ${columns}
+          WHERE x.bump AND s.id = x.subject_id AND s.facts_revision = x.expected
+          RETURNING x.case_id)`,
+    );
+    part(
+      'subject_ok',
+      `subject_ok AS (
+          SELECT x.case_id FROM jsonb_to_recordset(${rows}) AS ${columns}
+          JOIN subjects s ON s.id = x.subject_id AND s.facts_revision = x.expected
+          WHERE NOT x.bump
+          UNION ALL SELECT case_id FROM subject_bumped)`,
+    );
+  }
   const cases: string[] = [];
   if (creating.length > 0) {
     cases.push('c_new');
@@ -116,7 +129,9 @@ export function commitCasesStatement(units: readonly CaseUnit[]): CommitStatemen
             })),
           )}) AS n(id uuid, subject_id text, life_event_key text, definition_id uuid,
             definition_version int, status text, revision int, submitted_at timestamptz,
-            finished_at timestamptz, consent_checksum text, consented_at timestamptz)
+            finished_at timestamptz, consent_checksum text, consented_at timestamptz)${
+              fenced.length > 0 ? `\n          WHERE true${fence('n.id')}` : ''
+            }
           RETURNING id)`,
     );
   }
@@ -154,7 +169,7 @@ export function commitCasesStatement(units: readonly CaseUnit[]): CommitStatemen
           )}) AS u(id uuid, expected_revision int, status text, revision int,
             submitted_at timestamptz, finished_at timestamptz, consent_checksum text,
             consented_at timestamptz)
-          WHERE t.id = u.id AND t.revision = u.expected_revision
+          WHERE t.id = u.id AND t.revision = u.expected_revision${fence('t.id')}
             AND t.id = ANY(${ids})${locking ? ' AND t.id IN (SELECT id FROM locked)' : ''}
           RETURNING t.id)`,
     );

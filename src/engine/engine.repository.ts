@@ -43,6 +43,8 @@ export interface LoadedCase {
   lookups: LookupRecord[];
   /** The subject's newest record of each fact. */
   facts: Map<string, FactRecord>;
+  /** The revision of the subject's facts these were read at (see CaseUnit.subjectFence). */
+  factsRevision: number;
 }
 
 /** What loadCase looks a case up by. */
@@ -229,7 +231,10 @@ export class EngineRepository {
     return new Map(rows.map((r) => [r.fact_key, toFact(r)]));
   }
 
-  /** Appends fact records (never overwrites); returns them as stored, in the order given. */
+  /**
+   * Appends fact records (never overwrites), moving their subjects' facts revision on (so a case
+   * kept in memory with older facts is read again); returns them as stored, in the order given.
+   */
   async insertFacts(
     manager: EntityManager,
     records: Array<{
@@ -246,7 +251,10 @@ export class EngineRepository {
   ): Promise<FactRecord[]> {
     if (records.length === 0) return [];
     const rows = await manager.query<FactRow[]>(
-      `INSERT INTO fact_records (subject_id, fact_key, value, source, agency, case_id, step_run_id, lookup_id, supersedes)
+      `WITH bumped AS (
+         UPDATE subjects SET facts_revision = facts_revision + 1
+          WHERE id IN (SELECT subject_id FROM jsonb_to_recordset($1::jsonb) AS s(subject_id text)))
+       INSERT INTO fact_records (subject_id, fact_key, value, source, agency, case_id, step_run_id, lookup_id, supersedes)
        SELECT r.subject_id, r.fact_key, r.value, r.source, r.agency, r.case_id, r.step_run_id, r.lookup_id, r.supersedes
        FROM jsonb_to_recordset($1::jsonb)
          AS r(subject_id text, fact_key text, value jsonb, source text, agency text, case_id uuid,
@@ -305,6 +313,7 @@ export class EngineRepository {
       runs: Array<Record<string, unknown>>;
       lookups: Array<Record<string, unknown>>;
       facts: Array<Record<string, unknown>>;
+      facts_revision: string;
     }>(
       'load-cases',
       // LATERAL, so that each request finds its case through the primary key (a join of the
@@ -314,7 +323,8 @@ export class EngineRepository {
          (SELECT coalesce(json_agg(l ORDER BY l.created_at, l.id), '[]') FROM lookups l WHERE l.case_id = c.id) AS lookups,
          (SELECT coalesce(json_agg(f), '[]') FROM (
             SELECT DISTINCT ON (fact_key) * FROM fact_records
-             WHERE subject_id = c.subject_id ORDER BY fact_key, created_at DESC, id) f) AS facts
+             WHERE subject_id = c.subject_id ORDER BY fact_key, created_at DESC, id) f) AS facts,
+         (SELECT facts_revision FROM subjects WHERE id = c.subject_id) AS facts_revision
        FROM unnest($1::text[], $2::uuid[], $3::text[]) WITH ORDINALITY AS q(kind, key, subject, ord)
        CROSS JOIN LATERAL (
          SELECT * FROM cases
@@ -339,8 +349,34 @@ export class EngineRepository {
             return [fact.factKey, fact];
           }),
         ),
+        factsRevision: Number(row.facts_revision),
       };
     });
+  }
+
+  /**
+   * The subject's current value of each fact and the revision they were read at, in one
+   * statement (one snapshot): what a new case of the subject is decided on.
+   */
+  async subjectFacts(
+    subjectId: string,
+  ): Promise<{ facts: Map<string, FactRecord>; revision: number }> {
+    const rows = await this.prepared<{ facts: FactRow[]; revision: string | null }>(
+      'subject-facts',
+      `SELECT (SELECT facts_revision FROM subjects WHERE id = $1) AS revision,
+         (SELECT coalesce(json_agg(f), '[]') FROM (
+            SELECT DISTINCT ON (fact_key) * FROM fact_records
+             WHERE subject_id = $1 ORDER BY fact_key, created_at DESC, id) f) AS facts`,
+      [subjectId],
+    );
+    const row = rows[0];
+    const facts = (row?.facts ?? []).map((f) =>
+      toFact(withDates(f as unknown as Record<string, unknown>) as unknown as FactRow),
+    );
+    return {
+      facts: new Map(facts.map((f) => [f.factKey, f])),
+      revision: Number(row?.revision ?? 0),
+    };
   }
 
   /**

@@ -4,6 +4,7 @@ import { Engine1763884900000 } from './1763884900000-engine.js';
 import { OnceOnly1764633600000 } from './1764633600000-once-only.js';
 import { HistoryIndexes1764720000000 } from './1764720000000-history-indexes.js';
 import { LazyTimers1764806400000 } from './1764806400000-lazy-timers.js';
+import { SubjectFactsRevision1764892800000 } from './1764892800000-subject-facts-revision.js';
 
 type MigrationClass = new () => MigrationInterface;
 
@@ -17,4 +18,5 @@ export const MIGRATIONS: MigrationClass[] = [
   OnceOnly1764633600000,
   HistoryIndexes1764720000000,
   LazyTimers1764806400000,
+  SubjectFactsRevision1764892800000,
 ];

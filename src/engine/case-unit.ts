@@ -1,0 +1,115 @@
+import { FACT_LOOKUP, STEP_CANCEL, STEP_EXECUTE, agencyQueueName } from '#agency-contract';
+import type { Decision, Effect } from '#case-machine';
+import { deadlineTimer } from './engine.jobs.js';
+import type {
+  CaseRecord,
+  FactRecord,
+  LookupRecord,
+  NewMessage,
+  OutboxMessage,
+  StepRunRecord,
+} from './engine.types.js';
+
+/** Everything one change to a case writes, committed by one statement (see EngineRepository.commitCase). */
+export interface CaseUnit {
+  caseRecord: CaseRecord;
+  /** The revision the change was computed from; null for a case it creates. */
+  expectedRevision: number | null;
+  /** For a new case: all its step runs; else the ones the change touched (their whole state). */
+  runs: StepRunRecord[];
+  /** Stored as they are: the case machine's events (CaseEvent), numbered from the revision. */
+  events: Array<{ seq: number; type: string; stepId?: string; data?: object }>;
+  facts: FactRecord[];
+  newLookups: LookupRecord[];
+  changedLookups: LookupRecord[];
+  disclosures: Array<{
+    subjectId: string;
+    caseId: string;
+    stepRunId?: string;
+    lookupId?: string;
+    agency: string;
+    factRecordIds: string[];
+    factKeys: string[];
+    basis: string;
+  }>;
+  messages: NewMessage[];
+  outbox: OutboxMessage[];
+  /**
+   * The revision of the subject's facts the change was computed from: the change commits only
+   * if it is still that (and moves it on when the change records facts). A change computed from
+   * a case kept in memory carries it, so facts another case recorded meanwhile are not missed
+   * (decision 0019). Without it, the subject's facts are not checked.
+   */
+  subjectFence?: { subjectId: string; expected: number; bump: boolean };
+}
+
+export type Changed = Extract<Decision, { outcome: 'changed' }>;
+
+/**
+ * What the store writes for a change the case machine decided on a state read at revision
+ * `from.revision` (`expectedRevision` null: the change creates the case) and at the subject's
+ * facts revision `from.factsRevision`: its records, its events numbered on from the revision,
+ * and its effects as disclosures, messages and outbox rows, in the order they were decided.
+ */
+export function toUnit(
+  decision: Changed,
+  from: { expectedRevision: number | null; revision: number; factsRevision: number },
+): CaseUnit {
+  const { state, events, effects, writes } = decision;
+  return {
+    caseRecord: state.caseRecord,
+    expectedRevision: from.expectedRevision,
+    runs: writes.runs,
+    events: events.map((e, i) => ({ ...e, seq: from.revision + i + 1 })),
+    facts: writes.facts,
+    newLookups: writes.newLookups,
+    changedLookups: writes.changedLookups,
+    disclosures: effects.flatMap((e) => (e.type === 'disclose' ? [e.disclosure] : [])),
+    messages: effects.flatMap((e) => (e.type === 'notify' ? [e.message] : [])),
+    outbox: effects.flatMap(toOutbox),
+    subjectFence: {
+      subjectId: state.caseRecord.subjectId,
+      expected: from.factsRevision,
+      bump: writes.facts.length > 0,
+    },
+  };
+}
+
+/** The outbox row of an effect that is a job. */
+function toOutbox(effect: Effect): OutboxMessage[] {
+  switch (effect.type) {
+    case 'dispatch-step':
+      return [
+        {
+          queue: agencyQueueName(effect.agency),
+          jobName: STEP_EXECUTE,
+          jobId: effect.jobId,
+          payload: effect.job,
+          availableAt: effect.availableAt,
+        },
+      ];
+    case 'request-lookup':
+      return [
+        {
+          queue: agencyQueueName(effect.agency),
+          jobName: FACT_LOOKUP,
+          jobId: effect.jobId,
+          payload: effect.job,
+          availableAt: effect.availableAt,
+        },
+      ];
+    case 'cancel-step':
+      return [
+        {
+          queue: agencyQueueName(effect.agency),
+          jobName: STEP_CANCEL,
+          jobId: effect.jobId,
+          payload: effect.job,
+        },
+      ];
+    case 'arm-timer':
+      return [deadlineTimer({ id: effect.job.stepRunId, caseId: effect.job.caseId }, effect.at)];
+    default:
+      return [];
+  }
+}
