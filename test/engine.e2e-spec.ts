@@ -469,6 +469,56 @@ describe('the engine', () => {
     expect(notice.map((j) => j.facts['person.address'])).toEqual([moved]);
   });
 
+  it('writes the answers of parallel steps that arrive together as one change, each applied once', async () => {
+    // Skatteverket stays silent: its three steps' answers are then given at the same moment.
+    agencies.setScript((job) =>
+      ['f-tax', 'vat-registration', 'employer-registration'].includes(job.stepId)
+        ? null
+        : undefined,
+    );
+    const repository = leo.app.get(EngineRepository);
+    const caseId = await newCase();
+    await waitForStep(caseId, 'employer-registration', 'dispatched');
+    const runs = await sql<{ id: string; step_id: string }>(
+      "SELECT id, step_id FROM step_runs WHERE case_id = $1 AND agency = 'skatteverket'",
+      [caseId],
+    );
+    const produced: Record<string, StepResult['result']> = {
+      'f-tax': { outcome: 'completed', produced: { 'business.fTaxStatus': F_TAX } },
+      'vat-registration': {
+        outcome: 'completed',
+        produced: { 'business.vatNumber': 'SE901211994801' },
+      },
+      'employer-registration': { outcome: 'completed', produced: { 'business.employerId': ORG } },
+    };
+    const results: StepResult[] = runs.map((r) => ({
+      stepRunId: r.id,
+      attempt: 1,
+      agency: 'skatteverket',
+      result: produced[r.step_id] ?? { outcome: 'completed', produced: {} },
+      reportedAt: new Date().toISOString(),
+    }));
+    const commits: number[] = [];
+    const stop = repository.observeBatches((statement, size) => {
+      if (statement === 'commit-cases') commits.push(size);
+    });
+    try {
+      // Each twice: the repeat of an answer taken in the same turn changes nothing.
+      const outcomes = await Promise.all(
+        [...results, ...results].map((r) => engine.applyResult(r)),
+      );
+      expect(outcomes).toEqual(['applied', 'applied', 'applied', 'ignored', 'ignored', 'ignored']);
+      // One write for the three answers (and the notice they made ready), not one each.
+      expect(commits).toEqual([1]);
+    } finally {
+      stop();
+    }
+    await waitForCase(caseId, ['completed']);
+    const history = await events(caseId);
+    expect(history.map((e) => e.seq)).toEqual(history.map((_, i) => i + 1));
+    expect(history.filter((e) => e.type === 'step-completed')).toHaveLength(5);
+  });
+
   it('refuses a result that sets a fact the step does not produce, and records no fact from it', async () => {
     agencies.setScript((job) =>
       job.stepId === 'register-sole-trader'

@@ -15,7 +15,7 @@ import type { EngineConfig, ResolvedConfig } from '../config/config.schema.js';
 import { CaseCache } from './case-cache.js';
 import { CaseChanges } from './case-changes.js';
 import { Mailboxes } from './case-mailbox.js';
-import { toUnit, type Changed } from './case-unit.js';
+import { fold, toUnit, type Changed } from './case-unit.js';
 import { EngineCatalogue } from './engine-catalogue.js';
 import { EngineRepository, type LoadedCase } from './engine.repository.js';
 import type { OutboxMessage } from './engine.types.js';
@@ -31,6 +31,22 @@ export type CaseAddress = { caseId: string } | { stepRunId: string } | { lookupI
 export type RunOutcome = { outcome: 'not-found' } | (Decision & { caseId: string });
 
 type Outbox = Array<{ id: string } & OutboxMessage>;
+
+/** An input's outcome, and the jobs its turn wrote (published by the input's caller). */
+interface Turned {
+  outcome: RunOutcome;
+  outbox: Outbox;
+}
+
+/** An input waiting for its case's turn. */
+interface Pending {
+  input: CaseInput;
+  subjectId: string | undefined;
+  /** The case as read to find it, if it was. */
+  loaded: LoadedCase | undefined;
+  resolve: (turned: Turned) => void;
+  reject: (error: unknown) => void;
+}
 
 /**
  * The I/O around the case machine (decision 0017). An input is posted to its case's mailbox
@@ -48,6 +64,8 @@ export class CaseRunner {
   private readonly logger = new Logger(CaseRunner.name);
   private readonly settings: EngineConfig;
   private readonly mailboxes = new Mailboxes();
+  /** Inputs posted to a case's mailbox and not yet taken by a turn, in order. */
+  private readonly pending = new Map<string, Pending[]>();
   private readonly cache: CaseCache<LoadedCase>;
 
   constructor(
@@ -110,30 +128,58 @@ export class CaseRunner {
       caseId = loaded.caseRecord.id;
     }
     const id = caseId;
-    const { outcome, outbox } = await this.mailboxes.post(id, async () => {
-      try {
-        return await this.turn(id, input, subjectId, loaded);
-      } catch (error) {
-        this.cache.delete(id);
-        throw error;
-      }
+    const done = new Promise<Turned>((resolve, reject) => {
+      const queue = this.pending.get(id) ?? [];
+      queue.push({ input, subjectId, loaded, resolve, reject });
+      this.pending.set(id, queue);
     });
+    void this.mailboxes.post(id, () => this.turn(id));
+    const { outcome, outbox } = await done;
     await this.relay.publish(outbox);
     return outcome;
   }
 
   /**
-   * One turn of a case: decide on the newest state at hand (kept, or read for this input), write,
-   * and on a conflict read again and decide again.
+   * One turn of a case: the inputs waiting for it are taken together (all those of the engine's
+   * own, e.g. the answers of parallel steps that arrived at once; a citizen's alone, since it is
+   * read with the citizen's filter), decided one after another on the newest state at hand, and
+   * written as one change. Each input is told its own outcome.
    */
-  private async turn(
-    caseId: string,
-    input: CaseInput,
-    subjectId: string | undefined,
-    loaded: LoadedCase | undefined,
-  ): Promise<{ outcome: RunOutcome; outbox: Outbox }> {
+  private async turn(caseId: string): Promise<void> {
+    // What arrives in the same turn of the event loop (a batch of answers read together) is
+    // taken together.
+    await new Promise((resolve) => setImmediate(resolve));
+    const queue = this.pending.get(caseId) ?? [];
+    const first = queue[0];
+    if (!first) return;
+    let taken = 1;
+    if (first.subjectId === undefined) {
+      while (taken < queue.length && queue[taken]?.subjectId === undefined) taken += 1;
+    }
+    const batch = queue.splice(0, taken);
+    if (queue.length === 0) this.pending.delete(caseId);
+    try {
+      const outcomes = await this.decideAndWrite(caseId, batch);
+      batch.forEach((p, i) => {
+        p.resolve(outcomes[i] ?? { outcome: { outcome: 'not-found' }, outbox: [] });
+      });
+    } catch (error) {
+      this.cache.delete(caseId);
+      for (const p of batch) p.reject(error);
+    }
+  }
+
+  /**
+   * Decides `batch` on the newest state at hand (kept, or read for one of its inputs) and writes
+   * what changed in one statement; on a conflict reads again and decides again.
+   */
+  private async decideAndWrite(caseId: string, batch: readonly Pending[]): Promise<Turned[]> {
+    const subjectId = batch[0]?.subjectId;
+    const loaded = batch
+      .map((p) => p.loaded)
+      .reduce<LoadedCase | undefined>((a, b) => newest(a, b, subjectId), undefined);
     let state = newest(this.cache.get(caseId), loaded, subjectId);
-    // A state read for this input is current as of its arrival; a kept one is read again before
+    // A state read for an input is current as of its arrival; a kept one is read again before
     // it decides that nothing changes (below).
     let current = state !== undefined && state === loaded;
     for (let attempt = 1; ; attempt += 1) {
@@ -143,25 +189,37 @@ export class CaseRunner {
       }
       if (!state) {
         this.cache.delete(caseId);
-        return { outcome: { outcome: 'not-found' }, outbox: [] };
+        return batch.map(() => ({ outcome: { outcome: 'not-found' }, outbox: [] }));
       }
       const definition = await this.catalogue.definition(state.caseRecord.definitionId);
-      const decision = decide(state, input, await this.environment(definition));
-      if (decision.outcome !== 'changed') {
+      const env = await this.environment(definition);
+      const chain: Changed[] = [];
+      const outcomes: RunOutcome[] = [];
+      let on: CaseState = state;
+      for (const { input } of batch) {
+        const decision = decide(on, input, env);
+        if (decision.outcome === 'changed') {
+          chain.push(decision);
+          on = decision.state;
+        } else if (!current) {
+          break;
+        }
+        outcomes.push({ ...decision, caseId });
+      }
+      if (outcomes.length < batch.length) {
         // A change is fenced by the revisions when it commits; a decision to change nothing is
         // not. So a kept state is read again, and decided on again, before such a decision
         // stands: another process may have moved the case on (a result for the attempt it
         // dispatched would look stale), or something outside the revisions may have changed it.
-        if (!current) {
-          state = (await this.repository.loadCase({ caseId }, subjectId)) ?? undefined;
-          current = true;
-          if (state) this.cache.set(state);
-          continue;
-        }
-        return { outcome: { ...decision, caseId }, outbox: [] };
+        state = (await this.repository.loadCase({ caseId }, subjectId)) ?? undefined;
+        current = true;
+        if (state) this.cache.set(state);
+        continue;
       }
+      if (chain.length === 0) return outcomes.map((outcome) => ({ outcome, outbox: [] }));
+      const change = fold(chain);
       const previous = state.caseRecord;
-      const unit = toUnit(decision, {
+      const unit = toUnit(change, {
         expectedRevision: previous.revision,
         revision: previous.revision,
         factsRevision: state.factsRevision,
@@ -169,9 +227,15 @@ export class CaseRunner {
       const { committed, outbox } = await this.repository.commitCase(unit);
       if (committed) {
         const bump = unit.subjectFence?.bump === true ? 1 : 0;
-        this.kept(decision, state.factsRevision + bump);
-        this.emit(decision, previous.status);
-        return { outcome: { ...decision, caseId }, outbox };
+        this.kept(change, state.factsRevision + bump);
+        let status = previous.status;
+        for (const decision of chain) {
+          this.emit(decision, status);
+          status = decision.state.caseRecord.status;
+        }
+        // The jobs are published once, by the first input that changed the case.
+        const publisher = outcomes.findIndex((o) => o.outcome === 'changed');
+        return outcomes.map((outcome, i) => ({ outcome, outbox: i === publisher ? outbox : [] }));
       }
       this.cache.delete(caseId);
       if (attempt >= MAX_CONFLICT_RETRIES) {

@@ -75,6 +75,33 @@ export function toUnit(
   };
 }
 
+/**
+ * Changes decided one after another on one case, as one change to write: the last state, every
+ * event and effect in order, each fact record appended, and each step run and look-up any of
+ * them touched as the last left it (a look-up created by one is new, whatever the rest did).
+ */
+export function fold(chain: readonly Changed[]): Changed {
+  const last = chain.at(-1);
+  if (!last) throw new Error('nothing to fold');
+  if (chain.length === 1) return last;
+  const runs = new Set(chain.flatMap((d) => d.writes.runs.map((r) => r.id)));
+  const created = new Set(chain.flatMap((d) => d.writes.newLookups.map((l) => l.id)));
+  const changed = new Set(chain.flatMap((d) => d.writes.changedLookups.map((l) => l.id)));
+  const { state } = last;
+  return {
+    outcome: 'changed',
+    state,
+    events: chain.flatMap((d) => d.events),
+    effects: chain.flatMap((d) => d.effects),
+    writes: {
+      runs: state.runs.filter((r) => runs.has(r.id)),
+      newLookups: state.lookups.filter((l) => created.has(l.id)),
+      changedLookups: state.lookups.filter((l) => changed.has(l.id) && !created.has(l.id)),
+      facts: chain.flatMap((d) => d.writes.facts),
+    },
+  };
+}
+
 /** The outbox row of an effect that is a job. */
 function toOutbox(effect: Effect): OutboxMessage[] {
   switch (effect.type) {
