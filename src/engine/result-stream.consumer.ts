@@ -62,6 +62,8 @@ export class ResultStreamConsumer {
   private nextClaimAt = 0;
   private claimRounds = 0;
   private wake: (() => void) | undefined;
+  /** Batches applied since start, and the largest (read by tests and for logs). */
+  readonly stats = { batches: 0, entries: 0, largestBatch: 0 };
 
   constructor(
     private readonly engine: EngineService,
@@ -78,6 +80,7 @@ export class ResultStreamConsumer {
     if (this.running) return;
     this.options = { ...this.options, ...options };
     this.stopping = false;
+    this.nextClaimAt = 0;
     const client = new Redis({
       ...redisOptions(this.url),
       connectionName: `leo-results-${this.consumer}`,
@@ -246,6 +249,9 @@ export class ResultStreamConsumer {
     const settled = await Promise.all(
       entries.map(async ([id, fields]) => ((await this.applyEntry(id, fields ?? [])) ? id : null)),
     );
+    this.stats.batches += 1;
+    this.stats.entries += entries.length;
+    this.stats.largestBatch = Math.max(this.stats.largestBatch, entries.length);
     const done = settled.filter((id): id is string => id !== null);
     if (done.length > 0) await client.xack(this.key, RESULTS_GROUP, ...done);
   }
