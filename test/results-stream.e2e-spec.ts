@@ -21,6 +21,7 @@ import {
   startCase,
   type ScriptedAgencies,
 } from './support/engine-harness.js';
+import { scrape } from './support/metrics.js';
 import { startTestApp, testRedisUrl, type TestApp } from './support/test-env.js';
 
 /**
@@ -165,6 +166,13 @@ describe('the results stream, consumed by the engine', () => {
       '>',
     )) as Array<[string, unknown[]]> | null;
     expect(read?.[0]?.[1]).toHaveLength(1);
+    // /metrics shows it: read, not acknowledged, and nothing left unread.
+    await new Promise((r) => setTimeout(r, 100));
+    const metrics = await scrape(leo.app);
+    expect(metrics.value('leo_results_stream_pending')).toBe(1);
+    expect(metrics.value('leo_results_stream_lag')).toBe(0);
+    expect(metrics.value('leo_results_stream_entries')).toBeGreaterThanOrEqual(1);
+    expect(metrics.value('leo_results_stream_oldest_pending_age_seconds')).toBeGreaterThan(0);
     consumer.start({ claimMinIdleMs: 500, claimIntervalMs: 200 });
     await waitCompleted([job.stepRunId]);
     await waitUntil(async () => (await pendingCount()) === 0);
