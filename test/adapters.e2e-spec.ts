@@ -1,13 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { Queue, Worker, type Job } from 'bullmq';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import {
-  ENGINE_RESULTS_QUEUE,
   STEP_CANCEL,
   STEP_EXECUTE,
   agencyQueueName,
   createAgencyWorker,
-  resultJobId,
+  parseResultEntry,
+  resultsStreamKey,
   stepJobId,
   type AgencyWorkerLogger,
   type FactValue,
@@ -29,8 +30,8 @@ import {
 
 /**
  * The mock agencies as the engine meets them: StepJobs put on `agency.<code>` directly, answers
- * read from `engine.results`, the ledgers read from Postgres. Each leo here runs the `adapters`
- * role alone, so nothing else consumes the results queue.
+ * read from the results stream, the ledgers read from Postgres. Each leo here runs the
+ * `adapters` role alone, so no engine consumes the stream.
  */
 
 const PERSON = {
@@ -76,23 +77,50 @@ function stepJob(
   };
 }
 
-/** What the engine side of the queues sees: results as they arrive, and a way to send jobs. */
+/** An entry of the results stream: its id, its fields as written, and the result in its body. */
+interface StreamEntry {
+  id: string;
+  fields: string[];
+  data: StepResult;
+}
+
+/**
+ * What the engine side sees: results as they arrive on the stream (read from its start with
+ * XREAD, no consumer group, so nothing is taken from anyone), and a way to send jobs.
+ */
 class EngineSide {
-  readonly results: Array<{ id: string; data: StepResult; opts: Job['opts'] }> = [];
+  readonly results: StreamEntry[] = [];
   private readonly queues = new Map<string, Queue>();
-  private readonly consumer: Worker;
-  readonly resultsQueue: Queue;
+  readonly redis = new Redis(redisOptions(testRedisUrl()));
+  private readonly reader = new Redis(redisOptions(testRedisUrl()));
+  readonly streamKey: string;
+  private closed = false;
+  private readonly reading: Promise<void>;
 
   constructor(readonly prefix: string) {
-    const connection = redisOptions(testRedisUrl());
-    this.consumer = new Worker(
-      ENGINE_RESULTS_QUEUE,
-      async (job: Job<StepResult>) => {
-        this.results.push({ id: job.id ?? '', data: job.data, opts: job.opts });
-      },
-      { connection, prefix },
-    );
-    this.resultsQueue = new Queue(ENGINE_RESULTS_QUEUE, { connection, prefix });
+    this.streamKey = resultsStreamKey(prefix);
+    this.reading = this.read();
+  }
+
+  private async read(): Promise<void> {
+    let last = '0-0';
+    while (!this.closed) {
+      const reply = await this.reader
+        .xread('COUNT', 100, 'BLOCK', 100, 'STREAMS', this.streamKey, last)
+        .catch(() => null);
+      for (const [id, fields] of reply?.[0]?.[1] ?? []) {
+        last = id;
+        const parsed = parseResultEntry(fields);
+        if (parsed.ok && parsed.entry.kind === 'step.result') {
+          this.results.push({ id, fields, data: parsed.entry.result });
+        }
+      }
+    }
+  }
+
+  /** The entries on the stream now, read afresh. */
+  async entries(): Promise<Array<[string, string[]]>> {
+    return this.redis.xrange(this.streamKey, '-', '+');
   }
 
   queue(agency: string): Queue {
@@ -135,8 +163,10 @@ class EngineSide {
   }
 
   async close(): Promise<void> {
-    await this.consumer.close();
-    await this.resultsQueue.close();
+    this.closed = true;
+    await this.reading;
+    this.reader.disconnect();
+    this.redis.disconnect();
     await Promise.all([...this.queues.values()].map((q) => q.close()));
   }
 }
@@ -217,10 +247,9 @@ describe('the mock agencies, on real Redis and Postgres', () => {
       },
       reportedAt: expect.any(String),
     });
+    // One stream entry: the kind, then the result as JSON, nothing else.
     const published = engine.results.find((r) => r.data.stepRunId === job.stepRunId);
-    expect(published?.id).toBe(resultJobId(result as StepResult));
-    expect(published?.opts.removeOnComplete).toEqual({ age: 3600 });
-    expect(published?.opts.removeOnFail).toEqual({ age: 604800 });
+    expect(published?.fields).toEqual(['kind', 'step.result', 'body', JSON.stringify(result)]);
   });
 
   it('answers a re-delivered job with the recorded answer, recording the request but making no second effect', async () => {
@@ -232,11 +261,8 @@ describe('the mock agencies, on real Redis and Postgres', () => {
     const agencyQueue = engine.queue('bolagsverket');
     await waitUntil(async () => (await agencyQueue.getJobState(jobId)) === 'completed');
     await agencyQueue.remove(jobId);
-    await waitUntil(
-      async () =>
-        (await engine.resultsQueue.getJobState(resultJobId(first as StepResult))) === 'completed',
-    );
-    await engine.resultsQueue.remove(resultJobId(first as StepResult));
+    const entry = engine.results.find((r) => r.data.stepRunId === job.stepRunId);
+    await engine.redis.xdel(engine.streamKey, entry?.id ?? '');
     await send('bolagsverket', job);
     const [, second] = await engine.waitFor(job.stepRunId, 2);
     expect(second?.result).toEqual(first?.result);
@@ -248,8 +274,8 @@ describe('the mock agencies, on real Redis and Postgres', () => {
   it('gives each limited company a new valid number, the same one for every attempt of one registration', async () => {
     const first = stepJob('register-limited-company', LIMITED_COMPANY);
     const other = stepJob('register-limited-company', LIMITED_COMPANY);
-    // The same attempt delivered twice at once (two jobs): one effect, and one result (the
-    // second answer is the same, so it has the same result job id).
+    // The same attempt delivered twice at once (two jobs): one effect, and the same answer to
+    // each (two entries: the engine ignores the second).
     const again = `${stepJobId(first.stepRunId, 1)}-again`;
     await Promise.all([
       send('bolagsverket', first),
@@ -265,15 +291,15 @@ describe('the mock agencies, on real Redis and Postgres', () => {
     });
     // Then a second attempt.
     await send('bolagsverket', { ...first, attempt: 2 });
-    const answers = await engine.waitFor(first.stepRunId, 2);
+    const answers = await engine.waitFor(first.stepRunId, 3);
     const [otherResult] = await engine.waitFor(other.stepRunId);
     const numberOf = (r: StepResult | undefined): unknown =>
       r?.result.outcome === 'completed' ? r.result.produced['business.orgNumber'] : undefined;
     const number = numberOf(answers[0]);
     expect(typeof number === 'string' && FORMAT_CHECKS.organisationsnummer(number)).toBe(true);
     expect(number).toMatch(/^55[2-9]\d{3}-\d{4}$/);
-    expect(answers.map(numberOf)).toEqual([number, number]);
-    expect(answers.map((r) => r.attempt)).toEqual([1, 2]);
+    expect(answers.map(numberOf)).toEqual([number, number, number]);
+    expect(answers.map((r) => r.attempt)).toEqual([1, 1, 2]);
     expect(numberOf(otherResult)).not.toBe(number);
     const { requests, effects } = await ledger(leo, first.idempotencyKey);
     expect(requests).toHaveLength(3);
@@ -657,12 +683,71 @@ describe('the adapter SDK (createAgencyWorker)', () => {
     };
     await worker.report(decision);
     expect(await engine.waitFor(stepRunId)).toEqual([decision]);
-    expect(engine.results.find((r) => r.data.stepRunId === stepRunId)?.id).toBe(
-      resultJobId(decision),
-    );
+    expect(engine.results.find((r) => r.data.stepRunId === stepRunId)?.fields).toEqual([
+      'kind',
+      'step.result',
+      'body',
+      JSON.stringify(decision),
+    ]);
     await expect(worker.report({ ...decision, agency: 'bolagsverket' })).rejects.toThrow(
       /reports for testverket/,
     );
+  });
+
+  it('has the answer on the stream by the time the agency job completes (at least once)', async () => {
+    const jobs = Array.from({ length: 5 }, (_, i) => stepJob('echo', { 'test.value': i }));
+    await Promise.all(jobs.map((job) => engine.send('testverket', job)));
+    for (const job of jobs) {
+      const jobId = stepJobId(job.stepRunId, 1);
+      await waitUntil(
+        async () => (await engine.queue('testverket').getJobState(jobId)) === 'completed',
+      );
+      // Read afresh at once, not from the background reader: the entry is already there.
+      const bodies = (await engine.entries()).map(([, fields]) => parseResultEntry(fields));
+      expect(
+        bodies.filter(
+          (b) =>
+            b.ok && b.entry.kind === 'step.result' && b.entry.result.stepRunId === job.stepRunId,
+        ),
+      ).toHaveLength(1);
+    }
+  });
+
+  it('fails the agency job when the answer cannot be stored, so it is delivered again', async () => {
+    const otherPrefix = testQueuePrefix();
+    const failing = createAgencyWorker({
+      agency: 'testverket',
+      connection,
+      prefix: otherPrefix,
+      log,
+      handlers: { echo: async () => ({ outcome: 'completed', produced: {} }) },
+    });
+    const side = new EngineSide(otherPrefix);
+    try {
+      await failing.worker.waitUntilReady();
+      // The stream's key holds something else: every XADD fails (WRONGTYPE).
+      await side.redis.set(side.streamKey, 'not a stream');
+      const job = stepJob('echo', {});
+      const queue = side.queue('testverket');
+      await queue.add(STEP_EXECUTE, job, {
+        jobId: stepJobId(job.stepRunId, 1),
+        attempts: 5,
+        backoff: { type: 'fixed', delay: 300 },
+      });
+      await waitUntil(
+        async () => (await queue.getJob(stepJobId(job.stepRunId, 1)))?.attemptsMade === 1,
+      );
+      expect(await queue.getJobState(stepJobId(job.stepRunId, 1))).not.toBe('completed');
+      // Redis is itself again: the next delivery stores its answer and completes.
+      await side.redis.del(side.streamKey);
+      expect((await side.waitFor(job.stepRunId))[0]?.result.outcome).toBe('completed');
+      await waitUntil(
+        async () => (await queue.getJobState(stepJobId(job.stepRunId, 1))) === 'completed',
+      );
+    } finally {
+      await failing.close();
+      await side.close();
+    }
   });
 
   it('lets the jobs in flight finish and report when it closes', async () => {

@@ -11,6 +11,7 @@ import { EngineWorkers } from './engine.workers.js';
 import { HousekeepingRepository } from './housekeeping.repository.js';
 import { OutboxRelay } from './outbox.relay.js';
 import { Reconciler } from './reconciler.js';
+import { ResultStreamConsumer } from './result-stream.consumer.js';
 
 /**
  * The case engine (DefinitionsModule, global, provides the definitions it runs). Global: every
@@ -34,7 +35,7 @@ export class EngineModule {
         HousekeepingRepository,
         OutboxRelay,
         Reconciler,
-        ...(options.workers ? [EngineWorkers] : []),
+        ...(options.workers ? [EngineWorkers, ResultStreamConsumer] : []),
       ],
       exports: [CaseChanges, CaseSignals, EngineService, EngineRepository, Reconciler],
     };

@@ -18,9 +18,11 @@ import { ENGINE_TIMERS_QUEUE, STEP_DEADLINE, type TimerJobs } from './engine.job
 import { EngineService } from './engine.service.js';
 import { OutboxRelay } from './outbox.relay.js';
 import { Reconciler } from './reconciler.js';
+import { ResultStreamConsumer } from './result-stream.consumer.js';
 
 /**
- * The engine role's background work: applying results from the results queue and firing
+ * The engine role's background work: applying results from the results stream in batches
+ * (decision 0018) and from the legacy results queue (adapters on an SDK before the stream), firing
  * deadline timers; every LEO_OUTBOX_SWEEP_INTERVAL_MS, publishing outbox rows the fast path
  * missed; every LEO_RECONCILE_INTERVAL_MS, re-dispatching steps and look-ups left unanswered
  * (after Redis lost its data), writing the deadline timers of steps open a while (decision 0015)
@@ -40,12 +42,16 @@ export class EngineWorkers implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly relay: OutboxRelay,
     private readonly reconciler: Reconciler,
     private readonly metrics: Metrics,
+    private readonly stream: ResultStreamConsumer,
     config: ConfigService<ResolvedConfig, true>,
   ) {
     this.settings = config.get('engine', { infer: true });
   }
 
   onApplicationBootstrap(): void {
+    this.stream.start();
+    // Deprecated: the results queue of adapters on an SDK before the results stream, consumed
+    // until none is left (decision 0018). Same application, same metrics.
     this.queues.worker<ResultJobs, string>(
       ENGINE_RESULTS_QUEUE,
       {
@@ -90,6 +96,7 @@ export class EngineWorkers implements OnApplicationBootstrap, OnModuleDestroy {
   async onModuleDestroy(): Promise<void> {
     clearInterval(this.sweepTimer);
     clearInterval(this.reconcileTimer);
-    await this.sweeping;
+    // In the first shutdown phase, like the queue workers: the database pool is still open.
+    await Promise.all([this.stream.stop(), this.sweeping]);
   }
 }

@@ -1,5 +1,6 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { QueueService } from '../queue/queue.service.js';
+import { ResultsStreamProbe } from '../queue/results-stream-probe.js';
 import { MetricsRepository } from './metrics.repository.js';
 import { Metrics, UNFINISHED_CASE_STATUSES } from './metrics.js';
 import { MonitoredQueues } from './monitored-queues.js';
@@ -34,6 +35,7 @@ export class BacklogMetrics implements OnModuleInit {
     private readonly queues: QueueService,
     private readonly monitored: MonitoredQueues,
     private readonly repository: MetricsRepository,
+    private readonly resultsStream: ResultsStreamProbe,
   ) {}
 
   onModuleInit(): void {
@@ -88,6 +90,7 @@ export class BacklogMetrics implements OnModuleInit {
     if (collector === 'queues') {
       this.metrics.queueJobs.reset();
       this.metrics.queueOldestWaitingAge.reset();
+      for (const gauge of this.streamGauges()) gauge.set(Number.NaN);
     } else {
       // Unlabelled gauges are always exposed: NaN says "unknown", where 0 would say "none".
       this.metrics.outboxUnsent.set(Number.NaN);
@@ -98,22 +101,35 @@ export class BacklogMetrics implements OnModuleInit {
     this.logger.warn({ err: error, collector }, 'metrics collection failed');
   }
 
+  private streamGauges() {
+    const m = this.metrics;
+    return [
+      m.resultsStreamLength,
+      m.resultsStreamPending,
+      m.resultsStreamLag,
+      m.resultsStreamOldestPendingAge,
+    ];
+  }
+
   private async collectQueues(): Promise<void> {
     const names = await this.monitored.names();
     const now = Date.now();
-    const snapshots = await Promise.all(
-      names.map(async (name) => {
-        const queue = this.queues.queue(name).raw;
-        const [counts, oldest] = await Promise.all([
-          queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed'),
-          queue.getJobs(['waiting'], 0, 0, true),
-        ]);
-        const job = oldest[0];
-        // Due since it was added, or since its delay ran out.
-        const dueAt = job ? job.timestamp + Math.max(0, job.delay) : now;
-        return { name, counts, oldestAgeSeconds: Math.max(0, now - dueAt) / 1000 };
-      }),
-    );
+    const [snapshots, stream] = await Promise.all([
+      Promise.all(
+        names.map(async (name) => {
+          const queue = this.queues.queue(name).raw;
+          const [counts, oldest] = await Promise.all([
+            queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed'),
+            queue.getJobs(['waiting'], 0, 0, true),
+          ]);
+          const job = oldest[0];
+          // Due since it was added, or since its delay ran out.
+          const dueAt = job ? job.timestamp + Math.max(0, job.delay) : now;
+          return { name, counts, oldestAgeSeconds: Math.max(0, now - dueAt) / 1000 };
+        }),
+      ),
+      this.resultsStream.backlog(),
+    ]);
     const { queueJobs, queueOldestWaitingAge } = this.metrics;
     queueJobs.reset();
     queueOldestWaitingAge.reset();
@@ -125,6 +141,10 @@ export class BacklogMetrics implements OnModuleInit {
       queueJobs.set({ queue: name, state: 'failed' }, count('failed'));
       queueOldestWaitingAge.set({ queue: name }, oldestAgeSeconds);
     }
+    this.metrics.resultsStreamLength.set(stream.length);
+    this.metrics.resultsStreamPending.set(stream.pending);
+    this.metrics.resultsStreamLag.set(stream.lag);
+    this.metrics.resultsStreamOldestPendingAge.set(stream.oldestPendingAgeSeconds);
   }
 
   private async collectDatabase(): Promise<void> {

@@ -104,6 +104,10 @@ export class Metrics {
   // Gauges set at scrape time (see BacklogMetrics).
   readonly queueJobs: Gauge<'queue' | 'state'>;
   readonly queueOldestWaitingAge: Gauge<'queue'>;
+  readonly resultsStreamLength: Gauge;
+  readonly resultsStreamPending: Gauge;
+  readonly resultsStreamLag: Gauge;
+  readonly resultsStreamOldestPendingAge: Gauge;
   readonly outboxUnsent: Gauge;
   readonly outboxOldestUnsentAge: Gauge;
   readonly casesUnfinished: Gauge<'status'>;
@@ -191,6 +195,26 @@ export class Metrics {
       name: 'leo_queue_oldest_waiting_job_age_seconds',
       help: 'How long the oldest waiting job of a queue has been due; 0 when none waits.',
       labelNames: ['queue'],
+      registers,
+    });
+    this.resultsStreamLength = new Gauge({
+      name: 'leo_results_stream_entries',
+      help: 'Entries in the results stream, applied or not (trimmed at about 100 000).',
+      registers,
+    });
+    this.resultsStreamPending = new Gauge({
+      name: 'leo_results_stream_pending',
+      help: 'Results-stream entries read by an engine but not yet acknowledged (being applied, or failed and waiting to be claimed again).',
+      registers,
+    });
+    this.resultsStreamLag = new Gauge({
+      name: 'leo_results_stream_lag',
+      help: 'Results-stream entries no engine has read yet.',
+      registers,
+    });
+    this.resultsStreamOldestPendingAge = new Gauge({
+      name: 'leo_results_stream_oldest_pending_age_seconds',
+      help: 'Age (since it was written) of the oldest results-stream entry read but not acknowledged; 0 when none.',
       registers,
     });
     this.outboxUnsent = new Gauge({

@@ -5,6 +5,7 @@ import type { ResolvedConfig } from '../config/config.schema.js';
 import { redisOptions } from './redis-connection.js';
 import { QueueService } from './queue.service.js';
 import { RedisProbe } from './redis-probe.js';
+import { ResultsStreamProbe } from './results-stream-probe.js';
 
 @Global()
 @Module({
@@ -17,7 +18,7 @@ import { RedisProbe } from './redis-probe.js';
       }),
     }),
   ],
-  providers: [QueueService, RedisProbe],
-  exports: [QueueService, RedisProbe],
+  providers: [QueueService, RedisProbe, ResultsStreamProbe],
+  exports: [QueueService, RedisProbe, ResultsStreamProbe],
 })
 export class QueueModule {}

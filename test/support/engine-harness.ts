@@ -3,18 +3,19 @@ import {
   ENGINE_RESULTS_QUEUE,
   FACT_LOOKUP,
   LOOKUP_RESULT,
+  RESULTS_STREAM_MAXLEN,
   STEP_CANCEL,
   STEP_EXECUTE,
   STEP_RESULT,
   agencyQueueName,
-  lookupResultJobId,
-  resultJobId,
+  resultEntryFields,
+  resultsStreamKey,
   type AgencyJobs,
   type FactValue,
   type LookupJob,
   type LookupOutcome,
   type LookupResult,
-  type ResultJobs,
+  type ResultEntry,
   type StepCancelJob,
   type StepJob,
   type StepOutcome,
@@ -98,6 +99,18 @@ export interface ScriptedAgencies {
 }
 
 /**
+ * Appends a result to the results stream as an adapter does (the SDK's XADD), on the connection
+ * of leo's own queues; resolves with the entry's id.
+ */
+export async function publishResult(queues: QueueService, entry: ResultEntry): Promise<string> {
+  const client = await queues.queue(ENGINE_RESULTS_QUEUE).raw.getBackend().client;
+  return client.xadd(resultsStreamKey(queues.prefix), '*', resultEntryFields(entry), {
+    MAXLEN: RESULTS_STREAM_MAXLEN,
+    approximate: true,
+  });
+}
+
+/**
  * Agencies that answer as a test scripts them, on the real agency queues: to provoke retries,
  * rejections, pending decisions and protocol violations at will.
  */
@@ -130,9 +143,7 @@ export function scriptedAgencies(queues: QueueService, agencies: string[]): Scri
             result: answer,
             reportedAt: new Date().toISOString(),
           };
-          await queues
-            .queue<ResultJobs>(ENGINE_RESULTS_QUEUE)
-            .add(STEP_RESULT, result, { jobId: resultJobId(result) });
+          await publishResult(queues, { kind: STEP_RESULT, result });
         }
       },
       [STEP_CANCEL]: async (job) => {
@@ -158,9 +169,7 @@ export function scriptedAgencies(queues: QueueService, agencies: string[]): Scri
           result: answer,
           reportedAt: new Date().toISOString(),
         };
-        await queues
-          .queue<ResultJobs>(ENGINE_RESULTS_QUEUE)
-          .add(LOOKUP_RESULT, result, { jobId: lookupResultJobId(result) });
+        await publishResult(queues, { kind: LOOKUP_RESULT, result });
         return undefined;
       },
     });

@@ -1,6 +1,20 @@
-export { AGENCY_CODE_PATTERN, ENGINE_RESULTS_QUEUE, agencyQueueName } from './queues.js';
+export {
+  AGENCY_CODE_PATTERN,
+  ENGINE_RESULTS_QUEUE,
+  ENGINE_RESULTS_STREAM,
+  RESULTS_STREAM_MAXLEN,
+  agencyQueueName,
+  resultsStreamKey,
+} from './queues.js';
 export type { JobContract, JobHandlers, JobName } from './jobs.js';
 export * from './steps.js';
+export {
+  parseResultEntry,
+  resultEntryFields,
+  type EntryProblem,
+  type ResultEntry,
+  type ResultKind,
+} from './results-stream.js';
 export {
   DEFAULT_CONCURRENCY,
   DEFAULT_TIMEOUT_MS,

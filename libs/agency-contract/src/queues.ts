@@ -16,5 +16,30 @@ export function agencyQueueName(agencyCode: string): `agency.${string}` {
   return `agency.${agencyCode}`;
 }
 
-/** The queue adapters answer on; the engine consumes it. */
+/**
+ * The queue adapters answered on before the results stream (decision 0018). The engine still
+ * consumes it, so adapters on an older SDK keep working during an upgrade. Deprecated for
+ * adapters: answer on the results stream (`resultsStreamKey`).
+ */
 export const ENGINE_RESULTS_QUEUE = 'engine.results';
+
+/**
+ * The stream adapters answer on (since decision 0018): one Redis stream, read by every engine in
+ * the consumer group `engine`. Its key is {@link resultsStreamKey}: under leo's queue prefix, so
+ * with the default `{leo}` (a Redis Cluster hash tag) it shares the queues' slot. A permanent
+ * wire name, like the queue names.
+ */
+export const ENGINE_RESULTS_STREAM = 'engine.results';
+
+/** The key of the results stream: `<prefix>:stream:engine.results`, e.g. `{leo}:stream:engine.results`. */
+export function resultsStreamKey(prefix = '{leo}'): string {
+  return `${prefix}:stream:${ENGINE_RESULTS_STREAM}`;
+}
+
+/**
+ * How many entries the results stream keeps, roughly (`XADD … MAXLEN ~ 100000`): entries are
+ * trimmed by age of insertion, applied or not. At a thousand results a second that is more than
+ * a minute and a half of results not yet read by any engine before the oldest go; past that the
+ * reconciler re-dispatches what was lost, as after Redis lost its data.
+ */
+export const RESULTS_STREAM_MAXLEN = 100_000;

@@ -7,7 +7,7 @@
 export const STEP_EXECUTE = 'step.execute';
 export const STEP_CANCEL = 'step.cancel';
 export const FACT_LOOKUP = 'fact.lookup';
-/** Job names on the results queue (`engine.results`). */
+/** Result kinds: the `kind` field of a results-stream entry (and job names on the legacy `engine.results` queue). */
 export const STEP_RESULT = 'step.result';
 export const LOOKUP_RESULT = 'lookup.result';
 

@@ -3,11 +3,10 @@
  * package, bullmq and a Redis connection. No Nest, nothing of leo's application code.
  *
  * `createAgencyWorker` consumes `agency.<code>`, calls the handler for each step's action, and
- * answers on `engine.results`, completing the agency job only once the answer is on the results
- * queue (at-least-once). See docs/adapters.md for the contract in full.
+ * answers on the results stream (`resultsStreamKey(prefix)`), completing the agency job only
+ * once the answer is on the stream (at-least-once). See docs/adapters.md for the contract in full.
  */
 import {
-  Queue,
   UnrecoverableError,
   Worker,
   type ConnectionOptions,
@@ -15,15 +14,13 @@ import {
   type JobsOptions,
   type KeepJobs,
 } from 'bullmq';
-import { ENGINE_RESULTS_QUEUE, agencyQueueName } from './queues.js';
+import { RESULTS_STREAM_MAXLEN, agencyQueueName, resultsStreamKey } from './queues.js';
 import {
   FACT_LOOKUP,
   LOOKUP_RESULT,
   STEP_CANCEL,
   STEP_EXECUTE,
   STEP_RESULT,
-  lookupResultJobId,
-  resultJobId,
   type LookupJob,
   type LookupOutcome,
   type LookupResult,
@@ -95,7 +92,7 @@ export interface AgencyWorker {
   /** The underlying bullmq worker (events, `waitUntilReady()`). */
   worker: Worker;
   /**
-   * Publishes a result on `engine.results`: a decision that comes after a `pending` answer is
+   * Publishes a result on the results stream: a decision that comes after a `pending` answer is
    * reported this way, as another result for the same step run and attempt. Resolves once the
    * result is stored in Redis.
    */
@@ -110,10 +107,11 @@ const HOUR_SECONDS = 3_600;
 const WEEK_SECONDS = 7 * 24 * HOUR_SECONDS;
 
 /**
- * How a result job is published on `engine.results`. Its id is `resultJobId(result)`, so a
- * repeated answer (a re-delivered job answered again) is one job while the first is kept; kept
- * an hour after it is applied, a week after it failed for good. Applying a result that fails
- * for a passing reason (the database restarting) is retried with backoff.
+ * How the SDK before decision 0018 published a result job on the BullMQ queue `engine.results`
+ * (id `resultJobId(result)`, kept an hour after it was applied, a week after it failed, retried
+ * with backoff). leo still consumes that queue, for adapters not yet upgraded. Deprecated: the
+ * SDK answers on the results stream (`resultsStreamKey`); kept for adapters that still publish
+ * on the queue themselves.
  */
 export const RESULT_JOB_OPTIONS: Readonly<JobsOptions> = Object.freeze({
   attempts: 8,
@@ -285,14 +283,14 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
 
 /**
  * Starts a worker on `agency.<code>` that runs `handlers[job.action]` for each `step.execute`
- * job and answers on `engine.results`:
+ * job and answers on the results stream (`resultsStreamKey(prefix)`):
  * - an action without a handler: `rejected`, code `unknown-action`;
  * - a handler that throws or returns something that is not a StepOutcome: `retryable-error`,
  *   code `adapter-error` (the error's message is neither reported nor logged: it may quote facts);
  * - a handler that runs past `timeoutMs`: `retryable-error`, code `timeout`;
  * - a job without the fields of a StepJob: `rejected`, code `invalid-job` (or, without even a
  *   step run id and attempt to answer to, a failed job).
- * The agency job completes only after its result is stored on the results queue: if publishing
+ * The agency job completes only after its result is stored on the results stream: if publishing
  * fails the job fails and bullmq (or leo's reconciler) delivers it again.
  */
 export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
@@ -314,15 +312,29 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
     }
   }
 
-  const results = new Queue(ENGINE_RESULTS_QUEUE, { connection, prefix });
-  results.on('error', (error) => {
-    log.error({ queue: ENGINE_RESULTS_QUEUE, ...describeHandlerError(error) }, 'queue error');
-  });
+  const streamKey = resultsStreamKey(prefix);
   // Attempts in flight in this process, by step run: a step.cancel aborts them.
   const inFlight = new Map<string, Set<AbortController>>();
 
+  /**
+   * Appends one answer to the results stream, on the worker's own (non-blocking) connection,
+   * trimming the stream to about RESULTS_STREAM_MAXLEN entries. Resolves once Redis stored it.
+   */
+  async function append(
+    kind: typeof STEP_RESULT | typeof LOOKUP_RESULT,
+    body: unknown,
+  ): Promise<void> {
+    const client = await worker.getBackend().client;
+    await client.xadd(
+      streamKey,
+      '*',
+      { kind, body: JSON.stringify(body) },
+      { MAXLEN: RESULTS_STREAM_MAXLEN, approximate: true },
+    );
+  }
+
   async function publish(result: StepResult): Promise<void> {
-    await results.add(STEP_RESULT, result, { ...RESULT_JOB_OPTIONS, jobId: resultJobId(result) });
+    await append(STEP_RESULT, result);
   }
 
   /**
@@ -443,10 +455,7 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
   }
 
   async function publishLookup(result: LookupResult): Promise<void> {
-    await results.add(LOOKUP_RESULT, result, {
-      ...RESULT_JOB_OPTIONS,
-      jobId: lookupResultJobId(result),
-    });
+    await append(LOOKUP_RESULT, result);
   }
 
   /** Answers a look-up under the attempt's time limit; a failure is a retryable error. */
@@ -577,13 +586,7 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
       await publish(result);
     },
     close() {
-      closing ??= (async () => {
-        try {
-          await worker.close(!connected);
-        } finally {
-          await results.close();
-        }
-      })();
+      closing ??= worker.close(!connected);
       return closing;
     },
   };

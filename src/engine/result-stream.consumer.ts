@@ -1,0 +1,308 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { Injectable, Logger } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { Redis } from 'ioredis';
+import {
+  LOOKUP_RESULT,
+  parseResultEntry,
+  resultsStreamKey,
+  type ResultEntry,
+} from '#agency-contract';
+import { DomainError } from '../common/domain-error.js';
+import type { ResolvedConfig } from '../config/config.schema.js';
+import { Metrics } from '../observability/metrics.js';
+import { redisOptions } from '../queue/redis-connection.js';
+import { EngineService } from './engine.service.js';
+
+/** The consumer group every engine reads the results stream in (decision 0018). */
+export const RESULTS_GROUP = 'engine';
+/** How long one XREADGROUP waits for entries, in milliseconds. */
+const BLOCK_MS = 1_000;
+/** How often an engine looks for entries another consumer read but never acknowledged. */
+const CLAIM_INTERVAL_MS = 5_000;
+/** An entry pending this long is taken over: its consumer died (or its application failed). */
+export const CLAIM_MIN_IDLE_MS = 30_000;
+/** A consumer with nothing pending, idle this long, is gone (a stopped process): removed. */
+const CONSUMER_GONE_MS = 60 * 60_000;
+/** After an error (Redis or the database away), wait this long before reading again. */
+const RETRY_MS = 1_000;
+
+/** An entry as XREADGROUP and XAUTOCLAIM return it: its id and its fields, flat. */
+type RawEntry = [id: string, fields: string[] | null];
+
+export interface StreamConsumerOptions {
+  /** Entries read at once and applied concurrently (LEO_RESULT_CONCURRENCY). */
+  batchSize: number;
+  /** Overrides for tests: the idle time before a claim, and how often to look. */
+  claimMinIdleMs?: number;
+  claimIntervalMs?: number;
+}
+
+/**
+ * Applies agency answers from the results stream in batches (decision 0018): each engine is a
+ * consumer in the group `engine`, reads up to LEO_RESULT_CONCURRENCY entries per XREADGROUP,
+ * applies them concurrently (group commit turns them into few statements), and acknowledges
+ * with one XACK those whose application settled (applied, ignored, refused, or malformed). An
+ * entry whose application failed (the database away) stays pending and is claimed again after
+ * CLAIM_MIN_IDLE_MS, by this engine or another, as are entries of an engine that died. Applying
+ * twice is harmless: the engine ignores a duplicate or stale answer.
+ */
+@Injectable()
+export class ResultStreamConsumer {
+  private readonly logger = new Logger(ResultStreamConsumer.name);
+  readonly key: string;
+  readonly consumer = `${hostname()}-${String(process.pid)}-${randomBytes(4).toString('hex')}`;
+  private readonly url: string;
+  private options: StreamConsumerOptions;
+  private client: Redis | undefined;
+  private running: Promise<void> | undefined;
+  private stopping = false;
+  private groupReady = false;
+  private nextClaimAt = 0;
+  private claimRounds = 0;
+  private wake: (() => void) | undefined;
+  /** Batches applied since start, and the largest (read by tests and for logs). */
+  readonly stats = { batches: 0, entries: 0, largestBatch: 0 };
+
+  constructor(
+    private readonly engine: EngineService,
+    private readonly metrics: Metrics,
+    config: ConfigService<ResolvedConfig, true>,
+  ) {
+    this.key = resultsStreamKey(config.get('queue', { infer: true }).prefix);
+    this.url = config.get('redis', { infer: true }).url;
+    this.options = { batchSize: config.get('engine', { infer: true }).resultConcurrency };
+  }
+
+  /** Starts the read loop on a connection of its own (a blocking read holds its connection). */
+  start(options: Partial<StreamConsumerOptions> = {}): void {
+    if (this.running) return;
+    this.options = { ...this.options, ...options };
+    this.stopping = false;
+    this.nextClaimAt = 0;
+    const client = new Redis({
+      ...redisOptions(this.url),
+      connectionName: `leo-results-${this.consumer}`,
+    });
+    client.on('error', (error) => {
+      this.logger.warn({ err: error }, 'results stream connection error');
+    });
+    this.client = client;
+    this.running = this.loop(client);
+  }
+
+  /**
+   * Stops reading and waits for the batch being applied (the database pool is still open: this
+   * runs in the first shutdown phase). A read blocked on an unreachable Redis is cut off.
+   */
+  async stop(): Promise<void> {
+    const running = this.running;
+    const client = this.client;
+    if (!running || !client) return;
+    this.stopping = true;
+    this.wake?.();
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([
+      running.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => {
+          resolve(true);
+        }, BLOCK_MS + 1_000);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (late) client.disconnect();
+    await running;
+    if (client.status === 'ready') {
+      await client.quit().catch(() => {
+        client.disconnect();
+      });
+    } else {
+      client.disconnect();
+    }
+    this.running = undefined;
+    this.client = undefined;
+  }
+
+  private async loop(client: Redis): Promise<void> {
+    while (!this.stopping) {
+      try {
+        if (!this.groupReady) await this.createGroup(client);
+        if (Date.now() >= this.nextClaimAt) {
+          this.nextClaimAt = Date.now() + (this.options.claimIntervalMs ?? CLAIM_INTERVAL_MS);
+          await this.claim(client);
+        }
+        if (this.isStopping()) break;
+        const entries = await this.read(client);
+        if (entries.length > 0) await this.applyBatch(client, entries);
+      } catch (error) {
+        if (this.isStopping()) break;
+        // After Redis lost its data the group is gone with the stream (NOGROUP): create it
+        // again. Whatever was lost, the reconciler re-dispatches from Postgres.
+        this.groupReady = false;
+        if (isNoGroup(error)) {
+          this.logger.warn({ key: this.key }, 'results stream group missing: creating it again');
+        } else {
+          this.logger.warn({ err: error, key: this.key }, 'reading the results stream failed');
+          await this.pause(RETRY_MS);
+        }
+      }
+    }
+  }
+
+  /** Read afresh (stop() sets it while the loop awaits). */
+  private isStopping(): boolean {
+    return this.stopping;
+  }
+
+  private async pause(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.wake = undefined;
+  }
+
+  /** `XGROUP CREATE … 0 MKSTREAM`: from the stream's start, so nothing written before is skipped. */
+  private async createGroup(client: Redis): Promise<void> {
+    try {
+      await client.xgroup('CREATE', this.key, RESULTS_GROUP, '0', 'MKSTREAM');
+      this.logger.log({ key: this.key, group: RESULTS_GROUP }, 'results stream group created');
+    } catch (error) {
+      if (!(error instanceof Error && error.message.startsWith('BUSYGROUP'))) throw error;
+    }
+    this.groupReady = true;
+  }
+
+  private async read(client: Redis): Promise<RawEntry[]> {
+    const reply = (await client.xreadgroup(
+      'GROUP',
+      RESULTS_GROUP,
+      this.consumer,
+      'COUNT',
+      this.options.batchSize,
+      'BLOCK',
+      BLOCK_MS,
+      'STREAMS',
+      this.key,
+      '>',
+    )) as Array<[string, RawEntry[]]> | null;
+    return reply?.[0]?.[1] ?? [];
+  }
+
+  /**
+   * Takes over entries pending longer than the idle time (`XAUTOCLAIM`), whoever holds them,
+   * and applies them. Entries trimmed from the stream meanwhile are dropped from the pending
+   * list by Redis itself. Now and then, removes consumers long gone.
+   */
+  private async claim(client: Redis): Promise<void> {
+    const minIdle = this.options.claimMinIdleMs ?? CLAIM_MIN_IDLE_MS;
+    let cursor = '0-0';
+    // A bounded number of pages per round: a huge backlog is taken a batch at a time.
+    for (let page = 0; page < 10 && !this.stopping; page += 1) {
+      const [next, entries] = (await client.xautoclaim(
+        this.key,
+        RESULTS_GROUP,
+        this.consumer,
+        minIdle,
+        cursor,
+        'COUNT',
+        this.options.batchSize,
+      )) as [string, RawEntry[], string[]?];
+      const live = entries.filter((entry) => Array.isArray(entry[1]));
+      if (live.length > 0) {
+        this.logger.log({ count: live.length }, 'claimed results left pending');
+        await this.applyBatch(client, live);
+      }
+      cursor = next;
+      if (cursor === '0-0') break;
+    }
+    this.claimRounds += 1;
+    if (this.claimRounds % 60 === 1) await this.removeGoneConsumers(client);
+  }
+
+  private async removeGoneConsumers(client: Redis): Promise<void> {
+    const consumers = (await client.xinfo('CONSUMERS', this.key, RESULTS_GROUP)) as unknown[][];
+    for (const flat of consumers) {
+      const info = new Map<string, unknown>();
+      for (let i = 0; i + 1 < flat.length; i += 2) info.set(String(flat[i]), flat[i + 1]);
+      const name = String(info.get('name'));
+      if (
+        name !== this.consumer &&
+        Number(info.get('pending')) === 0 &&
+        Number(info.get('idle')) > CONSUMER_GONE_MS
+      ) {
+        await client.xgroup('DELCONSUMER', this.key, RESULTS_GROUP, name);
+      }
+    }
+  }
+
+  /**
+   * Applies a batch concurrently, then acknowledges in one XACK every entry that settled. An
+   * application that failed is left pending: it is claimed again later.
+   */
+  private async applyBatch(client: Redis, entries: readonly RawEntry[]): Promise<void> {
+    const settled = await Promise.all(
+      entries.map(async ([id, fields]) => ((await this.applyEntry(id, fields ?? [])) ? id : null)),
+    );
+    this.stats.batches += 1;
+    this.stats.entries += entries.length;
+    this.stats.largestBatch = Math.max(this.stats.largestBatch, entries.length);
+    const done = settled.filter((id): id is string => id !== null);
+    if (done.length > 0) await client.xack(this.key, RESULTS_GROUP, ...done);
+  }
+
+  /** Whether the entry settled (to acknowledge); false when it should be tried again. */
+  private async applyEntry(id: string, fields: readonly string[]): Promise<boolean> {
+    const parsed = parseResultEntry(fields);
+    if (!parsed.ok) {
+      // Never the body: it may carry fact values.
+      this.logger.warn(
+        { entryId: id, kind: parsed.kind, problem: parsed.problem },
+        'malformed results stream entry dropped',
+      );
+      return true;
+    }
+    const ids = entryIds(parsed.entry);
+    try {
+      await this.apply(parsed.entry);
+      return true;
+    } catch (error) {
+      if (error instanceof DomainError && error.kind !== 'unavailable') {
+        // Refused on its merits: trying again will not change that.
+        this.logger.warn({ ...ids, entryId: id, code: error.code }, 'result refused');
+        return true;
+      }
+      this.logger.warn({ ...ids, entryId: id, err: error }, 'applying a result failed: kept');
+      return false;
+    }
+  }
+
+  private apply(entry: ResultEntry): Promise<'applied' | 'ignored'> {
+    if (entry.kind === LOOKUP_RESULT) {
+      const result = entry.result;
+      return this.metrics.observeResultApplication(result, () =>
+        this.engine.applyLookupResult(result),
+      );
+    }
+    const result = entry.result;
+    return this.metrics.observeResultApplication(result, () => this.engine.applyResult(result));
+  }
+}
+
+function entryIds(entry: ResultEntry): Record<string, unknown> {
+  return entry.kind === LOOKUP_RESULT
+    ? { lookupId: entry.result.lookupId, attempt: entry.result.attempt }
+    : { stepRunId: entry.result.stepRunId, attempt: entry.result.attempt };
+}
+
+function isNoGroup(error: unknown): boolean {
+  return (
+    error instanceof Error &&
+    (error.message.startsWith('NOGROUP') || error.message.includes('no longer exists'))
+  );
+}
