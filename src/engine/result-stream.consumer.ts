@@ -112,8 +112,14 @@ export class ResultStreamConsumer {
       }),
     ]);
     clearTimeout(timer);
-    if (late) client.disconnect();
-    await running;
+    if (late) {
+      // A command sent while Redis is unreachable may never settle, even after the connection
+      // is closed under it: the loop is left to end on its own (it sees `stopping`).
+      client.disconnect();
+      await Promise.race([running, new Promise((resolve) => setTimeout(resolve, 1_000).unref())]);
+    } else {
+      await running;
+    }
     if (client.status === 'ready') {
       await client.quit().catch(() => {
         client.disconnect();
