@@ -63,6 +63,9 @@ describe('/metrics', () => {
       leo_result_apply_duration_seconds: 'histogram',
       leo_result_apply_lag_seconds: 'histogram',
       leo_db_batch_size: 'histogram',
+      leo_case_state_source_total: 'counter',
+      leo_case_writes_refused_total: 'counter',
+      leo_case_turn_inputs: 'histogram',
       leo_http_request_duration_seconds: 'histogram',
       leo_queue_jobs: 'gauge',
       leo_queue_oldest_waiting_job_age_seconds: 'gauge',
@@ -99,6 +102,15 @@ describe('/metrics', () => {
     await engine.cancelCase(abandoned.caseId, 'changed my mind');
     await Promise.all(cases.map((id) => submitWithConsent(engine, id)));
     for (const id of cases) await waitForCase(all.database, id, ['completed']);
+    // One process changed these cases from start to end: after the first change, every turn
+    // found its case kept in memory, and no write was refused.
+    const turns = await scrape(all.app);
+    const grew = (name: string, labels: Record<string, string> = {}): number =>
+      turns.value(name, labels) - before.value(name, labels);
+    expect(grew('leo_case_state_source_total', { source: 'kept' })).toBeGreaterThanOrEqual(
+      cases.length * 5,
+    );
+    expect(grew('leo_case_writes_refused_total')).toBe(0);
 
     // What Postgres says happened to these cases' steps is what the counters must say.
     const steps = await sql<{

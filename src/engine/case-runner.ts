@@ -20,6 +20,7 @@ import { EngineCatalogue } from './engine-catalogue.js';
 import { EngineRepository, type LoadedCase } from './engine.repository.js';
 import type { OutboxMessage } from './engine.types.js';
 import { OutboxRelay } from './outbox.relay.js';
+import { Metrics } from '../observability/metrics.js';
 
 /** Tries of one input before it gives up on a case that keeps changing (never seen). */
 const MAX_CONFLICT_RETRIES = 50;
@@ -73,6 +74,7 @@ export class CaseRunner {
     private readonly catalogue: EngineCatalogue,
     private readonly relay: OutboxRelay,
     private readonly changes: CaseChanges,
+    private readonly metrics: Metrics,
     config: ConfigService<ResolvedConfig, true>,
   ) {
     this.settings = config.get('engine', { infer: true });
@@ -158,6 +160,7 @@ export class CaseRunner {
     }
     const batch = queue.splice(0, taken);
     if (queue.length === 0) this.pending.delete(caseId);
+    this.metrics.caseTurnInputs.observe(batch.length);
     try {
       const outcomes = await this.decideAndWrite(caseId, batch);
       batch.forEach((p, i) => {
@@ -178,7 +181,11 @@ export class CaseRunner {
     const loaded = batch
       .map((p) => p.loaded)
       .reduce<LoadedCase | undefined>((a, b) => newest(a, b, subjectId), undefined);
-    let state = newest(this.cache.get(caseId), loaded, subjectId);
+    const kept = this.cache.get(caseId);
+    let state = newest(kept, loaded, subjectId);
+    this.metrics.caseStateSource.inc({
+      source: state !== undefined && state === kept ? 'kept' : 'read',
+    });
     // A state read for an input is current as of its arrival; a kept one is read again before
     // it decides that nothing changes (below).
     let current = state !== undefined && state === loaded;
@@ -238,6 +245,7 @@ export class CaseRunner {
         return outcomes.map((outcome, i) => ({ outcome, outbox: i === publisher ? outbox : [] }));
       }
       this.cache.delete(caseId);
+      this.metrics.caseWritesRefused.inc();
       if (attempt >= MAX_CONFLICT_RETRIES) {
         throw new Error(`case ${caseId} kept changing under ${String(attempt)} attempts`);
       }

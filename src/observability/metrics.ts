@@ -98,6 +98,12 @@ export class Metrics {
   /** From the agency's `reportedAt` to the engine having applied the result. */
   /** Reads and changes per statement (group commit, decision 0014). */
   readonly dbBatchSize: Histogram<'statement'>;
+  /** Where a case's turn found the case: kept in memory, or read (decision 0019). */
+  readonly caseStateSource: Counter<'source'>;
+  /** Writes of a change refused because the case or its subject's facts moved on meanwhile. */
+  readonly caseWritesRefused: Counter;
+  /** Inputs of one case decided together and written as one change. */
+  readonly caseTurnInputs: Histogram;
   readonly resultApplyLag: Histogram<'agency'>;
   readonly httpRequestDuration: Histogram<'method' | 'route' | 'status_class'>;
 
@@ -168,6 +174,23 @@ export class Metrics {
       help: "Time from an agency's reportedAt (its clock) to the engine having applied the result, by agency.",
       labelNames: ['agency'],
       buckets: LAG_BUCKETS,
+      registers,
+    });
+    this.caseStateSource = new Counter({
+      name: 'leo_case_state_source_total',
+      help: 'Turns of a case that found it kept in memory (kept) or read it from Postgres (read).',
+      labelNames: ['source'],
+      registers,
+    });
+    this.caseWritesRefused = new Counter({
+      name: 'leo_case_writes_refused_total',
+      help: "Changes not written because their case or its subject's facts had moved on (decided again on a fresh read).",
+      registers,
+    });
+    this.caseTurnInputs = new Histogram({
+      name: 'leo_case_turn_inputs',
+      help: 'Inputs of one case decided together and written as one change.',
+      buckets: [1, 2, 3, 4, 6, 8, 16],
       registers,
     });
     this.dbBatchSize = new Histogram({
