@@ -185,7 +185,7 @@ describe('commitCasesStatement', () => {
     expect(two.text).toContain('c AS (SELECT id FROM c_new UNION ALL SELECT id FROM c_update)');
   });
 
-  it('checks the subject facts revision of a fenced change, and moves it on for one that records facts', () => {
+  it('checks the subject facts revision of a fenced change, and moves it on for those that record facts', () => {
     const fence = (expected: number, bump: boolean): Partial<CaseUnit> => ({
       subjectFence: { subjectId: id(900), expected, bump },
     });
@@ -195,30 +195,18 @@ describe('commitCasesStatement', () => {
       unit(3),
       unit(4, fence(7, false), true),
     ]);
-    expect(statement.name).toBe('commit-cases-subject_bumped-subject_ok-new-locked-update');
-    expect(ctes(statement.text)).toEqual([
-      'subject_bumped',
-      'subject_ok',
-      'c_new',
-      'locked',
-      'c_update',
-      'c',
-    ]);
-    // The fenced cases' ids, then the fences: bumped under the row lock, else only checked.
-    expect(statement.values[0]).toEqual([id(1), id(2), id(4)]);
-    expect(JSON.parse(String(statement.values[1]))).toEqual([
-      { case_id: id(1), subject_id: id(900), expected: 7, bump: true },
-      { case_id: id(2), subject_id: id(900), expected: 7, bump: false },
-      { case_id: id(4), subject_id: id(900), expected: 7, bump: false },
-    ]);
-    expect(statement.text).toContain('SET facts_revision = s.facts_revision + 1');
-    expect(statement.text).toContain(
-      'WHERE x.bump AND s.id = x.subject_id AND s.facts_revision = x.expected',
-    );
-    // Each case is written only if its fence held, or it has none (case 3).
-    const fenced = 'IN (SELECT case_id FROM subject_ok) OR';
-    expect(statement.text).toContain(`AND (n.id ${fenced} n.id <> ALL($1::uuid[]))`);
-    expect(statement.text).toContain(`AND (t.id ${fenced} t.id <> ALL($1::uuid[]))`);
+    expect(statement.name).toBe('commit-cases-new-locked-update-subject_bumped');
+    expect(ctes(statement.text)).toEqual(['c_new', 'locked', 'c_update', 'c', 'subject_bumped']);
+    // The revision each fenced change was decided on, by case (case 3 has none: not checked).
+    expect(JSON.parse(String(statement.values[0]))).toEqual({ [id(1)]: 7, [id(2)]: 7, [id(4)]: 7 });
+    const check = (alias: string): string =>
+      `AND ($1::jsonb ->> ${alias}.id::text IS NULL OR (SELECT facts_revision FROM subjects`;
+    expect(statement.text).toContain(check('n'));
+    expect(statement.text).toContain(check('t'));
+    // Moved on by one per committed change that records facts (only case 1 here).
+    expect(statement.text).toContain('SET facts_revision = s.facts_revision + b.n');
+    expect(statement.text).toContain('JOIN c ON c.id = x.case_id GROUP BY x.subject_id');
+    expect(statement.values).toContain(JSON.stringify([{ case_id: id(1), subject_id: id(900) }]));
     // Unfenced batches are the statement they were.
     expect(commitCasesStatement([unit(3)]).text).not.toContain('subject');
   });

@@ -60,48 +60,23 @@ export function commitCasesStatement(units: readonly CaseUnit[]): CommitStatemen
   const creating = units.filter((u) => u.expectedRevision === null);
   const updating = units.filter((u) => u.expectedRevision !== null);
   const fenced = units.filter((u) => u.subjectFence !== undefined);
-  // The cases whose subject's facts are still at the revision their change was computed from:
-  // checked for a change that records none, moved on (under the row's lock) for one that does.
-  // A change that records facts moves the revision on even if its case's own check then fails;
-  // that only makes other kept cases of the subject read again.
-  const fencedIds =
+  // A fenced change is written only if its subject's facts are still at the revision it was
+  // decided on (read in the statement's snapshot, through the subject's primary key: no lock, no
+  // write). The revision moves on below, for the changes that record facts.
+  const expected =
     fenced.length > 0
       ? param(
-          fenced.map((u) => u.caseRecord.id),
-          'uuid[]',
+          JSON.stringify(
+            Object.fromEntries(fenced.map((u) => [u.caseRecord.id, u.subjectFence?.expected])),
+          ),
+          'jsonb',
         )
       : '';
-  const fence = (id: string): string =>
+  const fence = (alias: string): string =>
     fenced.length === 0
       ? ''
-      : ` AND (${id} IN (SELECT case_id FROM subject_ok) OR ${id} <> ALL(${fencedIds}))`;
-  if (fenced.length > 0) {
-    const rows = recordset(
-      fenced.map((u) => ({
-        case_id: u.caseRecord.id,
-        subject_id: u.subjectFence?.subjectId,
-        expected: u.subjectFence?.expected,
-        bump: u.subjectFence?.bump,
-      })),
-    );
-    const columns = 'x(case_id uuid, subject_id text, expected bigint, bump boolean)';
-    part(
-      'subject_bumped',
-      `subject_bumped AS (
-          UPDATE subjects s SET facts_revision = s.facts_revision + 1
-          FROM jsonb_to_recordset(${rows}) AS ${columns}
-          WHERE x.bump AND s.id = x.subject_id AND s.facts_revision = x.expected
-          RETURNING x.case_id)`,
-    );
-    part(
-      'subject_ok',
-      `subject_ok AS (
-          SELECT x.case_id FROM jsonb_to_recordset(${rows}) AS ${columns}
-          JOIN subjects s ON s.id = x.subject_id AND s.facts_revision = x.expected
-          WHERE NOT x.bump
-          UNION ALL SELECT case_id FROM subject_bumped)`,
-    );
-  }
+      : ` AND (${expected} ->> ${alias}.id::text IS NULL OR (SELECT facts_revision FROM subjects
+              WHERE id = ${alias}.subject_id) = (${expected} ->> ${alias}.id::text)::bigint)`;
   const cases: string[] = [];
   if (creating.length > 0) {
     cases.push('c_new');
@@ -130,7 +105,7 @@ export function commitCasesStatement(units: readonly CaseUnit[]): CommitStatemen
           )}) AS n(id uuid, subject_id text, life_event_key text, definition_id uuid,
             definition_version int, status text, revision int, submitted_at timestamptz,
             finished_at timestamptz, consent_checksum text, consented_at timestamptz)${
-              fenced.length > 0 ? `\n          WHERE true${fence('n.id')}` : ''
+              fenced.length > 0 ? `\n          WHERE true${fence('n')}` : ''
             }
           RETURNING id)`,
     );
@@ -169,7 +144,7 @@ export function commitCasesStatement(units: readonly CaseUnit[]): CommitStatemen
           )}) AS u(id uuid, expected_revision int, status text, revision int,
             submitted_at timestamptz, finished_at timestamptz, consent_checksum text,
             consented_at timestamptz)
-          WHERE t.id = u.id AND t.revision = u.expected_revision${fence('t.id')}
+          WHERE t.id = u.id AND t.revision = u.expected_revision${fence('t')}
             AND t.id = ANY(${ids})${locking ? ' AND t.id IN (SELECT id FROM locked)' : ''}
           RETURNING t.id)`,
     );
@@ -179,6 +154,25 @@ export function commitCasesStatement(units: readonly CaseUnit[]): CommitStatemen
       ? `c AS (SELECT id FROM ${cases[0] ?? ''})`
       : `c AS (SELECT id FROM c_new UNION ALL SELECT id FROM c_update)`,
   );
+  const bumpers = fenced.filter((u) => u.subjectFence?.bump === true);
+  if (bumpers.length > 0) {
+    part(
+      'subject_bumped',
+      // By one per committed change that records facts: two changes of one subject in a batch
+      // move it by two, so neither's kept state (which lacks the other's facts) matches it.
+      `subject_bumped AS (
+          UPDATE subjects s SET facts_revision = s.facts_revision + b.n
+          FROM (SELECT x.subject_id, count(*) AS n
+                  FROM jsonb_to_recordset(${recordset(
+                    bumpers.map((u) => ({
+                      case_id: u.caseRecord.id,
+                      subject_id: u.caseRecord.subjectId,
+                    })),
+                  )}) AS x(case_id uuid, subject_id text)
+                  JOIN c ON c.id = x.case_id GROUP BY x.subject_id) b
+          WHERE s.id = b.subject_id)`,
+    );
+  }
   const RUN_COLUMNS = `r(id uuid, case_id uuid, step_id text, agency text, action text, kind text,
       state text, attempt int, max_attempts int, disclosed_fact_ids uuid[], result jsonb,
       agency_reference text, expected_decision_at timestamptz, deadline_at timestamptz,

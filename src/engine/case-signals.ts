@@ -70,12 +70,14 @@ export class CaseSignals implements OnModuleInit, OnApplicationShutdown {
     timeoutMs: number,
     pollMs = 1_000,
   ): Promise<T | undefined> {
-    const first = await check();
-    if (first !== undefined || timeoutMs <= 0) return first;
-    return new Promise<T | undefined>((resolve) => {
+    if (timeoutMs <= 0) return check();
+    // Listening starts before the first check: a change committed while that check runs is a
+    // signal that checks again, not one lost until the next poll.
+    return new Promise<T | undefined>((resolve, reject) => {
       let running = false;
       let again = false;
       let settled = false;
+      let first = true;
       const finish = (value: T | undefined): void => {
         if (settled) return;
         settled = true;
@@ -90,11 +92,22 @@ export class CaseSignals implements OnModuleInit, OnApplicationShutdown {
           return;
         }
         running = true;
+        const initial = first;
+        first = false;
         void check()
           .then((value) => {
             if (value !== undefined) finish(value);
           })
-          .catch(() => undefined)
+          // The first check's error is the caller's (a case that is not theirs); a later one
+          // (a passing database error) leaves the next signal or poll to try again.
+          .catch((error: unknown) => {
+            if (!initial || settled) return;
+            settled = true;
+            clearTimeout(timer);
+            clearInterval(poll);
+            stop();
+            reject(error instanceof Error ? error : new Error(String(error)));
+          })
           .finally(() => {
             running = false;
             if (again && !settled) {
@@ -110,6 +123,7 @@ export class CaseSignals implements OnModuleInit, OnApplicationShutdown {
           .catch(() => undefined)
           .then(finish);
       }, timeoutMs);
+      attempt();
     });
   }
 
