@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { hostname } from 'node:os';
+import { resultsStreamKey } from '#agency-contract';
 import { Redis } from 'ioredis';
 import request from 'supertest';
 import { redisOptions } from '../src/queue/redis-connection.js';
@@ -16,8 +18,10 @@ import {
 /**
  * The acceptance test of the engine: leo as it is deployed, several replicas of each role as
  * separate processes on one Postgres and one Redis, with Redis losing every key of leo's in the
- * middle of the run. 500 start-a-business cases are driven through the citizen API; all must
- * complete, every step's effect made exactly once at its agency, every result applied once.
+ * middle of the run, and then one engine killed with SIGKILL while it holds results it read and
+ * has not acknowledged. 500 start-a-business cases are driven through the citizen API; all must
+ * complete, every step's effect made exactly once at its agency, every result applied once, and
+ * the dead engine's unacknowledged results taken over by the other.
  */
 
 const CASES = 500;
@@ -48,6 +52,29 @@ function testPersonalNumber(i: number): string {
  * Redis loses every key of leo's at once (as a restart without persistence would): one script,
  * which nothing else interleaves with, deletes them all. Other test files' keys are left alone.
  */
+/**
+ * The results an engine process has read from the stream and not acknowledged (its consumer's
+ * name starts with its host and pid), or undefined while it has no consumer.
+ */
+async function pendingOf(url: string, prefix: string, pid: number): Promise<number | undefined> {
+  const redis = new Redis(redisOptions(url));
+  try {
+    const consumers = (await redis
+      .call('XINFO', 'CONSUMERS', resultsStreamKey(prefix), 'engine')
+      .catch(() => [])) as unknown[][];
+    for (const fields of consumers) {
+      const info = new Map<string, unknown>();
+      for (let i = 0; i + 1 < fields.length; i += 2) info.set(String(fields[i]), fields[i + 1]);
+      if (String(info.get('name')).startsWith(`${hostname()}-${String(pid)}-`)) {
+        return Number(info.get('pending'));
+      }
+    }
+    return undefined;
+  } finally {
+    redis.disconnect();
+  }
+}
+
 async function flushPrefix(url: string, prefix: string): Promise<number> {
   const redis = new Redis(redisOptions(url));
   try {
@@ -65,7 +92,7 @@ async function flushPrefix(url: string, prefix: string): Promise<number> {
   }
 }
 
-describe('replicas: two engines and two adapter processes, Redis flushed mid-run', () => {
+describe('replicas: two engines and two adapter processes, Redis flushed mid-run, an engine killed', () => {
   let database: TestDatabase;
   let api: TestApp;
   const processes: LeoProcess[] = [];
@@ -111,7 +138,25 @@ describe('replicas: two engines and two adapter processes, Redis flushed mid-run
   it(`completes ${String(CASES)} cases with every effect exactly once`, async () => {
     const server = api.app.getHttpServer() as Parameters<typeof request>[0];
     let flushed = false;
+    let killing: Promise<number> | undefined;
     const submitted: string[] = [];
+    const { url } = api.config.redis;
+    const { prefix } = api.config.queue;
+    const victim = processes[0];
+    const victimPid = victim?.child.pid ?? 0;
+
+    /** SIGKILL the first engine as soon as it holds unacknowledged results (within 20 s). */
+    async function killEngine(): Promise<number> {
+      const until = Date.now() + 20_000;
+      let pending = 0;
+      while (Date.now() < until) {
+        pending = (await pendingOf(url, prefix, victimPid)) ?? 0;
+        if (pending > 0) break;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      victim?.child.kill('SIGKILL');
+      return pending;
+    }
 
     async function runCase(i: number): Promise<void> {
       const token = (
@@ -151,7 +196,10 @@ describe('replicas: two engines and two adapter processes, Redis flushed mid-run
       if (!flushed && submitted.length === Math.floor(CASES / 2)) {
         flushed = true;
         // Redis loses everything of leo's: queued and delayed jobs, results not yet applied.
-        expect(await flushPrefix(api.config.redis.url, api.config.queue.prefix)).toBeGreaterThan(0);
+        expect(await flushPrefix(url, prefix)).toBeGreaterThan(0);
+      }
+      if (flushed && killing === undefined && submitted.length === Math.floor((CASES * 3) / 4)) {
+        killing = killEngine();
       }
     }
 
@@ -166,6 +214,8 @@ describe('replicas: two engines and two adapter processes, Redis flushed mid-run
       }),
     );
     expect(flushed).toBe(true);
+    // The engine was killed holding results it had read and not acknowledged.
+    expect(await killing).toBeGreaterThan(0);
 
     const deadline = Date.now() + 180_000;
     let statuses: Array<{ status: string; n: string }> = [];
@@ -197,6 +247,14 @@ describe('replicas: two engines and two adapter processes, Redis flushed mid-run
       console.warn(`history: ${JSON.stringify(history, null, 1)}`);
     }
     expect(statuses).toEqual([{ status: 'completed', n: String(CASES) }]);
+    // What the dead engine held was claimed by the living one (after the claim's idle time).
+    const claimedBy = Date.now() + 90_000;
+    let left = await pendingOf(url, prefix, victimPid);
+    while ((left ?? 0) > 0 && Date.now() < claimedBy) {
+      await new Promise((r) => setTimeout(r, 1_000));
+      left = await pendingOf(url, prefix, victimPid);
+    }
+    expect(left).toBe(0);
 
     // Each case's five steps made their effect exactly once at their agency.
     const effects = await sql<{ agency: string; action: string; n: string; cases: string }>(
