@@ -66,13 +66,17 @@ describe('the results stream, consumed by the engine', () => {
 
   /** Starts `n` cases whose first step (at Bolagsverket) goes unanswered; its jobs. */
   async function unansweredSteps(n: number): Promise<StepJob[]> {
-    const before = agencies.received.length;
     agencies.setScript((job) => (job.action === 'register-sole-trader' ? null : undefined));
     const engine = leo.app.get(EngineService);
     const repository = leo.app.get(EngineRepository);
-    await Promise.all(Array.from({ length: n }, () => startCase(engine, repository)));
-    await waitUntil(async () => agencies.received.length >= before + n);
-    return agencies.received.slice(before, before + n);
+    const cases = new Set(
+      await Promise.all(Array.from({ length: n }, () => startCase(engine, repository))),
+    );
+    // Only these cases' registrations: earlier cases' later steps may still be arriving.
+    const mine = (): StepJob[] =>
+      agencies.received.filter((j) => cases.has(j.caseId) && j.action === 'register-sole-trader');
+    await waitUntil(async () => mine().length >= n);
+    return mine().slice(0, n);
   }
 
   const completed = (job: StepJob): StepResult => ({

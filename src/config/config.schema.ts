@@ -209,7 +209,7 @@ export class EnvironmentVariables {
   @IsOptional()
   @Transform(toInt)
   @Min(0)
-  @Max(1_000_000)
+  @Max(100_000)
   @IsInt()
   LEO_CASE_CACHE_SIZE?: number;
 

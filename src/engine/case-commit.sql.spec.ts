@@ -195,7 +195,7 @@ describe('commitCasesStatement', () => {
       unit(3),
       unit(4, fence(7, false), true),
     ]);
-    expect(statement.name).toBe('commit-cases-new-locked-update-subject_bumped');
+    expect(statement.name).toBe('commit-cases-new-locked-update-fenced-subject_bumped');
     expect(ctes(statement.text)).toEqual(['c_new', 'locked', 'c_update', 'c', 'subject_bumped']);
     // The revision each fenced change was decided on, by case (case 3 has none: not checked).
     expect(JSON.parse(String(statement.values[0]))).toEqual({ [id(1)]: 7, [id(2)]: 7, [id(4)]: 7 });
@@ -209,6 +209,20 @@ describe('commitCasesStatement', () => {
     expect(statement.values).toContain(JSON.stringify([{ case_id: id(1), subject_id: id(900) }]));
     // Unfenced batches are the statement they were.
     expect(commitCasesStatement([unit(3)]).text).not.toContain('subject');
+  });
+
+  it('locks the subjects it moves on in id order when there is more than one', () => {
+    const of = (n: number, subject: number): CaseUnit => {
+      const u = unit(n, { subjectFence: { subjectId: id(subject), expected: 1, bump: true } });
+      return { ...u, caseRecord: { ...u.caseRecord, subjectId: id(subject) } };
+    };
+    const one = commitCasesStatement([of(1, 901), of(2, 901)]);
+    expect(one.text).not.toContain('subjects_locked');
+    const two = commitCasesStatement([of(1, 902), of(2, 901)]);
+    expect(ctes(two.text)).toContain('subjects_locked');
+    expect(two.text).toContain('ORDER BY id\n          FOR NO KEY UPDATE');
+    expect(two.values).toContainEqual([id(901), id(902)]);
+    expect(two.text).toContain('AND s.id IN (SELECT id FROM subjects_locked)');
   });
 
   it('refuses two changes to one case', () => {

@@ -154,7 +154,19 @@ export function commitCasesStatement(units: readonly CaseUnit[]): CommitStatemen
       ? `c AS (SELECT id FROM ${cases[0] ?? ''})`
       : `c AS (SELECT id FROM c_new UNION ALL SELECT id FROM c_update)`,
   );
+  if (fenced.length > 0) used.push('fenced');
   const bumpers = fenced.filter((u) => u.subjectFence?.bump === true);
+  const bumped = [...new Set(bumpers.map((u) => u.caseRecord.subjectId))].sort();
+  if (bumped.length > 1) {
+    part(
+      'subjects_locked',
+      // As the cases above: several subjects' rows are locked in id order, so two batches that
+      // move the same subjects on wait for each other instead of deadlocking.
+      `subjects_locked AS MATERIALIZED (
+          SELECT id FROM subjects WHERE id = ANY(${param(bumped, 'text[]')}) ORDER BY id
+          FOR NO KEY UPDATE)`,
+    );
+  }
   if (bumpers.length > 0) {
     part(
       'subject_bumped',
@@ -170,7 +182,9 @@ export function commitCasesStatement(units: readonly CaseUnit[]): CommitStatemen
                     })),
                   )}) AS x(case_id uuid, subject_id text)
                   JOIN c ON c.id = x.case_id GROUP BY x.subject_id) b
-          WHERE s.id = b.subject_id)`,
+          WHERE s.id = b.subject_id${
+            bumped.length > 1 ? ' AND s.id IN (SELECT id FROM subjects_locked)' : ''
+          })`,
     );
   }
   const RUN_COLUMNS = `r(id uuid, case_id uuid, step_id text, agency text, action text, kind text,
@@ -272,10 +286,11 @@ export function commitCasesStatement(units: readonly CaseUnit[]): CommitStatemen
       `new_lookups AS (
           INSERT INTO lookups (id, case_id, subject_id, agency, fact_keys, state, found_keys,
             unavailable_keys, attempt, max_attempts, disclosed_fact_ids, last_error, created_at,
-            updated_at)
+            updated_at, answered_at)
           SELECT l.id, c.id, l.subject_id, l.agency, l.fact_keys, l.state, l.found_keys,
             l.unavailable_keys, l.attempt, l.max_attempts, l.disclosed_fact_ids, l.last_error,
-            now(), now()
+            -- Created and closed in one change (decisions folded together): closed now.
+            now(), now(), CASE WHEN l.state IN ('answered', 'failed') THEN now() END
           FROM jsonb_to_recordset(${recordset(
             newLookups.map(({ caseId, row: l }) => ({
               case_id: caseId,

@@ -105,6 +105,7 @@ export class CaseRunner {
       if (attempt >= MAX_CONFLICT_RETRIES) {
         throw new Error(`case ${input.caseId} could not be created: its subject keeps changing`);
       }
+      await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 * attempt)));
     }
   }
 
@@ -168,7 +169,21 @@ export class CaseRunner {
       });
     } catch (error) {
       this.cache.delete(caseId);
-      for (const p of batch) p.reject(error);
+      if (batch.length === 1) {
+        batch[0]?.reject(error);
+        return;
+      }
+      // One input's failure is its own: the others are not held back with it (taken together
+      // again, they would fail together again). Each goes alone, in order.
+      for (const p of batch) {
+        try {
+          const [outcome] = await this.decideAndWrite(caseId, [p]);
+          p.resolve(outcome ?? { outcome: { outcome: 'not-found' }, outbox: [] });
+        } catch (alone) {
+          this.cache.delete(caseId);
+          p.reject(alone);
+        }
+      }
     }
   }
 
@@ -186,16 +201,17 @@ export class CaseRunner {
     this.metrics.caseStateSource.inc({
       source: state !== undefined && state === kept ? 'kept' : 'read',
     });
-    // A state read for an input is current as of its arrival; a kept one is read again before
-    // it decides that nothing changes (below).
-    let current = state !== undefined && state === loaded;
+    // A state read for a lone input is current as of its arrival; a kept one, or one read for
+    // only one of several inputs, is read again before it decides that nothing changes (below).
+    let current = batch.length === 1 && state !== undefined && state === loaded;
     for (let attempt = 1; ; attempt += 1) {
       if (!state) {
         state = (await this.repository.loadCase({ caseId }, subjectId)) ?? undefined;
         current = true;
       }
       if (!state) {
-        this.cache.delete(caseId);
+        // Not found for a citizen may only mean another subject's case: that case stays kept.
+        if (subjectId === undefined) this.cache.delete(caseId);
         return batch.map(() => ({ outcome: { outcome: 'not-found' }, outbox: [] }));
       }
       const definition = await this.catalogue.definition(state.caseRecord.definitionId);
@@ -259,7 +275,8 @@ export class CaseRunner {
   private kept(decision: Changed, factsRevision: number): void {
     const { caseRecord, runs, lookups, facts } = decision.state;
     this.cache.set({
-      caseRecord,
+      // A copy: the record in the decision is returned to callers.
+      caseRecord: { ...caseRecord },
       runs: [...runs],
       lookups: [...lookups],
       facts: new Map(facts),
