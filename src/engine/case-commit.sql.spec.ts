@@ -135,7 +135,7 @@ describe('commitCasesStatement', () => {
             agency: 'bolagsverket',
             factRecordIds: [id(21)],
             factKeys: ['address'],
-            basis: 'register-sole-trader',
+            basis: 'consent',
           },
         ],
         messages: [

@@ -1,5 +1,5 @@
 import { FACT_LOOKUP, STEP_CANCEL, STEP_EXECUTE, agencyQueueName } from '#agency-contract';
-import type { Decision, Effect } from '#case-machine';
+import type { Decision, Effect, NewDisclosure } from '#case-machine';
 import { deadlineTimer } from './engine.jobs.js';
 import type {
   CaseRecord,
@@ -22,16 +22,7 @@ export interface CaseUnit {
   facts: FactRecord[];
   newLookups: LookupRecord[];
   changedLookups: LookupRecord[];
-  disclosures: Array<{
-    subjectId: string;
-    caseId: string;
-    stepRunId?: string;
-    lookupId?: string;
-    agency: string;
-    factRecordIds: string[];
-    factKeys: string[];
-    basis: string;
-  }>;
+  disclosures: NewDisclosure[];
   messages: NewMessage[];
   outbox: OutboxMessage[];
   /**
