@@ -59,8 +59,4 @@ export class CaseCache<S extends Cacheable> {
     this.entries.delete(caseId);
     for (const { id } of [...state.runs, ...state.lookups]) this.aliases.delete(id);
   }
-
-  get size(): number {
-    return this.entries.size;
-  }
 }

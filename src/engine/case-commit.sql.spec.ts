@@ -187,7 +187,7 @@ describe('commitCasesStatement', () => {
 
   it('checks the subject facts revision of a fenced change, and moves it on for those that record facts', () => {
     const fence = (expected: number, bump: boolean): Partial<CaseUnit> => ({
-      subjectFence: { subjectId: id(900), expected, bump },
+      subjectFence: { expected, bump },
     });
     const statement = commitCasesStatement([
       unit(1, fence(7, true)),
@@ -213,7 +213,7 @@ describe('commitCasesStatement', () => {
 
   it('locks the subjects it moves on in id order when there is more than one', () => {
     const of = (n: number, subject: number): CaseUnit => {
-      const u = unit(n, { subjectFence: { subjectId: id(subject), expected: 1, bump: true } });
+      const u = unit(n, { subjectFence: { expected: 1, bump: true } });
       return { ...u, caseRecord: { ...u.caseRecord, subjectId: id(subject) } };
     };
     const one = commitCasesStatement([of(1, 901), of(2, 901)]);

@@ -20,11 +20,6 @@ export class Mailboxes {
     return posted;
   }
 
-  /** Whether `key` has inputs waiting or running now. */
-  active(key: string): boolean {
-    return this.boxes.has(key);
-  }
-
   private async drain(key: string, box: Mailbox): Promise<void> {
     box.running = true;
     for (let letter = box.letters.shift(); letter; letter = box.letters.shift()) {

@@ -126,7 +126,7 @@ describe('fold', () => {
     const unit = toUnit(folded, { expectedRevision: 10, revision: 10, factsRevision: 3 });
     expect(unit.events.map((e) => e.seq)).toEqual([11, 12, 13]);
     expect(unit.caseRecord.revision).toBe(13);
-    expect(unit.subjectFence).toEqual({ subjectId: 'subject', expected: 3, bump: false });
+    expect(unit.subjectFence).toEqual({ expected: 3, bump: false });
   });
 
   it('is the decision itself for one', () => {

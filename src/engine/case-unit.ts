@@ -31,7 +31,7 @@ export interface CaseUnit {
    * a case kept in memory carries it, so facts another case recorded meanwhile are not missed
    * (decision 0019). Without it, the subject's facts are not checked.
    */
-  subjectFence?: { subjectId: string; expected: number; bump: boolean };
+  subjectFence?: { expected: number; bump: boolean };
 }
 
 export type Changed = Extract<Decision, { outcome: 'changed' }>;
@@ -59,7 +59,6 @@ export function toUnit(
     messages: effects.flatMap((e) => (e.type === 'notify' ? [e.message] : [])),
     outbox: effects.flatMap(toOutbox),
     subjectFence: {
-      subjectId: state.caseRecord.subjectId,
       expected: from.factsRevision,
       bump: writes.facts.length > 0,
     },
