@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { hostname } from 'node:os';
-import { resultsStreamKey } from '#agency-contract';
+import { partitionStreamKey, resultsStreamKey } from '#agency-contract';
 import { Redis } from 'ioredis';
 import request from 'supertest';
+import { PARTITION_COUNT } from '../src/engine/partitioning.js';
 import { redisOptions } from '../src/queue/redis-connection.js';
 import { WORKLOAD_ANSWERS, sql as query } from './support/engine-harness.js';
 import { startLeoProcess, type LeoProcess } from './support/leo-process.js';
@@ -59,17 +60,25 @@ function testPersonalNumber(i: number): string {
 async function pendingOf(url: string, prefix: string, pid: number): Promise<number | undefined> {
   const redis = new Redis(redisOptions(url));
   try {
-    const consumers = (await redis
-      .call('XINFO', 'CONSUMERS', resultsStreamKey(prefix), 'engine')
-      .catch(() => [])) as unknown[][];
-    for (const fields of consumers) {
-      const info = new Map<string, unknown>();
-      for (let i = 0; i + 1 < fields.length; i += 2) info.set(String(fields[i]), fields[i + 1]);
-      if (String(info.get('name')).startsWith(`${hostname()}-${String(pid)}-`)) {
-        return Number(info.get('pending'));
+    // Over the shared results stream and every partition's (decision 0020).
+    const keys = [
+      resultsStreamKey(prefix),
+      ...Array.from({ length: PARTITION_COUNT }, (_, p) => partitionStreamKey(prefix, p)),
+    ];
+    let pending: number | undefined;
+    for (const key of keys) {
+      const consumers = (await redis
+        .call('XINFO', 'CONSUMERS', key, 'engine')
+        .catch(() => [])) as unknown[][];
+      for (const fields of consumers) {
+        const info = new Map<string, unknown>();
+        for (let i = 0; i + 1 < fields.length; i += 2) info.set(String(fields[i]), fields[i + 1]);
+        if (String(info.get('name')).startsWith(`${hostname()}-${String(pid)}-`)) {
+          pending = (pending ?? 0) + Number(info.get('pending'));
+        }
       }
     }
-    return undefined;
+    return pending;
   } finally {
     redis.disconnect();
   }
@@ -139,6 +148,7 @@ describe('replicas: two engines and two adapter processes, Redis flushed mid-run
     const server = api.app.getHttpServer() as Parameters<typeof request>[0];
     let flushed = false;
     let killing: Promise<number> | undefined;
+    let killedAt = 0;
     const submitted: string[] = [];
     const { url } = api.config.redis;
     const { prefix } = api.config.queue;
@@ -154,6 +164,7 @@ describe('replicas: two engines and two adapter processes, Redis flushed mid-run
         if (pending > 0) break;
         await new Promise((r) => setTimeout(r, 5));
       }
+      killedAt = Date.now();
       victim?.child.kill('SIGKILL');
       return pending;
     }
@@ -216,6 +227,23 @@ describe('replicas: two engines and two adapter processes, Redis flushed mid-run
     expect(flushed).toBe(true);
     // The engine was killed holding results it had read and not acknowledged.
     expect(await killing).toBeGreaterThan(0);
+    // Its partitions were taken over by the other engine within a few seconds of its lease
+    // (5 s) running out, each under a new epoch (decision 0020).
+    const victimMember = `${hostname()}-${String(victimPid)}-`;
+    let owners: Array<{ owner: string | null; n: string }> = [];
+    while (Date.now() - killedAt < 60_000) {
+      owners = await sql('SELECT owner, count(*) AS n FROM engine_partitions GROUP BY owner');
+      if (owners.length === 1 && owners[0]?.owner?.startsWith(victimMember) === false) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect(owners).toEqual([{ owner: expect.any(String), n: String(PARTITION_COUNT) }]);
+    expect(owners[0]?.owner?.startsWith(victimMember)).toBe(false);
+    const [taken] = await sql<{ at: string }>(
+      'SELECT (extract(epoch FROM max(acquired_at)) * 1000)::bigint AS at FROM engine_partitions',
+    );
+    const takeoverMs = Number(taken?.at) - killedAt;
+    expect(takeoverMs).toBeGreaterThan(0);
+    expect(takeoverMs).toBeLessThan(15_000);
 
     const deadline = Date.now() + 180_000;
     let statuses: Array<{ status: string; n: string }> = [];

@@ -215,6 +215,20 @@ export class EnvironmentVariables {
 
   @IsOptional()
   @Transform(toInt)
+  @Min(1_000)
+  @Max(600_000)
+  @IsInt()
+  LEO_PARTITION_LEASE_MS?: number;
+
+  @IsOptional()
+  @Transform(toInt)
+  @Min(100)
+  @Max(120_000)
+  @IsInt()
+  LEO_COMMAND_TIMEOUT_MS?: number;
+
+  @IsOptional()
+  @Transform(toInt)
   @Min(0)
   @Max(86_400_000)
   @IsInt()
@@ -279,6 +293,8 @@ export const ENVIRONMENT_VARIABLE_NAMES: readonly string[] = Object.freeze([
   'LEO_RECONCILE_AFTER_MS',
   'LEO_RESULT_CONCURRENCY',
   'LEO_CASE_CACHE_SIZE',
+  'LEO_PARTITION_LEASE_MS',
+  'LEO_COMMAND_TIMEOUT_MS',
   'LEO_TIMER_ARM_AFTER_MS',
   'MOCK_AGENCY_LATENCY_MS',
   'MOCK_AGENCY_FAILURE_RATE',
@@ -333,6 +349,10 @@ export interface EngineConfig {
   resultConcurrency: number;
   /** Cases a process keeps in memory after changing them (0: none; decision 0019). */
   caseCacheSize: number;
+  /** How long an engine's lease on a partition lasts unrenewed (renewed every third of it). */
+  partitionLeaseMs: number;
+  /** How long a command forwarded to a case's owner waits for its answer before a 503. */
+  commandTimeoutMs: number;
   /** How long a step stays open before its deadline timer is written (0: at dispatch). */
   timerArmAfterMs: number;
 }
@@ -489,6 +509,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
       reconcileAfterMs: vars.LEO_RECONCILE_AFTER_MS ?? 300_000,
       resultConcurrency: vars.LEO_RESULT_CONCURRENCY ?? 64,
       caseCacheSize: vars.LEO_CASE_CACHE_SIZE ?? 10_000,
+      partitionLeaseMs: vars.LEO_PARTITION_LEASE_MS ?? 5_000,
+      commandTimeoutMs: vars.LEO_COMMAND_TIMEOUT_MS ?? 10_000,
       timerArmAfterMs: vars.LEO_TIMER_ARM_AFTER_MS ?? 60_000,
     },
     mockAgencies: {

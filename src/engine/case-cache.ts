@@ -53,6 +53,11 @@ export class CaseCache<S extends Cacheable> {
     }
   }
 
+  /** Forgets every kept case whose id `which` picks. */
+  deleteWhere(which: (caseId: string) => boolean): void {
+    for (const caseId of [...this.entries.keys()]) if (which(caseId)) this.delete(caseId);
+  }
+
   delete(caseId: string): void {
     const state = this.entries.get(caseId);
     if (!state) return;

@@ -20,6 +20,11 @@ export class Mailboxes {
     return posted;
   }
 
+  /** The keys with work posted or under way. */
+  keys(): string[] {
+    return [...this.boxes.keys()];
+  }
+
   private async drain(key: string, box: Mailbox): Promise<void> {
     box.running = true;
     for (let letter = box.letters.shift(); letter; letter = box.letters.shift()) {

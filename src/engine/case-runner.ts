@@ -9,6 +9,7 @@ import {
   type Environment,
   type OpenInput,
 } from '#case-machine';
+import { partitionStreamKey } from '#agency-contract';
 import type { DefinitionWithDefaults } from '#workflow';
 import { uuidv7 } from '../common/uuid.js';
 import type { EngineConfig, ResolvedConfig } from '../config/config.schema.js';
@@ -20,10 +21,23 @@ import { EngineCatalogue } from './engine-catalogue.js';
 import { EngineRepository, type LoadedCase } from './engine.repository.js';
 import type { OutboxMessage } from './engine.types.js';
 import { OutboxRelay } from './outbox.relay.js';
+import { PartitionLeases, type OwnerFence } from './partition-leases.js';
+import { partitionOf } from './partitioning.js';
 import { Metrics } from '../observability/metrics.js';
 
 /** Tries of one input before it gives up on a case that keeps changing (never seen). */
 const MAX_CONFLICT_RETRIES = 50;
+
+/**
+ * This process does not hold the case's partition (any more): the input goes to its owner
+ * (CaseRouter), and nothing of it was written here.
+ */
+export class NotOwnerError extends Error {
+  constructor(readonly caseId: string) {
+    super(`this process does not own case ${caseId}'s partition`);
+    this.name = 'NotOwnerError';
+  }
+}
 
 /** How an input finds its case: by the case's id, or one of its step runs' or look-ups'. */
 export type CaseAddress = { caseId: string } | { stepRunId: string } | { lookupId: string };
@@ -68,6 +82,7 @@ export class CaseRunner {
   /** Inputs posted to a case's mailbox and not yet taken by a turn, in order. */
   private readonly pending = new Map<string, Pending[]>();
   private readonly cache: CaseCache<LoadedCase>;
+  private readonly prefix: string;
 
   constructor(
     private readonly repository: EngineRepository,
@@ -75,25 +90,42 @@ export class CaseRunner {
     private readonly relay: OutboxRelay,
     private readonly changes: CaseChanges,
     private readonly metrics: Metrics,
+    private readonly leases: PartitionLeases,
     config: ConfigService<ResolvedConfig, true>,
   ) {
     this.settings = config.get('engine', { infer: true });
+    this.prefix = config.get('queue', { infer: true }).prefix;
     this.cache = new CaseCache(this.settings.caseCacheSize);
+    leases.listen({
+      releasing: (partitions) => this.letGo(partitions),
+      lost: (partitions) => {
+        this.forget(new Set(partitions));
+      },
+    });
+  }
+
+  /** The case a step run or look-up of a case kept here belongs to. */
+  caseOf(id: string): string | undefined {
+    return this.cache.caseOf(id);
   }
 
   /**
    * Opens a case: decided on the subject's current facts, written as a new case. If another case
    * of the subject recorded facts between the read and the write, it is decided again.
    */
-  async open(input: OpenInput, definition: DefinitionWithDefaults): Promise<RunOutcome> {
+  async open(input: OpenInput): Promise<RunOutcome> {
+    const definition = await this.catalogue.definition(input.definitionId);
     for (let attempt = 1; ; attempt += 1) {
       const { facts, revision } = await this.repository.subjectFacts(input.subjectId);
       const decision = openCase(input, facts, await this.environment(definition));
       if (decision.outcome !== 'changed') return { ...decision, caseId: input.caseId };
+      const owner = this.fence(input.caseId);
       const unit = toUnit(decision, {
         expectedRevision: null,
         revision: 0,
         factsRevision: revision,
+        owner,
+        replyTo: partitionStreamKey(this.prefix, owner.partition),
       });
       const { committed, outbox } = await this.repository.commitCase(unit);
       if (committed) {
@@ -102,6 +134,7 @@ export class CaseRunner {
         await this.relay.publish(outbox);
         return { ...decision, caseId: input.caseId };
       }
+      await this.stillOwner(input.caseId, owner);
       if (attempt >= MAX_CONFLICT_RETRIES) {
         throw new Error(`case ${input.caseId} could not be created: its subject keeps changing`);
       }
@@ -169,8 +202,9 @@ export class CaseRunner {
       });
     } catch (error) {
       this.cache.delete(caseId);
-      if (batch.length === 1) {
-        batch[0]?.reject(error);
+      if (batch.length === 1 || error instanceof NotOwnerError) {
+        // Not the owner: none of them can be written here; each goes to the owner.
+        for (const p of batch) p.reject(error);
         return;
       }
       // One input's failure is its own: the others are not held back with it (taken together
@@ -242,10 +276,13 @@ export class CaseRunner {
       if (chain.length === 0) return outcomes.map((outcome) => ({ outcome, outbox: [] }));
       const change = fold(chain);
       const previous = state.caseRecord;
+      const owner = this.fence(caseId);
       const unit = toUnit(change, {
         expectedRevision: previous.revision,
         revision: previous.revision,
         factsRevision: state.factsRevision,
+        owner,
+        replyTo: partitionStreamKey(this.prefix, owner.partition),
       });
       const { committed, outbox } = await this.repository.commitCase(unit);
       if (committed) {
@@ -262,6 +299,7 @@ export class CaseRunner {
       }
       this.cache.delete(caseId);
       this.metrics.caseWritesRefused.inc();
+      await this.stillOwner(caseId, owner);
       if (attempt >= MAX_CONFLICT_RETRIES) {
         throw new Error(`case ${caseId} kept changing under ${String(attempt)} attempts`);
       }
@@ -269,6 +307,43 @@ export class CaseRunner {
       state = undefined;
       await new Promise((r) => setTimeout(r, Math.random() * Math.min(50, 2 * attempt)));
     }
+  }
+
+  /** The lease a change to `caseId` commits under; none held: the input goes to the owner. */
+  private fence(caseId: string): OwnerFence {
+    const fence = this.leases.fence(partitionOf(caseId));
+    if (!fence) throw new NotOwnerError(caseId);
+    return fence;
+  }
+
+  /**
+   * After a refused write: whether it was refused because the partition moved on (checked with
+   * Postgres). If so the input goes to the new owner.
+   */
+  private async stillOwner(caseId: string, fence: OwnerFence): Promise<void> {
+    if (!(await this.leases.verify(fence))) throw new NotOwnerError(caseId);
+  }
+
+  /**
+   * Before partitions are released (their lease still holds): waits for the turns of their
+   * cases under way, then forgets their cases. Inputs that arrive meanwhile find the partition
+   * no longer held once it is released, and go to its next owner.
+   */
+  private async letGo(partitions: readonly number[]): Promise<void> {
+    const leaving = new Set(partitions);
+    const deadline = Date.now() + this.settings.partitionLeaseMs / 2;
+    while (
+      Date.now() < deadline &&
+      this.mailboxes.keys().some((id) => leaving.has(partitionOf(id)))
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    this.forget(leaving);
+  }
+
+  /** Forgets the kept cases of partitions no longer held (their next owner reads them). */
+  private forget(partitions: ReadonlySet<number>): void {
+    this.cache.deleteWhere((caseId) => partitions.has(partitionOf(caseId)));
   }
 
   /** Keeps the state a committed change left, at the subject's facts revision it left. */

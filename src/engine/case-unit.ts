@@ -1,6 +1,7 @@
 import { FACT_LOOKUP, STEP_CANCEL, STEP_EXECUTE, agencyQueueName } from '#agency-contract';
 import type { Decision, Effect, NewDisclosure } from '#case-machine';
 import { deadlineTimer } from './engine.jobs.js';
+import type { OwnerFence } from './partition-leases.js';
 import type {
   CaseRecord,
   FactRecord,
@@ -32,6 +33,11 @@ export interface CaseUnit {
    * (decision 0019). Without it, the subject's facts are not checked.
    */
   subjectFence?: { expected: number; bump: boolean };
+  /**
+   * The lease the change was decided under: it commits only if this process still holds its
+   * case's partition under that epoch (decision 0020). Without it, ownership is not checked.
+   */
+  owner?: OwnerFence;
 }
 
 export type Changed = Extract<Decision, { outcome: 'changed' }>;
@@ -44,7 +50,15 @@ export type Changed = Extract<Decision, { outcome: 'changed' }>;
  */
 export function toUnit(
   decision: Changed,
-  from: { expectedRevision: number | null; revision: number; factsRevision: number },
+  from: {
+    expectedRevision: number | null;
+    revision: number;
+    factsRevision: number;
+    /** The lease it was decided under (decision 0020). */
+    owner?: OwnerFence;
+    /** The results stream its agency jobs are answered on: its partition's. */
+    replyTo?: string;
+  },
 ): CaseUnit {
   const { state, events, effects, writes } = decision;
   return {
@@ -57,11 +71,12 @@ export function toUnit(
     changedLookups: writes.changedLookups,
     disclosures: effects.flatMap((e) => (e.type === 'disclose' ? [e.disclosure] : [])),
     messages: effects.flatMap((e) => (e.type === 'notify' ? [e.message] : [])),
-    outbox: effects.flatMap(toOutbox),
+    outbox: effects.flatMap((e) => toOutbox(e, from.replyTo)),
     subjectFence: {
       expected: from.factsRevision,
       bump: writes.facts.length > 0,
     },
+    ...(from.owner ? { owner: from.owner } : {}),
   };
 }
 
@@ -93,7 +108,7 @@ export function fold(chain: readonly Changed[]): Changed {
 }
 
 /** The outbox row of an effect that is a job. */
-function toOutbox(effect: Effect): OutboxMessage[] {
+function toOutbox(effect: Effect, replyTo: string | undefined): OutboxMessage[] {
   switch (effect.type) {
     case 'dispatch-step':
       return [
@@ -101,7 +116,7 @@ function toOutbox(effect: Effect): OutboxMessage[] {
           queue: agencyQueueName(effect.agency),
           jobName: STEP_EXECUTE,
           jobId: effect.jobId,
-          payload: effect.job,
+          payload: replyTo === undefined ? effect.job : { ...effect.job, replyTo },
           availableAt: effect.availableAt,
         },
       ];
@@ -111,7 +126,7 @@ function toOutbox(effect: Effect): OutboxMessage[] {
           queue: agencyQueueName(effect.agency),
           jobName: FACT_LOOKUP,
           jobId: effect.jobId,
-          payload: effect.job,
+          payload: replyTo === undefined ? effect.job : { ...effect.job, replyTo },
           availableAt: effect.availableAt,
         },
       ];

@@ -4,6 +4,7 @@ import type pg from 'pg';
 import { DataSource, type EntityManager } from 'typeorm';
 import { uuidv7 } from '../common/uuid.js';
 import { Batcher, eachAloneOnFailure } from '../database/batcher.js';
+import { UUID_PATTERN } from '../common/cursor.js';
 import { preparedQuery } from '../database/prepared.js';
 import type { StepState } from '#workflow';
 import {
@@ -176,14 +177,15 @@ export class EngineRepository {
    * Cases with an unfinished step past its deadline that has not been escalated yet. The case's
    * status is read through its primary key, not joined (see HousekeepingRepository.claimStale).
    */
-  async casesWithOverdueSteps(limit: number): Promise<string[]> {
+  async casesWithOverdueSteps(limit: number, partitions?: readonly number[]): Promise<string[]> {
     const rows = await this.dataSource.manager.query<Array<{ case_id: string }>>(
       `SELECT DISTINCT s.case_id FROM step_runs s
        WHERE s.deadline_at < now() AND NOT s.overdue
          AND s.state IN ('ready', 'dispatched', 'awaiting-decision', 'awaiting-citizen')
          AND (SELECT c.status FROM cases c WHERE c.id = s.case_id) IN ('running', 'action-required')
+         AND ($2::int[] IS NULL OR leo_partition(s.case_id) = ANY($2::int[]))
        LIMIT $1`,
-      [limit],
+      [limit, partitions ?? null],
     );
     return rows.map((r) => r.case_id);
   }
@@ -299,6 +301,17 @@ export class EngineRepository {
           ? (['step-run', by.stepRunId] as const)
           : (['lookup', by.lookupId] as const);
     return this.loads.submit({ kind, key, subjectId: subjectId ?? null });
+  }
+
+  /** The case a step run or look-up belongs to (where its inputs go: decision 0020). */
+  async caseIdOf(by: { stepRunId: string } | { lookupId: string }): Promise<string | null> {
+    const [name, text, key] =
+      'stepRunId' in by
+        ? ['case-of-step-run', 'SELECT case_id FROM step_runs WHERE id = $1', by.stepRunId]
+        : ['case-of-lookup', 'SELECT case_id FROM lookups WHERE id = $1', by.lookupId];
+    if (!UUID_PATTERN.test(key.toLowerCase())) return null;
+    const [row] = await this.prepared<{ case_id: string }>(name, text, [key]);
+    return row?.case_id ?? null;
   }
 
   /**

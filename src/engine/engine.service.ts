@@ -13,7 +13,8 @@ import type { FactValidator } from '#facts';
 import type { Catalogue, DefinitionWithDefaults } from '#workflow';
 import { DomainError } from '../common/domain-error.js';
 import { uuidv7 } from '../common/uuid.js';
-import { CaseRunner, type CaseAddress, type RunOutcome } from './case-runner.js';
+import type { CaseAddress } from './case-runner.js';
+import { CaseRouter, type Outcome } from './case-router.js';
 import { EngineCatalogue } from './engine-catalogue.js';
 import type { StepDeadlineJob } from './engine.jobs.js';
 import { EngineRepository } from './engine.repository.js';
@@ -31,7 +32,7 @@ export class EngineService {
 
   constructor(
     private readonly repository: EngineRepository,
-    private readonly runner: CaseRunner,
+    private readonly router: CaseRouter,
     private readonly definitions: EngineCatalogue,
   ) {}
 
@@ -69,24 +70,21 @@ export class EngineService {
         `No published life event ${input.lifeEventKey}.`,
       );
     }
-    const done = await this.runner.open(
-      {
-        type: 'open',
-        caseId: uuidv7(),
-        subjectId: input.subjectId,
-        definitionId: row.id,
-        definitionVersion: row.version,
-        personalNumber: input.personalNumber,
-        answers: input.answers,
-      },
-      await this.definitions.definition(row.id),
-    );
-    return changed(done).state.caseRecord;
+    const done = await this.router.open({
+      type: 'open',
+      caseId: uuidv7(),
+      subjectId: input.subjectId,
+      definitionId: row.id,
+      definitionVersion: row.version,
+      personalNumber: input.personalNumber,
+      answers: input.answers,
+    });
+    return changed(done).caseRecord;
   }
 
   /** The citizen's answers to an open case (another citizen's case is not found). */
   async answer(caseId: string, subjectId: string, answers: Record<string, unknown>): Promise<void> {
-    changed(await this.runner.run({ caseId }, { type: 'answer', answers }, { subjectId }));
+    changed(await this.router.run({ caseId }, { type: 'answer', answers }, { subjectId }));
   }
 
   /** What the case still needs, and (once nothing is missing) its preview: for reads. */
@@ -127,7 +125,7 @@ export class EngineService {
     consent: { previewChecksum: string; subjectId?: string },
   ): Promise<void> {
     changed(
-      await this.runner.run(
+      await this.router.run(
         { caseId },
         { type: 'submit', previewChecksum: consent.previewChecksum },
         consent.subjectId === undefined ? {} : { subjectId: consent.subjectId },
@@ -164,7 +162,7 @@ export class EngineService {
     input: CaseInput,
     ids: Record<string, unknown>,
   ): Promise<'applied' | 'ignored'> {
-    const done = await this.runner.run(address, input);
+    const done = await this.router.run(address, input);
     switch (done.outcome) {
       case 'changed':
         return 'applied';
@@ -188,7 +186,7 @@ export class EngineService {
     stepRunId: string,
     decision: Extract<StepOutcome, { outcome: 'completed' | 'rejected' }>,
   ): Promise<void> {
-    const done = await this.runner.run(
+    const done = await this.router.run(
       { stepRunId },
       { type: 'decision', agency, stepRunId, decision },
     );
@@ -210,7 +208,7 @@ export class EngineService {
     by: { role: 'admin' } | { role: 'citizen'; subjectId: string } = { role: 'admin' },
   ): Promise<void> {
     changed(
-      await this.runner.run(
+      await this.router.run(
         { caseId },
         { type: 'cancel', reason, by: by.role },
         by.role === 'citizen' ? { subjectId: by.subjectId } : {},
@@ -230,7 +228,7 @@ export class EngineService {
     produced: Record<string, FactValue>,
   ): Promise<void> {
     changed(
-      await this.runner.run(
+      await this.router.run(
         { caseId },
         { type: 'task-completed', stepId, produced },
         { subjectId },
@@ -240,7 +238,7 @@ export class EngineService {
 
   /** Gives a failed step a fresh set of attempts and resumes its case. */
   async retryStep(caseId: string, stepId: string): Promise<void> {
-    changed(await this.runner.run({ caseId }, { type: 'retry-step', stepId }));
+    changed(await this.router.run({ caseId }, { type: 'retry-step', stepId }));
   }
 
   // ---- deadlines ------------------------------------------------------------------------
@@ -250,7 +248,7 @@ export class EngineService {
    * A timer for a step that finished, or whose deadline moved, changes nothing.
    */
   async stepDeadlinePassed(job: StepDeadlineJob): Promise<'escalated' | 'ignored'> {
-    const done = await this.runner.run(
+    const done = await this.router.run(
       { stepRunId: job.stepRunId },
       { type: 'timer-fired', stepRunId: job.stepRunId, deadline: job.deadline },
     );
@@ -259,15 +257,13 @@ export class EngineService {
 
   /**
    * The safety net of deadline timers (lost with Redis' data): escalates every open step past
-   * its deadline that has not been escalated yet.
+   * its deadline that has not been escalated yet (of the cases of `partitions`: the engine's own).
    */
-  async escalateOverdue(limit = 100): Promise<number> {
+  async escalateOverdue(limit = 100, partitions?: readonly number[]): Promise<number> {
     let escalated = 0;
-    for (const caseId of await this.repository.casesWithOverdueSteps(limit)) {
-      const done = await this.runner.run({ caseId }, { type: 'escalate-overdue' });
-      if (done.outcome === 'changed') {
-        escalated += done.events.filter((e) => e.type === 'step-overdue').length;
-      }
+    for (const caseId of await this.repository.casesWithOverdueSteps(limit, partitions)) {
+      const done = await this.router.run({ caseId }, { type: 'escalate-overdue' });
+      if (done.outcome === 'changed') escalated += done.overdueSteps;
     }
     if (escalated > 0) {
       this.logger.warn({ steps: escalated }, 'steps past their deadline escalated');
@@ -277,7 +273,7 @@ export class EngineService {
 }
 
 /** The change an input made; a case not found or a refusal is thrown as a DomainError. */
-function changed(done: RunOutcome): Extract<RunOutcome, { outcome: 'changed' }> {
+function changed(done: Outcome): Extract<Outcome, { outcome: 'changed' }> {
   switch (done.outcome) {
     case 'changed':
       return done;

@@ -16,7 +16,9 @@ import { Metrics } from '../observability/metrics.js';
 import { QueueService } from '../queue/queue.service.js';
 import { ENGINE_TIMERS_QUEUE, STEP_DEADLINE, type TimerJobs } from './engine.jobs.js';
 import { EngineService } from './engine.service.js';
+import { EngineBus } from './engine-bus.js';
 import { OutboxRelay } from './outbox.relay.js';
+import { PartitionLeases } from './partition-leases.js';
 import { Reconciler } from './reconciler.js';
 import { ResultStreamConsumer } from './result-stream.consumer.js';
 
@@ -43,12 +45,20 @@ export class EngineWorkers implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly reconciler: Reconciler,
     private readonly metrics: Metrics,
     private readonly stream: ResultStreamConsumer,
+    private readonly leases: PartitionLeases,
+    private readonly bus: EngineBus,
     config: ConfigService<ResolvedConfig, true>,
   ) {
     this.settings = config.get('engine', { infer: true });
   }
 
-  onApplicationBootstrap(): void {
+  /**
+   * Listens for inputs forwarded by other processes, then takes a share of the partitions (so
+   * their inputs reach this process once it holds them), then reads their results.
+   */
+  async onApplicationBootstrap(): Promise<void> {
+    await this.bus.start();
+    await this.leases.start();
     this.stream.start();
     // Deprecated: the results queue of adapters on an SDK before the results stream, consumed
     // until none is left (decision 0018). Same application, same metrics.
@@ -86,7 +96,7 @@ export class EngineWorkers implements OnApplicationBootstrap, OnModuleDestroy {
       chain('reconcile', async () => {
         await this.reconciler.reconcile(this.settings.reconcileAfterMs);
         await this.reconciler.armTimers(this.settings.timerArmAfterMs);
-        await this.engine.escalateOverdue();
+        await this.engine.escalateOverdue(100, this.leases.heldPartitions());
       });
     }, this.settings.reconcileIntervalMs);
     this.sweepTimer.unref();

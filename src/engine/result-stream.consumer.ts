@@ -6,6 +6,7 @@ import { Redis } from 'ioredis';
 import {
   LOOKUP_RESULT,
   parseResultEntry,
+  partitionStreamKey,
   resultsStreamKey,
   type ResultEntry,
 } from '#agency-contract';
@@ -14,6 +15,7 @@ import type { ResolvedConfig } from '../config/config.schema.js';
 import { Metrics } from '../observability/metrics.js';
 import { redisOptions } from '../queue/redis-connection.js';
 import { EngineService } from './engine.service.js';
+import { PartitionLeases } from './partition-leases.js';
 
 /** The consumer group every engine reads the results stream in (decision 0018). */
 export const RESULTS_GROUP = 'engine';
@@ -40,8 +42,12 @@ export interface StreamConsumerOptions {
 }
 
 /**
- * Applies agency answers from the results stream in batches (decision 0018): each engine is a
- * consumer in the group `engine`, reads up to LEO_RESULT_CONCURRENCY entries per XREADGROUP,
+ * Applies agency answers from the results streams in batches (decisions 0018 and 0020): the
+ * stream of each partition this engine holds (`replyTo` of the jobs its cases dispatched), and
+ * the shared results stream (answers to jobs of engines before partitions, and reports without a
+ * job: each is taken to its case's owner). Each engine is a consumer in the group `engine` of
+ * every stream it reads, reads up to LEO_RESULT_CONCURRENCY entries per XREADGROUP (over all its
+ * streams),
  * applies them concurrently (group commit turns them into few statements), and acknowledges
  * with one XACK those whose application settled (applied, ignored, refused, or malformed). An
  * entry whose application failed (the database away) stays pending and is claimed again after
@@ -52,6 +58,13 @@ export interface StreamConsumerOptions {
 export class ResultStreamConsumer {
   private readonly logger = new Logger(ResultStreamConsumer.name);
   readonly key: string;
+  private readonly prefix: string;
+  /** The partitions whose streams this engine reads (those it holds). */
+  private readonly partitions = new Set<number>();
+  /** Streams whose group is to be made (sure) before they are read. */
+  private readonly unready = new Set<string>();
+  /** Streams just taken over: everything pending in them is claimed at once. */
+  private readonly takenOver = new Set<string>();
   readonly consumer = `${hostname()}-${String(process.pid)}-${randomBytes(4).toString('hex')}`;
   private readonly url: string;
   private options: StreamConsumerOptions;
@@ -68,9 +81,30 @@ export class ResultStreamConsumer {
   constructor(
     private readonly engine: EngineService,
     private readonly metrics: Metrics,
+    leases: PartitionLeases,
     config: ConfigService<ResolvedConfig, true>,
   ) {
-    this.key = resultsStreamKey(config.get('queue', { infer: true }).prefix);
+    this.prefix = config.get('queue', { infer: true }).prefix;
+    this.key = resultsStreamKey(this.prefix);
+    this.unready.add(this.key);
+    leases.listen({
+      acquired: (partitions) => {
+        for (const p of partitions) {
+          this.partitions.add(p);
+          const key = partitionStreamKey(this.prefix, p);
+          this.unready.add(key);
+          // Its last owner's unacknowledged entries: it can no longer commit, so take them now.
+          this.takenOver.add(key);
+        }
+      },
+      releasing: (partitions) => {
+        for (const p of partitions) this.partitions.delete(p);
+        return Promise.resolve();
+      },
+      lost: (partitions) => {
+        for (const p of partitions) this.partitions.delete(p);
+      },
+    });
     this.url = config.get('redis', { infer: true }).url;
     this.options = { batchSize: config.get('engine', { infer: true }).resultConcurrency };
   }
@@ -131,17 +165,39 @@ export class ResultStreamConsumer {
     this.client = undefined;
   }
 
+  /** The streams read: the shared one, then each held partition's. */
+  private keys(): string[] {
+    return [
+      this.key,
+      ...[...this.partitions].sort((a, b) => a - b).map((p) => partitionStreamKey(this.prefix, p)),
+    ];
+  }
+
   private async loop(client: Redis): Promise<void> {
     while (!this.stopping) {
       try {
-        if (!this.groupReady) await this.createGroup(client);
+        if (!this.groupReady) for (const key of this.keys()) this.unready.add(key);
+        this.groupReady = true;
+        for (const key of [...this.unready]) {
+          await this.createGroup(client, key);
+          this.unready.delete(key);
+        }
+        for (const key of [...this.takenOver]) {
+          this.takenOver.delete(key);
+          if (this.keys().includes(key)) await this.claim(client, key, 0);
+        }
         if (Date.now() >= this.nextClaimAt) {
           this.nextClaimAt = Date.now() + (this.options.claimIntervalMs ?? CLAIM_INTERVAL_MS);
-          await this.claim(client);
+          const minIdle = this.options.claimMinIdleMs ?? CLAIM_MIN_IDLE_MS;
+          for (const key of this.keys()) await this.claim(client, key, minIdle);
+          this.claimRounds += 1;
+          if (this.claimRounds % 60 === 1) {
+            for (const key of this.keys()) await this.removeGoneConsumers(client, key);
+          }
         }
         if (this.isStopping()) break;
-        const entries = await this.read(client);
-        if (entries.length > 0) await this.applyBatch(client, entries);
+        const read = await this.read(client);
+        if (read.length > 0) await this.applyBatches(client, read);
       } catch (error) {
         if (this.isStopping()) break;
         // After Redis lost its data the group is gone with the stream (NOGROUP): create it
@@ -174,17 +230,18 @@ export class ResultStreamConsumer {
   }
 
   /** `XGROUP CREATE … 0 MKSTREAM`: from the stream's start, so nothing written before is skipped. */
-  private async createGroup(client: Redis): Promise<void> {
+  private async createGroup(client: Redis, key: string): Promise<void> {
     try {
-      await client.xgroup('CREATE', this.key, RESULTS_GROUP, '0', 'MKSTREAM');
-      this.logger.log({ key: this.key, group: RESULTS_GROUP }, 'results stream group created');
+      await client.xgroup('CREATE', key, RESULTS_GROUP, '0', 'MKSTREAM');
+      this.logger.log({ key, group: RESULTS_GROUP }, 'results stream group created');
     } catch (error) {
       if (!(error instanceof Error && error.message.startsWith('BUSYGROUP'))) throw error;
     }
-    this.groupReady = true;
   }
 
-  private async read(client: Redis): Promise<RawEntry[]> {
+  /** Up to a batch of new entries from each stream read, in one XREADGROUP. */
+  private async read(client: Redis): Promise<Array<[string, RawEntry[]]>> {
+    const keys = this.keys();
     const reply = (await client.xreadgroup(
       'GROUP',
       RESULTS_GROUP,
@@ -194,10 +251,10 @@ export class ResultStreamConsumer {
       'BLOCK',
       BLOCK_MS,
       'STREAMS',
-      this.key,
-      '>',
+      ...keys,
+      ...keys.map(() => '>'),
     )) as Array<[string, RawEntry[]]> | null;
-    return reply?.[0]?.[1] ?? [];
+    return reply ?? [];
   }
 
   /**
@@ -205,13 +262,12 @@ export class ResultStreamConsumer {
    * and applies them. Entries trimmed from the stream meanwhile are dropped from the pending
    * list by Redis itself. Now and then, removes consumers long gone.
    */
-  private async claim(client: Redis): Promise<void> {
-    const minIdle = this.options.claimMinIdleMs ?? CLAIM_MIN_IDLE_MS;
+  private async claim(client: Redis, key: string, minIdle: number): Promise<void> {
     let cursor = '0-0';
     // A bounded number of pages per round: a huge backlog is taken a batch at a time.
     for (let page = 0; page < 10 && !this.stopping; page += 1) {
       const [next, entries] = (await client.xautoclaim(
-        this.key,
+        key,
         RESULTS_GROUP,
         this.consumer,
         minIdle,
@@ -221,18 +277,16 @@ export class ResultStreamConsumer {
       )) as [string, RawEntry[], string[]?];
       const live = entries.filter((entry) => Array.isArray(entry[1]));
       if (live.length > 0) {
-        this.logger.log({ count: live.length }, 'claimed results left pending');
-        await this.applyBatch(client, live);
+        this.logger.log({ key, count: live.length }, 'claimed results left pending');
+        await this.applyBatches(client, [[key, live]]);
       }
       cursor = next;
       if (cursor === '0-0') break;
     }
-    this.claimRounds += 1;
-    if (this.claimRounds % 60 === 1) await this.removeGoneConsumers(client);
   }
 
-  private async removeGoneConsumers(client: Redis): Promise<void> {
-    const consumers = (await client.xinfo('CONSUMERS', this.key, RESULTS_GROUP)) as unknown[][];
+  private async removeGoneConsumers(client: Redis, key: string): Promise<void> {
+    const consumers = (await client.xinfo('CONSUMERS', key, RESULTS_GROUP)) as unknown[][];
     for (const flat of consumers) {
       const info = new Map<string, unknown>();
       for (let i = 0; i + 1 < flat.length; i += 2) info.set(String(flat[i]), flat[i + 1]);
@@ -242,7 +296,7 @@ export class ResultStreamConsumer {
         Number(info.get('pending')) === 0 &&
         Number(info.get('idle')) > CONSUMER_GONE_MS
       ) {
-        await client.xgroup('DELCONSUMER', this.key, RESULTS_GROUP, name);
+        await client.xgroup('DELCONSUMER', key, RESULTS_GROUP, name);
       }
     }
   }
@@ -251,15 +305,27 @@ export class ResultStreamConsumer {
    * Applies a batch concurrently, then acknowledges in one XACK every entry that settled. An
    * application that failed is left pending: it is claimed again later.
    */
-  private async applyBatch(client: Redis, entries: readonly RawEntry[]): Promise<void> {
+  private async applyBatches(
+    client: Redis,
+    read: ReadonlyArray<readonly [string, readonly RawEntry[]]>,
+  ): Promise<void> {
     const settled = await Promise.all(
-      entries.map(async ([id, fields]) => ((await this.applyEntry(id, fields ?? [])) ? id : null)),
+      read.map(async ([key, entries]) => {
+        const ids = await Promise.all(
+          entries.map(async ([id, fields]) =>
+            (await this.applyEntry(id, fields ?? [])) ? id : null,
+          ),
+        );
+        return [key, ids.filter((id): id is string => id !== null)] as const;
+      }),
     );
+    const count = read.reduce((n, [, entries]) => n + entries.length, 0);
     this.stats.batches += 1;
-    this.stats.entries += entries.length;
-    this.stats.largestBatch = Math.max(this.stats.largestBatch, entries.length);
-    const done = settled.filter((id): id is string => id !== null);
-    if (done.length > 0) await client.xack(this.key, RESULTS_GROUP, ...done);
+    this.stats.entries += count;
+    this.stats.largestBatch = Math.max(this.stats.largestBatch, count);
+    for (const [key, done] of settled) {
+      if (done.length > 0) await client.xack(key, RESULTS_GROUP, ...done);
+    }
   }
 
   /** Whether the entry settled (to acknowledge); false when it should be tried again. */

@@ -81,6 +81,13 @@ const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 @Injectable()
 export class Metrics {
+  private leaseRenewedAt: number | undefined;
+
+  /** Notes a lease renewal (undefined: holds none), for leo_engine_partition_lease_age_seconds. */
+  leaseRenewed(at: number | undefined): void {
+    this.leaseRenewedAt = at;
+  }
+
   readonly registry = new Registry();
 
   /** Cases submitted (the citizen consented and the first steps were dispatched). */
@@ -105,6 +112,14 @@ export class Metrics {
   /** Inputs of one case decided together and written as one change. */
   readonly caseTurnInputs: Histogram;
   readonly resultApplyLag: Histogram<'agency'>;
+  /** Partitions this engine holds (decision 0020). */
+  readonly partitionsOwned: Gauge;
+  /** Partitions this engine acquired, released (its share shrank, or it stopped) or lost. */
+  readonly partitionMoves: Counter<'how'>;
+  /** Seconds since this engine last renewed its leases (it stops committing near the lease). */
+  readonly partitionLeaseAge: Gauge;
+  /** Inputs sent to their case's owner in another process, by how they ended. */
+  readonly commandsForwarded: Counter<'outcome'>;
   readonly httpRequestDuration: Histogram<'method' | 'route' | 'status_class'>;
 
   // Gauges set at scrape time (see BacklogMetrics).
@@ -185,6 +200,32 @@ export class Metrics {
     this.caseWritesRefused = new Counter({
       name: 'leo_case_writes_refused_total',
       help: "Changes not written because their case or its subject's facts had moved on (decided again on a fresh read).",
+      registers,
+    });
+    this.partitionsOwned = new Gauge({
+      name: 'leo_engine_partitions_owned',
+      help: 'Partitions of cases this engine process holds the lease of.',
+      registers,
+    });
+    this.partitionMoves = new Counter({
+      name: 'leo_engine_partition_moves_total',
+      help: 'Partitions this engine acquired, released (share shrank, or shutdown) or lost (lease taken over).',
+      labelNames: ['how'],
+      registers,
+    });
+    this.partitionLeaseAge = new Gauge({
+      name: 'leo_engine_partition_lease_age_seconds',
+      help: 'Seconds since this engine last renewed its partition leases.',
+      registers,
+      collect: () => {
+        const at = this.leaseRenewedAt;
+        this.partitionLeaseAge.set(at === undefined ? 0 : (Date.now() - at) / 1000);
+      },
+    });
+    this.commandsForwarded = new Counter({
+      name: 'leo_engine_commands_forwarded_total',
+      help: "Inputs sent to their case's owning engine in another process, by outcome (answered, not-owner, timeout, no-owner).",
+      labelNames: ['outcome'],
       registers,
     });
     this.caseTurnInputs = new Histogram({

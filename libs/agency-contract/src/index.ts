@@ -4,6 +4,8 @@ export {
   ENGINE_RESULTS_STREAM,
   RESULTS_STREAM_MAXLEN,
   agencyQueueName,
+  partitionStreamKey,
+  replyStream,
   resultsStreamKey,
 } from './queues.js';
 export type { JobContract, JobHandlers, JobName } from './jobs.js';

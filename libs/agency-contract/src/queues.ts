@@ -37,6 +37,28 @@ export function resultsStreamKey(prefix = '{leo}'): string {
 }
 
 /**
+ * The results stream of one partition of cases (decision 0020): `<results stream>:p<n>`, e.g.
+ * `{leo}:stream:engine.results:p7`, read only by the engine that owns the partition. A job names
+ * the stream its answer goes to in `replyTo`.
+ */
+export function partitionStreamKey(prefix: string, partition: number): string {
+  return `${resultsStreamKey(prefix)}:p${String(partition)}`;
+}
+
+/**
+ * Where the answer to `job` goes: its `replyTo`, if that is one of leo's partition streams under
+ * `streamKey` (the SDK's results stream); otherwise, for a job from an engine before partitions
+ * or a `replyTo` naming any other key, the results stream itself (the engine forwards an answer
+ * there to its case's owner). A queue message is not trusted to name an arbitrary key.
+ */
+export function replyStream(streamKey: string, job: unknown): string {
+  const replyTo =
+    typeof job === 'object' && job !== null ? (job as { replyTo?: unknown }).replyTo : undefined;
+  if (typeof replyTo !== 'string' || !replyTo.startsWith(`${streamKey}:p`)) return streamKey;
+  return /^\d{1,4}$/.test(replyTo.slice(streamKey.length + 2)) ? replyTo : streamKey;
+}
+
+/**
  * How many entries the results stream keeps, roughly (`XADD … MAXLEN ~ 100000`): entries are
  * trimmed by age of insertion, applied or not. At a thousand results a second that is more than
  * a minute and a half of results not yet read by any engine before the oldest go; past that the

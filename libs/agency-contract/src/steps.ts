@@ -32,6 +32,11 @@ export interface StepJob {
   idempotencyKey: string;
   /** Exactly the facts the step needs, by fact key: nothing more leaves leo. */
   facts: Record<string, FactValue>;
+  /**
+   * The results stream the answer goes to (its case's partition's, decision 0020); the SDK
+   * uses it. Absent from jobs of engines before partitions: the answer goes to the results stream.
+   */
+  replyTo?: string;
   /** ISO 8601 time by which leo expects a final answer, when the step has a deadline. */
   deadline?: string;
 }
@@ -88,6 +93,8 @@ export interface LookupJob {
   facts: Record<string, FactValue>;
   /** The facts asked for: only facts this agency is the authoritative source of. */
   factKeys: string[];
+  /** The results stream the answer goes to, as in a StepJob. */
+  replyTo?: string;
 }
 
 /** The adapter's answer to one look-up attempt. */

@@ -14,7 +14,7 @@ import {
   type JobsOptions,
   type KeepJobs,
 } from 'bullmq';
-import { RESULTS_STREAM_MAXLEN, agencyQueueName, resultsStreamKey } from './queues.js';
+import { RESULTS_STREAM_MAXLEN, agencyQueueName, replyStream, resultsStreamKey } from './queues.js';
 import {
   FACT_LOOKUP,
   LOOKUP_RESULT,
@@ -323,18 +323,19 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
   async function append(
     kind: typeof STEP_RESULT | typeof LOOKUP_RESULT,
     body: unknown,
+    job?: unknown,
   ): Promise<void> {
     const client = await worker.getBackend().client;
     await client.xadd(
-      streamKey,
+      replyStream(streamKey, job),
       '*',
       { kind, body: JSON.stringify(body) },
       { MAXLEN: RESULTS_STREAM_MAXLEN, approximate: true },
     );
   }
 
-  async function publish(result: StepResult): Promise<void> {
-    await append(STEP_RESULT, result);
+  async function publish(result: StepResult, job?: unknown): Promise<void> {
+    await append(STEP_RESULT, result, job);
   }
 
   /**
@@ -342,13 +343,16 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
    * kind as its return value: produced facts do not need a second copy in Redis.
    */
   async function answer(job: StepJob, result: StepOutcome): Promise<{ outcome: string }> {
-    await publish({
-      stepRunId: job.stepRunId,
-      attempt: job.attempt,
-      agency,
-      result,
-      reportedAt: new Date().toISOString(),
-    });
+    await publish(
+      {
+        stepRunId: job.stepRunId,
+        attempt: job.attempt,
+        agency,
+        result,
+        reportedAt: new Date().toISOString(),
+      },
+      job,
+    );
     return { outcome: result.outcome };
   }
 
@@ -436,7 +440,7 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
         code: 'invalid-job',
         reason: 'the job lacks fields of a step job (caseId, action, idempotencyKey, facts)',
       };
-      await publish({ ...ids, agency, result: reject, reportedAt: new Date().toISOString() });
+      await publish({ ...ids, agency, result: reject, reportedAt: new Date().toISOString() }, data);
       return { outcome: reject.outcome };
     }
     const jobLog = bind(log, { ...ids, action: data.action });
@@ -454,8 +458,8 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
     return answer(data, outcome);
   }
 
-  async function publishLookup(result: LookupResult): Promise<void> {
-    await append(LOOKUP_RESULT, result);
+  async function publishLookup(result: LookupResult, job: unknown): Promise<void> {
+    await append(LOOKUP_RESULT, result, job);
   }
 
   /** Answers a look-up under the attempt's time limit; a failure is a retryable error. */
@@ -504,13 +508,16 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
         clearTimeout(timer);
       }
     }
-    await publishLookup({
-      lookupId: data.lookupId,
-      attempt: data.attempt,
-      agency,
-      result: outcome,
-      reportedAt: new Date().toISOString(),
-    });
+    await publishLookup(
+      {
+        lookupId: data.lookupId,
+        attempt: data.attempt,
+        agency,
+        result: outcome,
+        reportedAt: new Date().toISOString(),
+      },
+      data,
+    );
     return { outcome: outcome.outcome };
   }
 

@@ -5,6 +5,7 @@ import { OnceOnly1764633600000 } from './1764633600000-once-only.js';
 import { HistoryIndexes1764720000000 } from './1764720000000-history-indexes.js';
 import { LazyTimers1764806400000 } from './1764806400000-lazy-timers.js';
 import { SubjectFactsRevision1764892800000 } from './1764892800000-subject-facts-revision.js';
+import { EnginePartitions1765065600000 } from './1765065600000-engine-partitions.js';
 
 type MigrationClass = new () => MigrationInterface;
 
@@ -19,4 +20,5 @@ export const MIGRATIONS: MigrationClass[] = [
   HistoryIndexes1764720000000,
   LazyTimers1764806400000,
   SubjectFactsRevision1764892800000,
+  EnginePartitions1765065600000,
 ];
