@@ -82,9 +82,15 @@ export class EngineBus implements OnApplicationShutdown {
     timeoutMs: number,
     abandon?: Promise<unknown>,
   ): Promise<Delivery<R>> {
-    await this.start();
+    // Not before Redis answers (it may be away): but never past the caller's time.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.start().catch(() => undefined),
+      new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+    ]);
+    clearTimeout(timer);
     const publisher = this.publisher;
-    if (!publisher) return { status: 'no-listener' };
+    if (!publisher) return { status: 'timeout' };
     const id = randomUUID();
     const replied = new Promise<unknown>((resolve) => {
       const timer = setTimeout(() => {
@@ -113,6 +119,11 @@ export class EngineBus implements OnApplicationShutdown {
     await Promise.all(
       [this.subscriber, this.publisher].map(async (client) => {
         if (!client) return;
+        // QUIT would wait for a Redis that is away: then the connection is just dropped.
+        if (client.status !== 'ready') {
+          client.disconnect();
+          return;
+        }
         await client.quit().catch(() => {
           client.disconnect();
         });
@@ -130,7 +141,7 @@ export class EngineBus implements OnApplicationShutdown {
   private async listen(): Promise<void> {
     const options = { ...redisOptions(this.url), connectionName: `leo-bus-${this.leases.member}` };
     const subscriber = new Redis(options);
-    const publisher = new Redis({ ...options, maxRetriesPerRequest: 3 });
+    const publisher = new Redis({ ...options, maxRetriesPerRequest: 3, lazyConnect: true });
     for (const client of [subscriber, publisher]) {
       client.on('error', (error) => {
         this.logger.warn({ err: error }, 'engine bus connection error');
@@ -139,8 +150,9 @@ export class EngineBus implements OnApplicationShutdown {
     subscriber.on('message', (_channel: string, text: string) => {
       this.receive(text);
     });
-    await subscriber.subscribe(this.channel(this.leases.member));
+    // Kept before the subscription is confirmed: a shutdown while Redis is away closes them.
     this.subscriber = subscriber;
+    await subscriber.subscribe(this.channel(this.leases.member));
     this.publisher = publisher;
   }
 

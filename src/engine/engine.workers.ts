@@ -53,11 +53,15 @@ export class EngineWorkers implements OnApplicationBootstrap, OnModuleDestroy {
   }
 
   /**
-   * Listens for inputs forwarded by other processes, then takes a share of the partitions (so
-   * their inputs reach this process once it holds them), then reads their results.
+   * Listens for inputs forwarded by other processes, takes a share of the partitions, and reads
+   * their results.
    */
   async onApplicationBootstrap(): Promise<void> {
-    await this.bus.start();
+    // Not awaited: with Redis away the process still starts (not ready); until it listens, a
+    // process forwarding an input here finds no listener and asks again.
+    this.bus.start().catch((error: unknown) => {
+      this.logger.warn({ err: error }, 'listening for forwarded inputs failed');
+    });
     await this.leases.start();
     this.stream.start();
     // Deprecated: the results queue of adapters on an SDK before the results stream, consumed

@@ -3,8 +3,9 @@
  * process and in Postgres (`leo_partition(uuid)`, migration 1765065600000).
  */
 
-/** The number of partitions: fixed once, by the migration that made their lease rows. */
-export const PARTITION_COUNT = 32;
+import { PARTITION_COUNT } from '../common/partitions.js';
+
+export { PARTITION_COUNT };
 
 /** A case's partition: the last 16 bits of its id (random in UUID v4 and v7), modulo the count. */
 export function partitionOf(caseId: string): number {

@@ -1,4 +1,5 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { PARTITION_COUNT } from '../common/partitions.js';
 import { QueueService } from '../queue/queue.service.js';
 import { ResultsStreamProbe } from '../queue/results-stream-probe.js';
 import { MetricsRepository } from './metrics.repository.js';
@@ -114,7 +115,7 @@ export class BacklogMetrics implements OnModuleInit {
   private async collectQueues(): Promise<void> {
     const names = await this.monitored.names();
     const now = Date.now();
-    const [snapshots, stream] = await Promise.all([
+    const [snapshots, stream, partitions] = await Promise.all([
       Promise.all(
         names.map(async (name) => {
           const queue = this.queues.queue(name).raw;
@@ -129,6 +130,7 @@ export class BacklogMetrics implements OnModuleInit {
         }),
       ),
       this.resultsStream.backlog(),
+      this.resultsStream.partitions(PARTITION_COUNT),
     ]);
     const { queueJobs, queueOldestWaitingAge } = this.metrics;
     queueJobs.reset();
@@ -145,6 +147,10 @@ export class BacklogMetrics implements OnModuleInit {
     this.metrics.resultsStreamPending.set(stream.pending);
     this.metrics.resultsStreamLag.set(stream.lag);
     this.metrics.resultsStreamOldestPendingAge.set(stream.oldestPendingAgeSeconds);
+    for (const { partition, pending, lag } of partitions) {
+      this.metrics.partitionStreamPending.set({ partition: String(partition) }, pending);
+      this.metrics.partitionStreamLag.set({ partition: String(partition) }, lag);
+    }
   }
 
   private async collectDatabase(): Promise<void> {

@@ -129,6 +129,8 @@ export class Metrics {
   readonly resultsStreamPending: Gauge;
   readonly resultsStreamLag: Gauge;
   readonly resultsStreamOldestPendingAge: Gauge;
+  readonly partitionStreamPending: Gauge<'partition'>;
+  readonly partitionStreamLag: Gauge<'partition'>;
   readonly outboxUnsent: Gauge;
   readonly outboxOldestUnsentAge: Gauge;
   readonly casesUnfinished: Gauge<'status'>;
@@ -279,6 +281,18 @@ export class Metrics {
     this.resultsStreamOldestPendingAge = new Gauge({
       name: 'leo_results_stream_oldest_pending_age_seconds',
       help: 'Age (since it was written) of the oldest results-stream entry read but not acknowledged; 0 when none.',
+      registers,
+    });
+    this.partitionStreamPending = new Gauge({
+      name: 'leo_results_stream_partition_pending',
+      help: "Entries of a partition's results stream read by its engine and not yet acknowledged.",
+      labelNames: ['partition'],
+      registers,
+    });
+    this.partitionStreamLag = new Gauge({
+      name: 'leo_results_stream_partition_lag',
+      help: "Entries of a partition's results stream not yet read by its engine (NaN when Redis cannot tell).",
+      labelNames: ['partition'],
       registers,
     });
     this.outboxUnsent = new Gauge({

@@ -1,12 +1,20 @@
 import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Redis } from 'ioredis';
-import { resultsStreamKey } from '#agency-contract';
+import { partitionStreamKey, resultsStreamKey } from '#agency-contract';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import { redisOptions } from './redis-connection.js';
 
 /** The consumer group the engines read the results stream in (see ResultStreamConsumer). */
 const GROUP = 'engine';
+
+/** One partition's results stream (decision 0020): read but unacknowledged, and unread. */
+export interface PartitionBacklog {
+  partition: number;
+  pending: number;
+  /** NaN when Redis cannot tell (after trimming). */
+  lag: number;
+}
 
 export interface ResultsStreamBacklog {
   /** Entries in the stream (read or not; trimmed at about RESULTS_STREAM_MAXLEN). */
@@ -26,15 +34,37 @@ export interface ResultsStreamBacklog {
 @Injectable()
 export class ResultsStreamProbe implements OnApplicationShutdown {
   readonly key: string;
+  private readonly prefix: string;
   private readonly url: string;
   private client: Redis | undefined;
 
   constructor(config: ConfigService<ResolvedConfig, true>) {
-    this.key = resultsStreamKey(config.get('queue', { infer: true }).prefix);
+    this.prefix = config.get('queue', { infer: true }).prefix;
+    this.key = resultsStreamKey(this.prefix);
     this.url = config.get('redis', { infer: true }).url;
   }
 
-  async backlog(): Promise<ResultsStreamBacklog> {
+  /** The backlog of each of `count` partitions' results streams, in one round trip. */
+  async partitions(count: number): Promise<PartitionBacklog[]> {
+    const client = this.connect();
+    const pipeline = client.pipeline();
+    for (let p = 0; p < count; p += 1) pipeline.xinfo('GROUPS', partitionStreamKey(this.prefix, p));
+    const replies = (await pipeline.exec()) ?? [];
+    return replies.map(([error, groups], partition) => {
+      // No stream yet (no job of the partition answered since Redis started): nothing waits.
+      if (error) return { partition, pending: 0, lag: 0 };
+      const group = (groups as unknown[][]).map(toMap).find((g) => g.get('name') === GROUP);
+      if (!group) return { partition, pending: 0, lag: 0 };
+      const lagValue = group.get('lag');
+      return {
+        partition,
+        pending: Number(group.get('pending') ?? 0),
+        lag: lagValue === null || lagValue === undefined ? Number.NaN : Number(lagValue),
+      };
+    });
+  }
+
+  private connect(): Redis {
     if (!this.client) {
       this.client = new Redis({
         ...redisOptions(this.url),
@@ -44,7 +74,11 @@ export class ResultsStreamProbe implements OnApplicationShutdown {
       // Errors surface through the commands (the collector reports itself down).
       this.client.on('error', () => undefined);
     }
-    const client = this.client;
+    return this.client;
+  }
+
+  async backlog(): Promise<ResultsStreamBacklog> {
+    const client = this.connect();
     const length = await client.xlen(this.key);
     if (length === 0) return { length, pending: 0, lag: 0, oldestPendingAgeSeconds: 0 };
     let groups: unknown[][];
