@@ -195,6 +195,15 @@ describe('partitions', () => {
     expect(opened.createdAt).toBeInstanceOf(Date);
     const { resolution } = await engine.resolution(opened.id);
     expect(resolution.state).toBe('ready');
+    // A refusal comes back whole: the fields and their reasons.
+    await expect(
+      engine.answer(opened.id, subjectId, { 'business.name': 42 }),
+    ).rejects.toMatchObject({
+      kind: 'invalid',
+      problems: [
+        expect.objectContaining({ path: 'answers.business.name', reason: 'must be a string' }),
+      ],
+    });
     // A case of another subject is not found, whoever owns it.
     await expect(engine.answer(opened.id, 'someone-else', {})).rejects.toMatchObject({
       kind: 'not-found',

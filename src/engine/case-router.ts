@@ -27,7 +27,13 @@ type Forwarded =
 type Answer =
   | { status: 'done'; outcome: Outcome }
   | { status: 'not-owner' }
-  | { status: 'error'; kind: DomainError['kind']; code: string; message: string }
+  | {
+      status: 'error';
+      kind: DomainError['kind'];
+      code: string;
+      message: string;
+      problems: DomainError['problems'];
+    }
   | { status: 'failed' };
 
 /** Pause before asking again where a partition is, while it has no owner or is moving. */
@@ -131,7 +137,7 @@ export class CaseRouter {
         case 'done':
           return revive(answer.outcome);
         case 'error':
-          throw new DomainError(answer.kind, answer.code, answer.message);
+          throw new DomainError(answer.kind, answer.code, answer.message, answer.problems);
         case 'failed':
           throw new Error(`the owner of case ${caseId} failed to apply an input`);
         case 'not-owner':
@@ -182,7 +188,13 @@ export class CaseRouter {
     } catch (error) {
       if (error instanceof NotOwnerError) return { status: 'not-owner' };
       if (error instanceof DomainError) {
-        return { status: 'error', kind: error.kind, code: error.code, message: error.message };
+        return {
+          status: 'error',
+          kind: error.kind,
+          code: error.code,
+          message: error.message,
+          problems: error.problems,
+        };
       }
       this.logger.warn({ err: error, caseId }, 'a forwarded input failed');
       return { status: 'failed' };

@@ -13,7 +13,11 @@ import { ResultsStreamProbe } from './results-stream-probe.js';
     BullModule.forRootAsync({
       inject: [ConfigService],
       useFactory: (config: ConfigService<ResolvedConfig, true>) => ({
-        connection: redisOptions(config.get('redis', { infer: true }).url),
+        // Commands issued in one tick go out in one write (BullMQ's scripts for a batch of jobs).
+        connection: {
+          ...redisOptions(config.get('redis', { infer: true }).url),
+          enableAutoPipelining: true,
+        },
         prefix: config.get('queue', { infer: true }).prefix,
       }),
     }),

@@ -62,6 +62,35 @@ function parseOrganisationsnummer(value: string): OrganisationsnummerInstance | 
   }
 }
 
+/** NNNNNN-NNNN for a legal person, the 12-digit personnummer for a sole trader (see below). */
+function canonicalOrganisationsnummer(value: string): string | undefined {
+  if (!IDENTITY_NUMBER_SHAPE.test(value)) return undefined;
+  if (!mayBeLegalPerson(value)) {
+    // What the package does with it after throwing (a sole trader's personnummer), without
+    // the throw: an Error's stack was most of the cost of checking one.
+    try {
+      return Personnummer.parse(value).format(true);
+    } catch {
+      return undefined;
+    }
+  }
+  const parsed = parseOrganisationsnummer(value);
+  if (!parsed) return undefined;
+  return parsed.personnummer()?.format(true) ?? parsed.format(true);
+}
+
+/**
+ * Whether the organisationsnummer package could read `value` (of IDENTITY_NUMBER_SHAPE) as a
+ * legal person's number: no century, or 16; a third and fourth digit of at least 20; a first and
+ * second of at least 10. Otherwise it reads it only as a personnummer.
+ */
+function mayBeLegalPerson(value: string): boolean {
+  const digits = value.replace(/[-+]/, '');
+  if (digits.length === 12 && !digits.startsWith('16')) return false;
+  const ten = digits.slice(-10);
+  return Number(ten.slice(2, 4)) >= 20 && Number(ten.slice(0, 2)) >= 10;
+}
+
 function parseBankkonto(value: string): ReturnType<typeof parseKontonummer> | undefined {
   if (!BANK_ACCOUNT_SHAPE.test(value)) return undefined;
   try {
@@ -85,7 +114,7 @@ function ibanElectronic(value: string): string | undefined {
  */
 export const FORMAT_CHECKS: Readonly<Record<FactFormat, (value: string) => boolean>> = {
   personnummer: (value) => parsePersonnummer(value) !== undefined,
-  organisationsnummer: (value) => parseOrganisationsnummer(value) !== undefined,
+  organisationsnummer: (value) => canonicalOrganisationsnummer(value) !== undefined,
   postnummer: (value) => POSTNUMMER.test(value),
   'sni-kod': (value) => SNI_KOD.test(value),
   kommunkod: (value) => KOMMUNKOD.test(value),
@@ -128,11 +157,7 @@ export const FORMAT_NORMALISERS: Readonly<
   Record<FactFormat, (value: string) => string | undefined>
 > = {
   personnummer: (value) => parsePersonnummer(value)?.format(true),
-  organisationsnummer: (value) => {
-    const parsed = parseOrganisationsnummer(value);
-    if (!parsed) return undefined;
-    return parsed.personnummer()?.format(true) ?? parsed.format(true);
-  },
+  organisationsnummer: (value) => canonicalOrganisationsnummer(value),
   postnummer: (value) =>
     POSTNUMMER.test(value) ? `${value.slice(0, 3)} ${value.slice(-2)}` : undefined,
   'sni-kod': (value) => (SNI_KOD.test(value) ? value : undefined),
