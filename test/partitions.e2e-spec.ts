@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { CaseRunner } from '../src/engine/case-runner.js';
 import { EngineRepository } from '../src/engine/engine.repository.js';
 import { EngineService } from '../src/engine/engine.service.js';
 import { HousekeepingRepository } from '../src/engine/housekeeping.repository.js';
@@ -9,7 +10,10 @@ import { Metrics } from '../src/observability/metrics.js';
 import {
   WORKLOAD_ANSWERS,
   WORKLOAD_PERSONAL_NUMBER,
+  openResolvedCase,
   seedRegisterFacts,
+  submitWithConsent,
+  waitForStep,
 } from './support/engine-harness.js';
 import {
   createTestDatabase,
@@ -212,5 +216,46 @@ describe('partitions', () => {
       .get(Metrics)
       .registry.getSingleMetricAsString('leo_engine_commands_forwarded_total');
     expect(metrics).toMatch(/outcome="done"\} [1-9]/);
+  }, 60_000);
+});
+
+/** Reads of a case its owner keeps answered from its copy, as Postgres would answer them. */
+describe("the owner's copy of a case, for reads", () => {
+  let leo: TestApp;
+  beforeAll(async () => {
+    // Agencies slow to answer: steps stay dispatched while the test reads them.
+    leo = await startTestApp({ LEO_ROLE: 'all', MOCK_AGENCY_LATENCY_MS: '4000' });
+  });
+  afterAll(async () => {
+    await leo.close();
+  });
+
+  it('shows the dispatch marks written outside the revision, and goes to Postgres once the subject has new facts', async () => {
+    const engine = leo.app.get(EngineService);
+    const repository = leo.app.get(EngineRepository);
+    const runner = leo.app.get(CaseRunner);
+    const subjectId = await repository.createSubject();
+    await seedRegisterFacts(repository, leo.app.get(HousekeepingRepository), subjectId);
+    const { caseId } = await openResolvedCase(engine, repository, { subjectId });
+    await submitWithConsent(engine, caseId);
+    await waitForStep(leo.database, caseId, 'register-sole-trader', 'dispatched');
+
+    const kept = await runner.current(caseId);
+    expect(kept).toBeDefined();
+    const step = (runs: Array<{ stepId: string; state: string }> | undefined): string | undefined =>
+      runs?.find((r) => r.stepId === 'register-sole-trader')?.state;
+    // Marked dispatched by the relay after the change that made it ready: the copy says so.
+    expect(step(kept?.runs)).toBe('dispatched');
+    expect(step((await engine.resolution(caseId)).runs)).toBe('dispatched');
+    expect(await engine.hasPendingLookups(caseId)).toBe(false);
+
+    // Another case of the subject records a fact: the copy is not used until the case is read.
+    await sql(
+      leo.database,
+      'UPDATE subjects SET facts_revision = facts_revision + 1 WHERE id = $1',
+      [subjectId],
+    );
+    expect(await runner.current(caseId)).toBeUndefined();
+    expect(step((await engine.resolution(caseId)).runs)).toBe('dispatched');
   }, 60_000);
 });

@@ -112,7 +112,7 @@ export class CitizenService {
       // one dispatches any look-up it makes necessary).
       await this.signals.waitFor(
         opened.id,
-        async () => ((await this.engineRepository.hasPendingLookups(opened.id)) ? undefined : true),
+        async () => ((await this.engine.hasPendingLookups(opened.id)) ? undefined : true),
         waitSeconds * 1_000,
       );
     }

@@ -20,7 +20,16 @@ export class CaseCache<S extends Cacheable> {
   private readonly entries = new Map<string, S>();
   private readonly aliases = new Map<string, string>();
 
-  constructor(private readonly capacity: number) {}
+  constructor(
+    private readonly capacity: number,
+    /** Told of each case it no longer keeps. */
+    private readonly evicted: (state: S) => void = () => undefined,
+  ) {}
+
+  /** The kept state, without making it the most recently used (for reads). */
+  peek(caseId: string): S | undefined {
+    return this.entries.get(caseId);
+  }
 
   get(caseId: string): S | undefined {
     const state = this.entries.get(caseId);
@@ -63,5 +72,6 @@ export class CaseCache<S extends Cacheable> {
     if (!state) return;
     this.entries.delete(caseId);
     for (const { id } of [...state.runs, ...state.lookups]) this.aliases.delete(id);
+    this.evicted(state);
   }
 }

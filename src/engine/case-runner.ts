@@ -83,6 +83,11 @@ export class CaseRunner {
   private readonly pending = new Map<string, Pending[]>();
   private readonly cache: CaseCache<LoadedCase>;
   private readonly prefix: string;
+  /**
+   * Step runs of kept cases the relay has marked dispatched since (ready → dispatched: a write
+   * outside the revision, decision 0019), and when: reads of a kept case show them so.
+   */
+  private readonly marked = new Map<string, Date>();
 
   constructor(
     private readonly repository: EngineRepository,
@@ -95,13 +100,54 @@ export class CaseRunner {
   ) {
     this.settings = config.get('engine', { infer: true });
     this.prefix = config.get('queue', { infer: true }).prefix;
-    this.cache = new CaseCache(this.settings.caseCacheSize);
+    this.cache = new CaseCache<LoadedCase>(this.settings.caseCacheSize, (state) => {
+      for (const run of state.runs) this.marked.delete(run.id);
+    });
+    relay.onDispatched((stepRunIds) => {
+      const at = new Date();
+      for (const id of stepRunIds) {
+        const caseId = this.cache.caseOf(id);
+        const run =
+          caseId === undefined ? undefined : this.cache.peek(caseId)?.runs.find((r) => r.id === id);
+        // As the mark's statement: only a run still waiting to be dispatched.
+        if (run?.state === 'ready') this.marked.set(id, at);
+      }
+    });
     leases.listen({
       releasing: (partitions) => this.letGo(partitions),
       lost: (partitions) => {
         this.forget(new Set(partitions));
       },
     });
+  }
+
+  /**
+   * The case as its last change left it, for reads, when this process owns it and keeps it
+   * (decision 0020: nobody else changes it), and its subject's facts have not moved on since
+   * (checked with one read of the subject's revision); undefined otherwise (read Postgres).
+   */
+  async current(caseId: string): Promise<LoadedCase | undefined> {
+    if (!this.leases.holds(partitionOf(caseId))) return undefined;
+    const kept = this.cache.peek(caseId);
+    if (!kept) return undefined;
+    const revision = await this.repository.factsRevision(kept.caseRecord.subjectId);
+    if (revision !== kept.factsRevision) return undefined;
+    return {
+      caseRecord: { ...kept.caseRecord },
+      runs: kept.runs.map((run) => {
+        const at = run.state === 'ready' ? this.marked.get(run.id) : undefined;
+        return at ? { ...run, state: 'dispatched', dispatchedAt: at, updatedAt: at } : run;
+      }),
+      lookups: [...kept.lookups],
+      facts: new Map(kept.facts),
+      factsRevision: kept.factsRevision,
+    };
+  }
+
+  /** Whether a case kept here waits for a look-up; undefined when it is not kept here. */
+  lookupsPending(caseId: string): boolean | undefined {
+    if (!this.leases.holds(partitionOf(caseId))) return undefined;
+    return this.cache.peek(caseId)?.lookups.some((l) => l.state === 'pending');
   }
 
   /** The case a step run or look-up of a case kept here belongs to. */
@@ -349,6 +395,8 @@ export class CaseRunner {
   /** Keeps the state a committed change left, at the subject's facts revision it left. */
   private kept(decision: Changed, factsRevision: number): void {
     const { caseRecord, runs, lookups, facts } = decision.state;
+    // A run the change wrote is as it says; a mark of it from before is history.
+    for (const run of decision.writes.runs) this.marked.delete(run.id);
     this.cache.set({
       // A copy: the record in the decision is returned to callers.
       caseRecord: { ...caseRecord },

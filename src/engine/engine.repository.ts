@@ -303,6 +303,16 @@ export class EngineRepository {
     return this.loads.submit({ kind, key, subjectId: subjectId ?? null });
   }
 
+  /** A subject's facts revision (decision 0019). */
+  async factsRevision(subjectId: string): Promise<number> {
+    const [row] = await this.prepared<{ revision: string }>(
+      'subject-facts-revision',
+      'SELECT facts_revision AS revision FROM subjects WHERE id = $1',
+      [subjectId],
+    );
+    return Number(row?.revision ?? -1);
+  }
+
   /** The case a step run or look-up belongs to (where its inputs go: decision 0020). */
   async caseIdOf(by: { stepRunId: string } | { lookupId: string }): Promise<string | null> {
     const [name, text, key] =

@@ -13,7 +13,7 @@ import type { FactValidator } from '#facts';
 import type { Catalogue, DefinitionWithDefaults } from '#workflow';
 import { DomainError } from '../common/domain-error.js';
 import { uuidv7 } from '../common/uuid.js';
-import type { CaseAddress } from './case-runner.js';
+import { CaseRunner, type CaseAddress } from './case-runner.js';
 import { CaseRouter, type Outcome } from './case-router.js';
 import { EngineCatalogue } from './engine-catalogue.js';
 import type { StepDeadlineJob } from './engine.jobs.js';
@@ -33,6 +33,7 @@ export class EngineService {
   constructor(
     private readonly repository: EngineRepository,
     private readonly router: CaseRouter,
+    private readonly runner: CaseRunner,
     private readonly definitions: EngineCatalogue,
   ) {}
 
@@ -46,6 +47,11 @@ export class EngineService {
 
   publishedDefinitions(): Promise<DefinitionWithDefaults[]> {
     return this.definitions.publishedDefinitions();
+  }
+
+  /** Whether a case waits for a look-up (the owner's copy when this process owns it). */
+  async hasPendingLookups(caseId: string): Promise<boolean> {
+    return this.runner.lookupsPending(caseId) ?? (await this.repository.hasPendingLookups(caseId));
   }
 
   // ---- opening, answering, submitting ---------------------------------------------------
@@ -95,7 +101,9 @@ export class EngineService {
     resolution: Resolution;
     preview: Preview | undefined;
   }> {
-    const loaded = await this.repository.loadCase({ caseId });
+    // The owner's copy when this process owns the case (no read of the case), else Postgres.
+    const loaded =
+      (await this.runner.current(caseId)) ?? (await this.repository.loadCase({ caseId }));
     if (!loaded) throw new DomainError('not-found', 'case-not-found', 'No such case.');
     const { caseRecord, lookups, runs } = loaded;
     const definition = await this.definitions.definition(caseRecord.definitionId);

@@ -35,6 +35,7 @@ export class OutboxRelay implements BeforeApplicationShutdown, OnApplicationShut
   private closing = false;
   private marks: { outbox: string[]; steps: string[] } = { outbox: [], steps: [] };
   private markTimer: NodeJS.Timeout | undefined;
+  private readonly dispatchedListeners: Array<(stepRunIds: readonly string[]) => void> = [];
   private marking: Promise<void> = Promise.resolve();
   /**
    * The rows of changes committed together are published together (decision 0014): one
@@ -134,11 +135,25 @@ export class OutboxRelay implements BeforeApplicationShutdown, OnApplicationShut
     }, MARK_DELAY_MS);
   }
 
+  /**
+   * Tells `listener` of the step runs marked dispatched (ready → dispatched, outside their
+   * case's revision): the engine's kept cases show them so (decision 0020).
+   */
+  onDispatched(listener: (stepRunIds: readonly string[]) => void): void {
+    this.dispatchedListeners.push(listener);
+  }
+
+  private dispatched(stepRunIds: readonly string[]): void {
+    if (stepRunIds.length === 0) return;
+    for (const listener of this.dispatchedListeners) listener(stepRunIds);
+  }
+
   private async flushMarks(): Promise<void> {
     const { outbox, steps } = this.marks;
     this.marks = { outbox: [], steps: [] };
     try {
       await this.repository.markPublished(outbox, steps);
+      this.dispatched(steps);
     } catch (error) {
       this.logger.warn(
         { err: error, rows: outbox.length },
@@ -159,7 +174,9 @@ export class OutboxRelay implements BeforeApplicationShutdown, OnApplicationShut
       );
       return rows;
     });
-    await this.repository.markPublished([], this.stepRunIds(published));
+    const steps = this.stepRunIds(published);
+    await this.repository.markPublished([], steps);
+    this.dispatched(steps);
     return published.length;
   }
 
