@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { Redis } from 'ioredis';
+import { CaseRouter } from '../src/engine/case-router.js';
 import { CaseRunner } from '../src/engine/case-runner.js';
 import { EngineRepository } from '../src/engine/engine.repository.js';
 import { EngineService } from '../src/engine/engine.service.js';
@@ -7,6 +9,7 @@ import { HousekeepingRepository } from '../src/engine/housekeeping.repository.js
 import { PartitionLeases } from '../src/engine/partition-leases.js';
 import { PARTITION_COUNT, partitionOf } from '../src/engine/partitioning.js';
 import { Metrics } from '../src/observability/metrics.js';
+import { redisOptions } from '../src/queue/redis-connection.js';
 import {
   WORKLOAD_ANSWERS,
   WORKLOAD_PERSONAL_NUMBER,
@@ -113,6 +116,11 @@ describe('partitions', () => {
     // A stops (releasing its partitions): B takes them all, each under a new epoch.
     const before = new Map(table.map((r) => [r.partition, Number(r.epoch)]));
     await a.close();
+    // A clean stop releases at once (before its database connections close), and leaves.
+    expect((await rows(database)).filter((r) => r.owner === leasesA.member)).toEqual([]);
+    expect(
+      await sql(database, 'SELECT member FROM engine_members WHERE member = $1', [leasesA.member]),
+    ).toEqual([]);
     await until(
       () => (leasesB.heldPartitions().length === PARTITION_COUNT ? true : undefined),
       'B to hold every partition',
@@ -216,6 +224,55 @@ describe('partitions', () => {
       .get(Metrics)
       .registry.getSingleMetricAsString('leo_engine_commands_forwarded_total');
     expect(metrics).toMatch(/outcome="done"\} [1-9]/);
+
+    // Opening is idempotent by case id: an open sent again (its first owner died before
+    // answering) finds the case it made.
+    const router = api.app.get(CaseRouter);
+    const input = {
+      type: 'open' as const,
+      caseId: opened.id,
+      subjectId,
+      definitionId: opened.definitionId,
+      definitionVersion: opened.definitionVersion,
+      personalNumber: WORKLOAD_PERSONAL_NUMBER,
+      answers: {},
+    };
+    await expect(router.open(input)).resolves.toMatchObject({
+      outcome: 'changed',
+      caseRecord: { id: opened.id, subjectId },
+    });
+
+    // Whoever else can reach Redis (an agency's adapter) cannot send the engine commands: a
+    // request not sealed with leo's key is dropped.
+    const owner = await api.app.get(PartitionLeases).ownerOf(partitionOf(opened.id), true);
+    const redis = new Redis(redisOptions(api.config.redis.url));
+    try {
+      const forged = {
+        t: 'req',
+        id: 'forged-1',
+        from: 'an-adapter',
+        at: Date.now(),
+        body: {
+          kind: 'run',
+          caseId: opened.id,
+          input: { type: 'cancel', reason: 'forged', by: 'admin' },
+        },
+      };
+      const receivers = await redis.publish(
+        `${api.config.queue.prefix}:engine:bus:${owner ?? ''}`,
+        JSON.stringify(forged),
+      );
+      expect(receivers).toBe(1);
+    } finally {
+      redis.disconnect();
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const [status] = await sql<{ status: string }>(
+      database,
+      'SELECT status FROM cases WHERE id = $1',
+      [opened.id],
+    );
+    expect(status?.status).toBe('open');
   }, 60_000);
 });
 

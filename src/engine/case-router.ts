@@ -2,7 +2,8 @@ import { Injectable, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { CaseInput, CaseRecord, OpenInput, Refusal } from '#case-machine';
 import { UUID_PATTERN } from '../common/cursor.js';
-import { DomainError } from '../common/domain-error.js';
+import { sqlStateOf } from '../common/database-error.js';
+import { DomainError, type ErrorKind, type FieldProblem } from '../common/domain-error.js';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import { Metrics } from '../observability/metrics.js';
 import { CaseRunner, NotOwnerError, type CaseAddress, type RunOutcome } from './case-runner.js';
@@ -66,7 +67,27 @@ export class CaseRouter {
 
   /** Opens a case, at the owner of its partition. */
   open(input: OpenInput): Promise<Outcome> {
-    return this.route(input.caseId, () => this.runner.open(input), { kind: 'open', input });
+    return this.route(input.caseId, () => this.openHere(input), { kind: 'open', input });
+  }
+
+  /**
+   * Opens a case here. Opening is idempotent by case id: an open the previous owner committed
+   * but could not answer (it died, or lost the partition), sent again, finds its case.
+   */
+  private async openHere(input: OpenInput): Promise<RunOutcome | Outcome> {
+    try {
+      return await this.runner.open(input);
+    } catch (error) {
+      if (sqlStateOf(error) !== '23505') throw error;
+      const loaded = await this.repository.loadCase({ caseId: input.caseId }, input.subjectId);
+      if (!loaded) throw error;
+      return {
+        outcome: 'changed',
+        caseId: input.caseId,
+        caseRecord: loaded.caseRecord,
+        overdueSteps: 0,
+      };
+    }
   }
 
   /** Applies `input` to the case at `address`, at the owner of its partition. */
@@ -94,7 +115,7 @@ export class CaseRouter {
 
   private async route(
     caseId: string,
-    here: () => Promise<RunOutcome>,
+    here: () => Promise<RunOutcome | Outcome>,
     forwarded: Forwarded,
   ): Promise<Outcome> {
     const partition = partitionOf(caseId);
@@ -119,19 +140,28 @@ export class CaseRouter {
       }
       // Should the owner die (or lose the partition) with the input, its lease moves on: the
       // wait ends then, not at the deadline, and the input goes to the next owner.
-      const watching = { on: true };
-      const delivery = await this.bus.request<Answer>(
-        owner,
-        forwarded,
-        Math.max(1, deadline - Date.now()),
-        this.ownerGone(partition, owner, watching),
-      );
-      watching.on = false;
+      const watch = new AbortController();
+      let delivery;
+      try {
+        delivery = await this.bus.request<unknown>(
+          owner,
+          forwarded,
+          Math.max(1, deadline - Date.now()),
+          this.ownerGone(partition, owner, watch.signal),
+        );
+      } finally {
+        watch.abort();
+      }
+      if (delivery.status === 'closed') break;
       if (delivery.status !== 'answered') {
         this.metrics.commandsForwarded.inc({ outcome: delivery.status });
         continue;
       }
-      const answer = delivery.reply;
+      const answer = parseAnswer(delivery.reply);
+      if (!answer) {
+        this.logger.warn({ caseId, owner }, 'malformed answer from the owner');
+        throw new Error(`the owner of case ${caseId} answered something malformed`);
+      }
       this.metrics.commandsForwarded.inc({ outcome: answer.status });
       switch (answer.status) {
         case 'done':
@@ -152,18 +182,32 @@ export class CaseRouter {
     );
   }
 
-  /** Settles once `owner` no longer holds `partition` (checked every third of a lease). */
-  private async ownerGone(
-    partition: number,
-    owner: string,
-    watching: { on: boolean },
-  ): Promise<void> {
-    for (;;) {
-      await new Promise((resolve) => setTimeout(resolve, this.leases.leaseMs / 3));
-      if (!watching.on) return new Promise<void>(() => undefined);
+  /**
+   * Settles once `owner` no longer holds `partition` (checked every third of a lease), until
+   * `stop` aborts; then it never settles (and holds no timer).
+   */
+  private async ownerGone(partition: number, owner: string, stop: AbortSignal): Promise<void> {
+    while (!stop.aborted) {
+      const waited = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => {
+          resolve(true);
+        }, this.leases.leaseMs / 3);
+        timer.unref();
+        stop.addEventListener(
+          'abort',
+          () => {
+            clearTimeout(timer);
+            resolve(false);
+          },
+          { once: true },
+        );
+      });
+      if (!waited) break;
       const now = await this.leases.ownerOf(partition, true).catch(() => owner);
-      if (now !== owner) return;
+      // (read afresh: it may have been aborted while the owner was read)
+      if (now !== owner && !isAborted(stop)) return;
     }
+    return new Promise<void>(() => undefined);
   }
 
   /** Serves an input another process forwarded here (if this process still owns its case). */
@@ -178,7 +222,7 @@ export class CaseRouter {
     try {
       const done =
         forwarded.kind === 'open'
-          ? await this.runner.open(forwarded.input)
+          ? await this.openHere(forwarded.input)
           : await this.runner.run(
               { caseId },
               forwarded.input,
@@ -196,18 +240,103 @@ export class CaseRouter {
           problems: error.problems,
         };
       }
+      // What only a client's input can cause, as the problem filter answers it here (4xx).
+      const state = sqlStateOf(error);
+      if (state !== undefined && (state.startsWith('22') || state === '54001')) {
+        return { status: 'error', ...INVALID_INPUT };
+      }
+      if (state === '23505' || state === '23001') return { status: 'error', ...CONFLICT };
       this.logger.warn({ err: error, caseId }, 'a forwarded input failed');
       return { status: 'failed' };
     }
   }
 }
 
+function isAborted(signal: AbortSignal): boolean {
+  return signal.aborted;
+}
+
+const INVALID_INPUT = {
+  kind: 'invalid' as const,
+  code: 'invalid-input',
+  message: 'The request holds a value the store cannot take.',
+  problems: [],
+};
+const CONFLICT = {
+  kind: 'conflict' as const,
+  code: 'conflict',
+  message: 'The request conflicts with what is already there.',
+  problems: [],
+};
+
+const ERROR_KINDS = new Set<ErrorKind>([
+  'invalid',
+  'unauthenticated',
+  'forbidden',
+  'not-found',
+  'conflict',
+  'unprocessable',
+  'unavailable',
+]);
+const OUTCOMES = new Set(['not-found', 'changed', 'unchanged', 'refused']);
+
+/** The owner's answer, checked: it crossed Redis. */
+function parseAnswer(value: unknown): Answer | undefined {
+  if (typeof value !== 'object' || value === null) return undefined;
+  const a = value as Record<string, unknown>;
+  switch (a.status) {
+    case 'not-owner':
+    case 'failed':
+      return { status: a.status };
+    case 'error': {
+      const problems = Array.isArray(a.problems) ? a.problems : [];
+      const wellFormed = problems.every(
+        (p: unknown) =>
+          typeof p === 'object' &&
+          p !== null &&
+          typeof (p as FieldProblem).path === 'string' &&
+          typeof (p as FieldProblem).reason === 'string',
+      );
+      if (
+        !ERROR_KINDS.has(a.kind as ErrorKind) ||
+        typeof a.code !== 'string' ||
+        typeof a.message !== 'string' ||
+        !wellFormed
+      ) {
+        return undefined;
+      }
+      return {
+        status: 'error',
+        kind: a.kind as ErrorKind,
+        code: a.code,
+        message: a.message,
+        problems: problems as FieldProblem[],
+      };
+    }
+    case 'done': {
+      const o = a.outcome as Record<string, unknown> | null | undefined;
+      if (typeof o !== 'object' || o === null || !OUTCOMES.has(o.outcome as string))
+        return undefined;
+      if (o.outcome === 'changed' && (typeof o.caseRecord !== 'object' || o.caseRecord === null)) {
+        return undefined;
+      }
+      if (o.outcome === 'refused' && (typeof o.refusal !== 'object' || o.refusal === null)) {
+        return undefined;
+      }
+      return { status: 'done', outcome: o as unknown as Outcome };
+    }
+    default:
+      return undefined;
+  }
+}
+
 /** What a sender needs of a decision: not the whole state (it may cross the network). */
-function slim(done: RunOutcome): Outcome {
+function slim(done: RunOutcome | Outcome): Outcome {
   switch (done.outcome) {
     case 'not-found':
-      return done;
+      return { outcome: 'not-found' };
     case 'changed':
+      if (!('state' in done)) return done;
       return {
         outcome: 'changed',
         caseId: done.caseId,

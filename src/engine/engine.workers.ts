@@ -59,9 +59,13 @@ export class EngineWorkers implements OnApplicationBootstrap, OnModuleDestroy {
   async onApplicationBootstrap(): Promise<void> {
     // Not awaited: with Redis away the process still starts (not ready); until it listens, a
     // process forwarding an input here finds no listener and asks again.
-    this.bus.start().catch((error: unknown) => {
-      this.logger.warn({ err: error }, 'listening for forwarded inputs failed');
-    });
+    const listen = (): void => {
+      this.bus.start().catch((error: unknown) => {
+        this.logger.warn({ err: error }, 'listening for forwarded inputs failed: trying again');
+        setTimeout(listen, 2_000).unref();
+      });
+    };
+    listen();
     await this.leases.start();
     this.stream.start();
     // Deprecated: the results queue of adapters on an SDK before the results stream, consumed

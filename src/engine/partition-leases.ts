@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type pg from 'pg';
@@ -36,17 +36,21 @@ export interface OwnerFence {
  * whose row no longer names it was taken over: lost), counts the engines alive, releases what is
  * over its fair share and acquires free partitions up to it. Each acquisition moves the
  * partition's epoch on; a change commits only under the epoch it was decided with (OwnerFence),
- * so a process that lost a partition can never commit to its cases. It also stops trusting its
+ * so a process that lost a partition commits nothing to its cases (but for a write already under
+ * way in the moment of a takeover, which the case's revision then catches: decision 0020). It also stops trusting its
  * leases before they can have run out (a fifth of the lease early), should it fail to renew.
  *
  * Any role asks `ownerOf` where a case's inputs go; only the engine role holds leases (`start`).
  */
 @Injectable()
-export class PartitionLeases implements OnApplicationShutdown {
+export class PartitionLeases implements BeforeApplicationShutdown {
   private readonly logger = new Logger(PartitionLeases.name);
   readonly member = `${hostname()}-${String(process.pid)}-${randomBytes(4).toString('hex')}`;
   readonly leaseMs: number;
   private readonly held = new Map<number, number>();
+  /** Held, and being released: their work under way still commits, nothing new is taken. */
+  private readonly releasing = new Set<number>();
+  private inRound = false;
   private readonly listeners: PartitionListener[] = [];
   private owners = new Map<number, string>();
   private ownersReadAt = 0;
@@ -76,7 +80,12 @@ export class PartitionLeases implements OnApplicationShutdown {
     await this.round();
     this.timer = setInterval(
       () => {
-        this.rounds = this.rounds.then(() => this.round());
+        // A round slower than the interval is not queued behind: the next tick is skipped.
+        if (this.inRound) return;
+        this.inRound = true;
+        this.rounds = this.round().finally(() => {
+          this.inRound = false;
+        });
       },
       Math.floor(this.leaseMs / 3),
     );
@@ -90,8 +99,9 @@ export class PartitionLeases implements OnApplicationShutdown {
     return { member: this.member, partition, epoch };
   }
 
+  /** Whether new inputs of `partition` are taken here (held, trusted, not being released). */
   holds(partition: number): boolean {
-    return this.fence(partition) !== undefined;
+    return !this.releasing.has(partition) && this.fence(partition) !== undefined;
   }
 
   /** The partitions held, in order. */
@@ -104,7 +114,7 @@ export class PartitionLeases implements OnApplicationShutdown {
    * reads again). Undefined while nobody does.
    */
   async ownerOf(partition: number, fresh = false): Promise<string | undefined> {
-    if (this.holds(partition)) return this.member;
+    if (this.fence(partition)) return this.member;
     if (fresh || Date.now() - this.ownersReadAt > this.leaseMs / 3) {
       this.ownersReading ??= this.readOwners().finally(() => {
         this.ownersReading = undefined;
@@ -129,8 +139,11 @@ export class PartitionLeases implements OnApplicationShutdown {
     return holds;
   }
 
-  /** Releases every partition (after their work under way is done) and leaves. */
-  async onApplicationShutdown(): Promise<void> {
+  /**
+   * Releases every partition (after their work under way is done) and leaves: before the
+   * database's connections close, so the others take over within a round, not a lease.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
     if (!this.started) return;
     clearInterval(this.timer);
     await this.rounds;
@@ -160,12 +173,14 @@ export class PartitionLeases implements OnApplicationShutdown {
          ON CONFLICT (member) DO UPDATE SET heartbeat_until = excluded.heartbeat_until`,
         [this.member, ttl],
       );
+      // Only what this process knows it holds: a row that names it but that it let go of (a
+      // release whose write failed) runs out and is taken again, not kept alive unserved.
       const renewed = await this.query<{ partition: number; epoch: string }>(
         'lease.renew',
         `UPDATE engine_partitions
             SET lease_until = now() + make_interval(secs => $2::double precision / 1000)
-          WHERE owner = $1 RETURNING partition, epoch`,
-        [this.member, ttl],
+          WHERE owner = $1 AND partition = ANY($3::int[]) RETURNING partition, epoch`,
+        [this.member, ttl, this.heldPartitions()],
       );
       const kept = new Map(renewed.map((r) => [r.partition, Number(r.epoch)]));
       const lost = [...this.held].filter(([p, epoch]) => kept.get(p) !== epoch).map(([p]) => p);
@@ -209,7 +224,8 @@ export class PartitionLeases implements OnApplicationShutdown {
       `UPDATE engine_partitions
           SET owner = $1, epoch = epoch + 1, acquired_at = now(),
               lease_until = now() + make_interval(secs => $3::double precision / 1000)
-        WHERE partition = ANY($2::int[]) AND (owner IS NULL OR lease_until IS NULL OR lease_until < now())
+        WHERE partition = ANY($2::int[])
+          AND (owner IS NULL OR owner = $1 OR lease_until IS NULL OR lease_until < now())
         RETURNING partition, epoch`,
       [this.member, partitions, String(this.leaseMs)],
     );
@@ -226,16 +242,26 @@ export class PartitionLeases implements OnApplicationShutdown {
 
   private async release(partitions: readonly number[]): Promise<void> {
     if (partitions.length === 0) return;
-    // Work under way still commits under the lease: finish it, then let go.
-    for (const l of this.listeners) await l.releasing?.(partitions);
-    for (const p of partitions) this.held.delete(p);
-    await this.query(
-      'lease.release',
-      `UPDATE engine_partitions SET owner = NULL, lease_until = NULL
-        WHERE owner = $1 AND partition = ANY($2::int[])`,
-      [this.member, partitions],
-    );
-    for (const p of partitions) this.owners.delete(p);
+    // New inputs go elsewhere from now; work under way still commits under the lease: finish
+    // it, then let go.
+    for (const p of partitions) this.releasing.add(p);
+    try {
+      for (const l of this.listeners) await l.releasing?.(partitions);
+      await this.query(
+        'lease.release',
+        `UPDATE engine_partitions SET owner = NULL, lease_until = NULL
+          WHERE owner = $1 AND partition = ANY($2::int[])`,
+        [this.member, partitions],
+      );
+    } finally {
+      // Released, or (the write failed) left to run out unrenewed: not held either way.
+      for (const p of partitions) {
+        this.releasing.delete(p);
+        this.held.delete(p);
+        this.owners.delete(p);
+      }
+      for (const l of this.listeners) l.lost?.(partitions);
+    }
     this.metrics.partitionMoves.inc({ how: 'released' }, partitions.length);
     this.logger.log({ partitions, held: this.held.size }, 'partitions released');
   }

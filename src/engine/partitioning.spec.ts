@@ -67,6 +67,13 @@ describe('planLeases', () => {
     );
   });
 
+  it('takes back a partition whose row names it but that it does not hold (a failed release)', () => {
+    const owners: Array<string | null> = new Array(32).fill('b');
+    owners[5] = 'a';
+    const plan = planLeases({ member: 'a', members: 2, held: [], rows: rows(owners) });
+    expect(plan.acquire).toEqual([5]);
+  });
+
   it('shares 32 partitions among three as 11, 11 and 10', () => {
     const owners: Array<string | null> = new Array(32).fill(null);
     const held: Record<string, number[]> = { a: [], b: [], c: [] };

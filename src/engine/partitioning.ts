@@ -41,7 +41,8 @@ export function planLeases(input: {
   const held = [...input.held].sort((a, b) => a - b);
   if (held.length > share) return { acquire: [], release: held.slice(share) };
   const free = input.rows
-    .filter((r) => r.owner === null || (!r.live && r.owner !== input.member))
+    // Nobody's, run out, or naming this engine without its holding it (a release that failed).
+    .filter((r) => r.owner === null || !r.live || r.owner === input.member)
     .map((r) => r.partition)
     .filter((p) => !held.includes(p));
   const offset = count === 0 ? 0 : memberOffset(input.member) % count;

@@ -3,6 +3,7 @@ export {
   ENGINE_RESULTS_QUEUE,
   ENGINE_RESULTS_STREAM,
   RESULTS_STREAM_MAXLEN,
+  RESULT_PARTITIONS,
   agencyQueueName,
   partitionStreamKey,
   replyStream,

@@ -37,6 +37,12 @@ export function resultsStreamKey(prefix = '{leo}'): string {
 }
 
 /**
+ * How many partitions leo spreads cases over, so how many partition streams there are (fixed
+ * once, by leo's migration EnginePartitions).
+ */
+export const RESULT_PARTITIONS = 32;
+
+/**
  * The results stream of one partition of cases (decision 0020): `<results stream>:p<n>`, e.g.
  * `{leo}:stream:engine.results:p7`, read only by the engine that owns the partition. A job names
  * the stream its answer goes to in `replyTo`.
@@ -55,7 +61,10 @@ export function replyStream(streamKey: string, job: unknown): string {
   const replyTo =
     typeof job === 'object' && job !== null ? (job as { replyTo?: unknown }).replyTo : undefined;
   if (typeof replyTo !== 'string' || !replyTo.startsWith(`${streamKey}:p`)) return streamKey;
-  return /^\d{1,4}$/.test(replyTo.slice(streamKey.length + 2)) ? replyTo : streamKey;
+  const partition = replyTo.slice(streamKey.length + 2);
+  return /^(0|[1-9]\d?)$/.test(partition) && Number(partition) < RESULT_PARTITIONS
+    ? replyTo
+    : streamKey;
 }
 
 /**

@@ -6,6 +6,7 @@ import { HistoryIndexes1764720000000 } from './1764720000000-history-indexes.js'
 import { LazyTimers1764806400000 } from './1764806400000-lazy-timers.js';
 import { SubjectFactsRevision1764892800000 } from './1764892800000-subject-facts-revision.js';
 import { EnginePartitions1765065600000 } from './1765065600000-engine-partitions.js';
+import { EngineBusKey1765072800000 } from './1765072800000-engine-bus-key.js';
 
 type MigrationClass = new () => MigrationInterface;
 
@@ -21,4 +22,5 @@ export const MIGRATIONS: MigrationClass[] = [
   LazyTimers1764806400000,
   SubjectFactsRevision1764892800000,
   EnginePartitions1765065600000,
+  EngineBusKey1765072800000,
 ];
