@@ -211,6 +211,32 @@ describe('commitCasesStatement', () => {
     expect(commitCasesStatement([unit(3)]).text).not.toContain('subject');
   });
 
+  it("checks the owner's epoch of a change decided under a lease, new or updated", () => {
+    const lease = (epoch: number): Partial<CaseUnit> => ({
+      owner: { member: 'engine-a', partition: 7, epoch },
+    });
+    const statement = commitCasesStatement([unit(1, lease(3)), unit(2), unit(3, lease(3), true)]);
+    expect(statement.name).toBe('commit-cases-owned-new-locked-update');
+    const owners = statement.values.find(
+      (v) => typeof v === 'string' && v.includes('engine-a'),
+    ) as string;
+    // By case: the member, the partition and the epoch it was decided under (case 2: none).
+    expect(JSON.parse(owners)).toEqual({
+      [id(1)]: { m: 'engine-a', p: 7, e: 3 },
+      [id(3)]: { m: 'engine-a', p: 7, e: 3 },
+    });
+    for (const alias of ['n', 't']) {
+      expect(statement.text).toMatch(
+        new RegExp(
+          `\\$\\d+::jsonb -> ${alias}\\.id::text IS NULL OR EXISTS \\(SELECT 1 FROM engine_partitions ep`,
+        ),
+      );
+    }
+    expect(statement.text).toContain('AND ep.epoch = (');
+    // Without leases, the statement is the one it was.
+    expect(commitCasesStatement([unit(2)]).text).not.toContain('engine_partitions');
+  });
+
   it('locks the subjects it moves on in id order when there is more than one', () => {
     const of = (n: number, subject: number): CaseUnit => {
       const u = unit(n, { subjectFence: { expected: 1, bump: true } });

@@ -1,3 +1,4 @@
+import { commitFences } from './case-commit.fences.js';
 import type { CaseUnit } from './case-unit.js';
 import type { OutboxMessage } from './engine.types.js';
 
@@ -59,49 +60,7 @@ export function commitCasesStatement(units: readonly CaseUnit[]): CommitStatemen
 
   const creating = units.filter((u) => u.expectedRevision === null);
   const updating = units.filter((u) => u.expectedRevision !== null);
-  const fenced = units.filter((u) => u.subjectFence !== undefined);
-  // A fenced change is written only if its subject's facts are still at the revision it was
-  // decided on (read in the statement's snapshot, through the subject's primary key: no lock, no
-  // write). The revision moves on below, for the changes that record facts.
-  const expected =
-    fenced.length > 0
-      ? param(
-          JSON.stringify(
-            Object.fromEntries(fenced.map((u) => [u.caseRecord.id, u.subjectFence?.expected])),
-          ),
-          'jsonb',
-        )
-      : '';
-  const fence = (alias: string): string =>
-    fenced.length === 0
-      ? ''
-      : ` AND (${expected} ->> ${alias}.id::text IS NULL OR (SELECT facts_revision FROM subjects
-              WHERE id = ${alias}.subject_id) = (${expected} ->> ${alias}.id::text)::bigint)`;
-  // A change decided by the owner of its case's partition commits only while that owner still
-  // holds it under the same epoch (decision 0020): read through the partition's primary key in
-  // the statement's snapshot, no lock. A process that lost the partition commits nothing.
-  const owned = units.filter((u) => u.owner !== undefined);
-  const owners =
-    owned.length > 0
-      ? param(
-          JSON.stringify(
-            Object.fromEntries(
-              owned.map((u) => [
-                u.caseRecord.id,
-                { m: u.owner?.member, p: u.owner?.partition, e: u.owner?.epoch },
-              ]),
-            ),
-          ),
-          'jsonb',
-        )
-      : '';
-  const ownerFence = (alias: string): string => {
-    if (owned.length === 0) return '';
-    const of = `${owners} -> ${alias}.id::text`;
-    return ` AND (${of} IS NULL OR EXISTS (SELECT 1 FROM engine_partitions ep
-              WHERE ep.partition = (${of} ->> 'p')::int AND ep.owner = ${of} ->> 'm'
-                AND ep.epoch = (${of} ->> 'e')::bigint))`;
-  };
+  const { fenced, owned, fence } = commitFences(units, param);
   if (owned.length > 0) used.push('owned');
   const cases: string[] = [];
   if (creating.length > 0) {
@@ -131,9 +90,7 @@ export function commitCasesStatement(units: readonly CaseUnit[]): CommitStatemen
           )}) AS n(id uuid, subject_id text, life_event_key text, definition_id uuid,
             definition_version int, status text, revision int, submitted_at timestamptz,
             finished_at timestamptz, consent_checksum text, consented_at timestamptz)${
-              fenced.length + owned.length > 0
-                ? `\n          WHERE true${fence('n')}${ownerFence('n')}`
-                : ''
+              fenced.length + owned.length > 0 ? `\n          WHERE true${fence('n')}` : ''
             }
           RETURNING id)`,
     );
@@ -172,7 +129,7 @@ export function commitCasesStatement(units: readonly CaseUnit[]): CommitStatemen
           )}) AS u(id uuid, expected_revision int, status text, revision int,
             submitted_at timestamptz, finished_at timestamptz, consent_checksum text,
             consented_at timestamptz)
-          WHERE t.id = u.id AND t.revision = u.expected_revision${fence('t')}${ownerFence('t')}
+          WHERE t.id = u.id AND t.revision = u.expected_revision${fence('t')}
             AND t.id = ANY(${ids})${locking ? ' AND t.id IN (SELECT id FROM locked)' : ''}
           RETURNING t.id)`,
     );
