@@ -16,6 +16,15 @@ import {
 } from 'bullmq';
 import { RESULTS_STREAM_MAXLEN, agencyQueueName, replyStream, resultsStreamKey } from './queues.js';
 import {
+  hasStepIds,
+  isLookupJob,
+  isLookupOutcome,
+  isStepCancelJob,
+  isStepJob,
+  isStepOutcome,
+} from './shapes.js';
+import { bind, describeHandlerError, stderrLogger, type AgencyWorkerLogger } from './worker-log.js';
+import {
   FACT_LOOKUP,
   LOOKUP_RESULT,
   STEP_CANCEL,
@@ -30,12 +39,7 @@ import {
   type StepResult,
 } from './steps.js';
 
-/** A structured logger (pino's signature: fields first, then the message). Never log fact values. */
-export interface AgencyWorkerLogger {
-  info(fields: Record<string, unknown>, message: string): void;
-  warn(fields: Record<string, unknown>, message: string): void;
-  error(fields: Record<string, unknown>, message: string): void;
-}
+export { describeHandlerError, type AgencyWorkerLogger } from './worker-log.js';
 
 export interface StepHandlerContext {
   /**
@@ -120,144 +124,7 @@ export const RESULT_JOB_OPTIONS: Readonly<JobsOptions> = Object.freeze({
   removeOnFail: { age: WEEK_SECONDS },
 });
 
-const OUTCOMES = new Set(['completed', 'pending', 'rejected', 'retryable-error']);
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-const isNonEmptyString = (value: unknown): value is string =>
-  typeof value === 'string' && value.length > 0;
-
-/** Does `value` have the shape of a StepOutcome? (Fact values are checked by leo.) */
-export function isStepOutcome(value: unknown): value is StepOutcome {
-  if (!isRecord(value) || typeof value.outcome !== 'string' || !OUTCOMES.has(value.outcome)) {
-    return false;
-  }
-  switch (value.outcome) {
-    case 'completed':
-      return (
-        isRecord(value.produced) &&
-        (value.reference === undefined || isNonEmptyString(value.reference))
-      );
-    case 'pending':
-      return (
-        isNonEmptyString(value.reference) &&
-        (value.expectedDecisionAt === undefined ||
-          (typeof value.expectedDecisionAt === 'string' &&
-            !Number.isNaN(Date.parse(value.expectedDecisionAt))))
-      );
-    case 'rejected':
-      return (
-        isNonEmptyString(value.code) &&
-        typeof value.reason === 'string' &&
-        (value.reference === undefined || isNonEmptyString(value.reference))
-      );
-    default:
-      return isNonEmptyString(value.code) && typeof value.reason === 'string';
-  }
-}
-
-/** Does `value` have the shape of a LookupOutcome? (Fact values are checked by leo.) */
-export function isLookupOutcome(value: unknown): value is LookupOutcome {
-  if (!isRecord(value)) return false;
-  if (value.outcome === 'found') {
-    return (
-      isRecord(value.facts) &&
-      (value.unavailable === undefined ||
-        (Array.isArray(value.unavailable) && value.unavailable.every(isNonEmptyString)))
-    );
-  }
-  return (
-    value.outcome === 'retryable-error' &&
-    isNonEmptyString(value.code) &&
-    typeof value.reason === 'string'
-  );
-}
-
-function isLookupJob(value: unknown): value is LookupJob {
-  return (
-    isRecord(value) &&
-    isNonEmptyString(value.lookupId) &&
-    isNonEmptyString(value.caseId) &&
-    Number.isInteger(value.attempt) &&
-    (value.attempt as number) >= 1 &&
-    isRecord(value.facts) &&
-    Array.isArray(value.factKeys) &&
-    value.factKeys.every(isNonEmptyString)
-  );
-}
-
-/** The ids a result needs; without them a job cannot be answered at all. */
-function hasStepIds(
-  value: unknown,
-): value is Record<string, unknown> & { stepRunId: string; attempt: number } {
-  return (
-    isRecord(value) &&
-    isNonEmptyString(value.stepRunId) &&
-    Number.isInteger(value.attempt) &&
-    (value.attempt as number) >= 1
-  );
-}
-
-function isStepJob(value: unknown): value is StepJob {
-  return (
-    hasStepIds(value) &&
-    isNonEmptyString(value.caseId) &&
-    isNonEmptyString(value.action) &&
-    isNonEmptyString(value.idempotencyKey) &&
-    isRecord(value.facts)
-  );
-}
-
-function isStepCancelJob(value: unknown): value is StepCancelJob {
-  return (
-    isRecord(value) &&
-    isNonEmptyString(value.stepRunId) &&
-    isNonEmptyString(value.action) &&
-    isNonEmptyString(value.idempotencyKey)
-  );
-}
-
-/** Logs to stderr as JSON lines, warnings and errors only. */
-const stderrLogger: AgencyWorkerLogger = {
-  info: () => undefined,
-  warn: (fields, message) => {
-    process.stderr.write(`${JSON.stringify({ level: 'warn', ...fields, msg: message })}\n`);
-  },
-  error: (fields, message) => {
-    process.stderr.write(`${JSON.stringify({ level: 'error', ...fields, msg: message })}\n`);
-  },
-};
-
-function bind(log: AgencyWorkerLogger, bound: Record<string, unknown>): AgencyWorkerLogger {
-  return {
-    info: (fields, message) => {
-      log.info({ ...bound, ...fields }, message);
-    },
-    warn: (fields, message) => {
-      log.warn({ ...bound, ...fields }, message);
-    },
-    error: (fields, message) => {
-      log.error({ ...bound, ...fields }, message);
-    },
-  };
-}
-
-/**
- * What may be logged of an error thrown by a handler: its name, a `code` if it has one, and
- * the stack without its first line. The message is left out: it may quote a fact value.
- */
-export function describeHandlerError(error: unknown): Record<string, unknown> {
-  if (!(error instanceof Error)) return { errorType: typeof error };
-  const code = (error as { code?: unknown }).code;
-  const frames = (error.stack ?? '').split('\n').filter((line) => /^\s+at /.test(line));
-  return {
-    errorName: error.name,
-    ...(typeof code === 'string' || typeof code === 'number' ? { errorCode: code } : {}),
-    ...(frames.length > 0 ? { stack: frames.slice(0, 10).join('\n') } : {}),
-  };
-}
+export { isLookupOutcome, isStepOutcome } from './shapes.js';
 
 class AttemptTimeout extends Error {
   constructor(readonly ms: number) {
