@@ -233,6 +233,16 @@ describe('the citizen API', () => {
     await waitForCase(leo.database, opened.id, ['completed']);
     const view = (await citizen.get(`/v1/cases/${opened.id}`).expect(200)).body as CaseView;
     expect(view.status).toBe('completed');
+    // The same submit again (a retry whose answer was lost) is accepted and changes nothing;
+    // a submit with another consent is refused.
+    const again = await citizen
+      .post(`/v1/cases/${opened.id}/submit`, { previewChecksum: preview.checksum })
+      .expect(202);
+    expect((again.body as CaseView).revision).toBe(view.revision);
+    const other = await citizen
+      .post(`/v1/cases/${opened.id}/submit`, { previewChecksum: 'another-checksum' })
+      .expect(409);
+    expect(other.body).toMatchObject({ code: 'case-not-open' });
     for (const step of view.steps.filter((s) => s.state === 'completed')) {
       expect(step.agencyReference).toEqual(expect.any(String));
     }

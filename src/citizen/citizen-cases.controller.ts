@@ -193,7 +193,7 @@ export class CitizenCasesController {
   @ApiOperation({
     summary: 'Submit with your consent to the preview named by its checksum',
     description:
-      'If anything the preview showed has changed since (a value, a source, the plan), the submit is refused with 409 preview-stale and nothing is sent: preview again.',
+      'If anything the preview showed has changed since (a value, a source, the plan), the submit is refused with 409 preview-stale and nothing is sent: preview again. Submitting again with the checksum the case was submitted with is accepted and changes nothing (a retry whose answer was lost).',
   })
   @ApiAcceptedResponse({ type: CaseViewDto })
   @ApiConflictResponse({

@@ -126,19 +126,21 @@ export class EngineService {
   /**
    * Submits an open case with the citizen's consent to its preview: refused (409, nothing
    * dispatched) when the case is not ready or its preview has changed since `previewChecksum`
-   * was shown. Its first steps are dispatched in the same write.
+   * was shown. Its first steps are dispatched in the same write. The same consent again, once
+   * submitted, is accepted and changes nothing (a retry whose answer was lost).
    */
   async submitCase(
     caseId: string,
     consent: { previewChecksum: string; subjectId?: string },
   ): Promise<void> {
-    changed(
-      await this.router.run(
-        { caseId },
-        { type: 'submit', previewChecksum: consent.previewChecksum },
-        consent.subjectId === undefined ? {} : { subjectId: consent.subjectId },
-      ),
+    const done = await this.router.run(
+      { caseId },
+      { type: 'submit', previewChecksum: consent.previewChecksum },
+      consent.subjectId === undefined ? {} : { subjectId: consent.subjectId },
     );
+    // Submitted before with this very consent (a retry): done, as the first time.
+    if (done.outcome === 'unchanged' && done.reason === 'already-submitted') return;
+    changed(done);
   }
 
   // ---- results --------------------------------------------------------------------------

@@ -758,8 +758,12 @@ describe('submit', () => {
       'pending',
       'pending',
     ]);
-    // Submitting twice is refused: the case is running.
-    expect(refused(driver.apply(input)).code).toBe('case-not-open');
+    // The same consent again changes nothing (a retry whose answer was lost); another is
+    // refused: the case is running.
+    expect(driver.apply(input)).toEqual({ outcome: 'unchanged', reason: 'already-submitted' });
+    expect(refused(driver.apply({ type: 'submit', previewChecksum: 'another' })).code).toBe(
+      'case-not-open',
+    );
   });
 
   it('skips a step whose condition is false as soon as it is known', () => {

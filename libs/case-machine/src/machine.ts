@@ -132,6 +132,14 @@ const HANDLERS: { [T in CaseInput['type']]: Handler<T> } = {
   },
 
   submit(draft, { previewChecksum }) {
+    // The same consent again (a retry whose first answer was lost, or a command its owner
+    // applied and died before answering): what it asked for is done, and nothing more happens.
+    if (
+      draft.caseRecord.submittedAt !== null &&
+      draft.caseRecord.consentChecksum === previewChecksum
+    ) {
+      return 'already-submitted';
+    }
     requireOpen(draft);
     const { definition, catalogue } = draft.env;
     const facts = draft.usable();
