@@ -18,6 +18,7 @@ const ERIK = '197311249986';
 interface CaseView {
   id: string;
   status: string;
+  revision: number;
   resolution?: {
     state: string;
     questions: Array<{ key: string }>;

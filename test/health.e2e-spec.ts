@@ -43,6 +43,10 @@ describe('health', () => {
     expect(Object.keys(json.body.paths)).toEqual(
       expect.arrayContaining(['/health/live', '/health/ready', '/v1/me', '/v1/dev/token']),
     );
+    // A request that changes a case documents the 503 of no engine taking it (decision 0020).
+    const paths = json.body.paths as Record<string, Record<string, { responses: object }>>;
+    expect(Object.keys(paths['/v1/cases/{id}/submit']?.post?.responses ?? {})).toContain('503');
+    expect(Object.keys(paths['/v1/cases/{id}']?.get?.responses ?? {})).not.toContain('503');
     const ui = await request(leo.app.getHttpServer()).get('/docs').expect(200);
     expect(ui.text).toContain('swagger');
   });

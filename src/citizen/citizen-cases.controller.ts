@@ -44,6 +44,7 @@ import {
   SubmitCaseDto,
 } from './citizen.dto.js';
 import { PageQueryDto } from '../common/page-query.dto.js';
+import { ApiEngineUnavailable } from '../common/api-responses.js';
 
 const MAX_WAIT_SECONDS = 10;
 const CaseIdParam = UuidParam('id');
@@ -82,6 +83,7 @@ export class CitizenCasesController {
   }
 
   @Post('cases')
+  @ApiEngineUnavailable()
   @ApiOperation({
     summary:
       'Start a life event: a case that reuses what is on file and looks up what agencies hold',
@@ -153,6 +155,7 @@ export class CitizenCasesController {
   }
 
   @Post('cases/:id/answers')
+  @ApiEngineUnavailable()
   @HttpCode(200)
   @ApiOperation({
     summary: 'Answer questions of an open case (or correct an answer): each value is validated',
@@ -189,6 +192,7 @@ export class CitizenCasesController {
   }
 
   @Post('cases/:id/submit')
+  @ApiEngineUnavailable()
   @HttpCode(202)
   @ApiOperation({
     summary: 'Submit with your consent to the preview named by its checksum',
@@ -212,6 +216,7 @@ export class CitizenCasesController {
   }
 
   @Post('cases/:id/cancel')
+  @ApiEngineUnavailable()
   @HttpCode(200)
   @ApiOperation({ summary: 'Cancel your case: nothing more is sent; agencies at work are told' })
   @ApiOkResponse({ type: CaseViewDto })
@@ -225,6 +230,7 @@ export class CitizenCasesController {
   }
 
   @Post('cases/:id/tasks/:stepId/complete')
+  @ApiEngineUnavailable()
   @HttpCode(200)
   @ApiOperation({ summary: 'Complete a task the case waits for you to do (sign, pay, upload)' })
   @ApiOkResponse({ type: CaseViewDto })

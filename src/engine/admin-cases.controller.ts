@@ -21,6 +21,7 @@ import {
 } from './admin-cases.dto.js';
 import { EngineRepository } from './engine.repository.js';
 import { EngineService } from './engine.service.js';
+import { ApiEngineUnavailable } from '../common/api-responses.js';
 
 const CaseId = new ParseUUIDPipe({
   exceptionFactory: () =>
@@ -96,6 +97,7 @@ export class AdminCasesController {
   }
 
   @Post(':id/steps/:stepId/retry')
+  @ApiEngineUnavailable()
   @HttpCode(200)
   @ApiOperation({ summary: 'Retry a failed step with a fresh set of attempts; the case resumes' })
   @ApiOkResponse({ type: CaseDetailDto })
@@ -111,6 +113,7 @@ export class AdminCasesController {
   }
 
   @Post(':id/cancel')
+  @ApiEngineUnavailable()
   @HttpCode(200)
   @ApiOperation({
     summary: 'Cancel a case: nothing more starts; agencies with steps in flight are told',

@@ -11,6 +11,7 @@ import { CurrentPrincipal } from '../auth/current-principal.decorator.js';
 import type { Principal } from '../auth/principal.js';
 import { AgencyDecisionDto, DecisionAcceptedDto } from './agency-decisions.dto.js';
 import { EngineService } from './engine.service.js';
+import { ApiEngineUnavailable } from '../common/api-responses.js';
 
 @ApiTags('agency')
 @Roles('agency')
@@ -19,6 +20,7 @@ export class AgencyDecisionsController {
   constructor(private readonly engine: EngineService) {}
 
   @Post()
+  @ApiEngineUnavailable()
   @HttpCode(200)
   @ApiOperation({
     summary: 'Report the decision on one of your steps that is awaiting a decision',
