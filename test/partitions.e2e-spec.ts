@@ -49,6 +49,14 @@ interface Row {
   epoch: string;
 }
 
+/** A new subject whose register facts are on file (no look-up needed to resolve a case). */
+async function subjectOnFile(leo: TestApp): Promise<string> {
+  const repository = leo.app.get(EngineRepository);
+  const subjectId = await repository.createSubject();
+  await seedRegisterFacts(repository, leo.app.get(HousekeepingRepository), subjectId);
+  return subjectId;
+}
+
 const rows = (database: TestDatabase): Promise<Row[]> =>
   sql<Row>(database, 'SELECT partition, owner, epoch FROM engine_partitions ORDER BY partition');
 
@@ -138,9 +146,7 @@ describe('partitions', () => {
     // its lease). B still believes it holds it until its next round, but cannot commit to its
     // cases: the input is refused as unavailable (503) and the case is left as it was.
     const engineB = b.app.get(EngineService);
-    const repository = b.app.get(EngineRepository);
-    const subjectId = await repository.createSubject();
-    await seedRegisterFacts(repository, b.app.get(HousekeepingRepository), subjectId);
+    const subjectId = await subjectOnFile(b);
     const opened = await engineB.openCase({
       subjectId,
       lifeEventKey: 'start-business',
@@ -195,9 +201,7 @@ describe('partitions', () => {
   it('takes an input from an api process to the engine that owns its case', async () => {
     const api = await start('api');
     const engine = api.app.get(EngineService);
-    const repository = api.app.get(EngineRepository);
-    const subjectId = await repository.createSubject();
-    await seedRegisterFacts(repository, api.app.get(HousekeepingRepository), subjectId);
+    const subjectId = await subjectOnFile(api);
     const opened = await engine.openCase({
       subjectId,
       lifeEventKey: 'start-business',
@@ -291,8 +295,7 @@ describe("the owner's copy of a case, for reads", () => {
     const engine = leo.app.get(EngineService);
     const repository = leo.app.get(EngineRepository);
     const runner = leo.app.get(CaseRunner);
-    const subjectId = await repository.createSubject();
-    await seedRegisterFacts(repository, leo.app.get(HousekeepingRepository), subjectId);
+    const subjectId = await subjectOnFile(leo);
     const { caseId } = await openResolvedCase(engine, repository, { subjectId });
     await submitWithConsent(engine, caseId);
     await waitForStep(leo.database, caseId, 'register-sole-trader', 'dispatched');

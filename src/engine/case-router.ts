@@ -6,11 +6,14 @@ import { sqlStateOf } from '../common/database-error.js';
 import { DomainError, type ErrorKind, type FieldProblem } from '../common/domain-error.js';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import { Metrics } from '../observability/metrics.js';
-import { CaseRunner, NotOwnerError, type CaseAddress, type RunOutcome } from './case-runner.js';
+import { CaseRunner, NotOwnerError, type RunOutcome } from './case-runner.js';
 import { EngineBus } from './engine-bus.js';
-import { EngineRepository } from './engine.repository.js';
+import { EngineRepository, type LoadedCase } from './engine.repository.js';
 import { PartitionLeases } from './partition-leases.js';
 import { partitionOf } from './partitioning.js';
+
+/** How an input finds its case: by the case's id, or one of its step runs' or look-ups'. */
+export type CaseAddress = { caseId: string } | { stepRunId: string } | { lookupId: string };
 
 /** What became of an input, as its sender learns it (in this process or from the owner's). */
 export type Outcome =
@@ -90,27 +93,33 @@ export class CaseRouter {
     }
   }
 
-  /** Applies `input` to the case at `address`, at the owner of its partition. */
+  /**
+   * Applies `input` to the case at `address`, at the owner of its partition. A case found by
+   * one of its step runs or look-ups that is not kept here is read once to find it (the read
+   * is the owner's state, if the owner is this process).
+   */
   async run(
     address: CaseAddress,
     input: CaseInput,
     options: { subjectId?: string } = {},
   ): Promise<Outcome> {
-    const caseId = await this.caseIdOf(address);
-    if (caseId === undefined) return { outcome: 'not-found' };
     const subjectId = options.subjectId;
-    return this.route(caseId, () => this.runner.run({ caseId }, input, options), {
-      kind: 'run',
-      caseId,
-      input,
-      ...(subjectId === undefined ? {} : { subjectId }),
-    });
-  }
-
-  private async caseIdOf(address: CaseAddress): Promise<string | undefined> {
-    if ('caseId' in address) return address.caseId;
-    const id = 'stepRunId' in address ? address.stepRunId : address.lookupId;
-    return this.runner.caseOf(id) ?? (await this.repository.caseIdOf(address)) ?? undefined;
+    let caseId =
+      'caseId' in address
+        ? address.caseId
+        : this.runner.caseOf('stepRunId' in address ? address.stepRunId : address.lookupId);
+    let loaded: LoadedCase | undefined;
+    if (caseId === undefined) {
+      loaded = (await this.repository.loadCase(address, subjectId)) ?? undefined;
+      if (!loaded) return { outcome: 'not-found' };
+      caseId = loaded.caseRecord.id;
+    }
+    const id = caseId;
+    return this.route(
+      id,
+      () => this.runner.run(id, input, { ...options, ...(loaded ? { loaded } : {}) }),
+      { kind: 'run', caseId: id, input, ...(subjectId === undefined ? {} : { subjectId }) },
+    );
   }
 
   private async route(
@@ -224,7 +233,7 @@ export class CaseRouter {
         forwarded.kind === 'open'
           ? await this.openHere(forwarded.input)
           : await this.runner.run(
-              { caseId },
+              caseId,
               forwarded.input,
               forwarded.subjectId === undefined ? {} : { subjectId: forwarded.subjectId },
             );

@@ -39,9 +39,6 @@ export class NotOwnerError extends Error {
   }
 }
 
-/** How an input finds its case: by the case's id, or one of its step runs' or look-ups'. */
-export type CaseAddress = { caseId: string } | { stepRunId: string } | { lookupId: string };
-
 /** What became of an input: its case's decision, or no such case. */
 export type RunOutcome = { outcome: 'not-found' } | (Decision & { caseId: string });
 
@@ -189,26 +186,16 @@ export class CaseRunner {
   }
 
   /**
-   * Applies `input` to the case at `address`, in its turn. With `subjectId`, a case of another
-   * subject is not found (a citizen learns nothing of others').
+   * Applies `input` to case `caseId`, in its turn (`loaded`: the case as read to find it, if
+   * it was). With `subjectId`, a case of another subject is not found (a citizen learns nothing
+   * of others').
    */
   async run(
-    address: CaseAddress,
+    caseId: string,
     input: CaseInput,
-    options: { subjectId?: string } = {},
+    options: { subjectId?: string; loaded?: LoadedCase } = {},
   ): Promise<RunOutcome> {
-    const subjectId = options.subjectId;
-    let caseId =
-      'caseId' in address
-        ? address.caseId
-        : this.cache.caseOf('stepRunId' in address ? address.stepRunId : address.lookupId);
-    let loaded: LoadedCase | undefined;
-    if (caseId === undefined) {
-      // Only the case knows its step runs and look-ups: read it to find its mailbox.
-      loaded = (await this.repository.loadCase(address, subjectId)) ?? undefined;
-      if (!loaded) return { outcome: 'not-found' };
-      caseId = loaded.caseRecord.id;
-    }
+    const { subjectId, loaded } = options;
     const id = caseId;
     const done = new Promise<Turned>((resolve, reject) => {
       const queue = this.pending.get(id) ?? [];

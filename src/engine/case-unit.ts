@@ -111,20 +111,12 @@ export function fold(chain: readonly Changed[]): Changed {
 function toOutbox(effect: Effect, replyTo: string | undefined): OutboxMessage[] {
   switch (effect.type) {
     case 'dispatch-step':
-      return [
-        {
-          queue: agencyQueueName(effect.agency),
-          jobName: STEP_EXECUTE,
-          jobId: effect.jobId,
-          payload: replyTo === undefined ? effect.job : { ...effect.job, replyTo },
-          availableAt: effect.availableAt,
-        },
-      ];
     case 'request-lookup':
+      // An agency job: answered on its case's partition's results stream (decision 0020).
       return [
         {
           queue: agencyQueueName(effect.agency),
-          jobName: FACT_LOOKUP,
+          jobName: effect.type === 'dispatch-step' ? STEP_EXECUTE : FACT_LOOKUP,
           jobId: effect.jobId,
           payload: replyTo === undefined ? effect.job : { ...effect.job, replyTo },
           availableAt: effect.availableAt,

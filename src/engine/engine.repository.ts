@@ -4,7 +4,6 @@ import type pg from 'pg';
 import { DataSource, type EntityManager } from 'typeorm';
 import { uuidv7 } from '../common/uuid.js';
 import { Batcher, eachAloneOnFailure } from '../database/batcher.js';
-import { UUID_PATTERN } from '../common/cursor.js';
 import { preparedQuery } from '../database/prepared.js';
 import type { StepState } from '#workflow';
 import {
@@ -311,17 +310,6 @@ export class EngineRepository {
       [subjectId],
     );
     return Number(row?.revision ?? -1);
-  }
-
-  /** The case a step run or look-up belongs to (where its inputs go: decision 0020). */
-  async caseIdOf(by: { stepRunId: string } | { lookupId: string }): Promise<string | null> {
-    const [name, text, key] =
-      'stepRunId' in by
-        ? ['case-of-step-run', 'SELECT case_id FROM step_runs WHERE id = $1', by.stepRunId]
-        : ['case-of-lookup', 'SELECT case_id FROM lookups WHERE id = $1', by.lookupId];
-    if (!UUID_PATTERN.test(key.toLowerCase())) return null;
-    const [row] = await this.prepared<{ case_id: string }>(name, text, [key]);
-    return row?.case_id ?? null;
   }
 
   /**
