@@ -107,7 +107,14 @@ export async function startBenchInfra(
       database: 'postgres',
       log,
       ...(options.statements
-        ? { settings: { shared_preload_libraries: 'pg_stat_statements' } }
+        ? {
+            settings: {
+              shared_preload_libraries: 'pg_stat_statements',
+              // Planning time apart from execution: a statement planned anew at every call
+              // shows here (the commit statements are custom-planned).
+              'pg_stat_statements.track_planning': 'on',
+            },
+          }
         : {}),
     });
     services.push(postgres);

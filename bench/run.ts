@@ -185,6 +185,8 @@ interface PhaseReport {
   apiLatencyMs: { create: Percentiles; preview: Percentiles; submit: Percentiles };
   previewRetries: number;
   dispatchLatencyMs: Percentiles;
+  /** From the agency's receipt of a step to the engine's applying its answer. */
+  replyLatencyMs: Percentiles;
   cpuMs: Record<string, number>;
   cpuMsPerCase: Record<string, number>;
   cpuMsPerProcess: Array<{ role: string; pid: number; cpuMs: number; cpuMsPerCase: number }>;
@@ -309,7 +311,10 @@ async function measurePhase(
         submit: percentiles(succeeded.map((o) => o.timings?.submitMs ?? 0)),
       },
       previewRetries: succeeded.reduce((sum, o) => sum + (o.timings?.previewRetries ?? 0), 0),
-      dispatchLatencyMs: percentiles(await dispatchLatencies(db, ids)),
+      ...(await dispatchLatencies(db, ids).then(({ dispatch, reply }) => ({
+        dispatchLatencyMs: percentiles(dispatch),
+        replyLatencyMs: percentiles(reply),
+      }))),
       cpuMs: {
         leo: round(leoMs),
         postgres: round(postgresMs),
@@ -364,6 +369,7 @@ function summaryLine(r: PhaseReport): string {
     `create p50/p99 ${fmt(r.apiLatencyMs.create.p50)}/${fmt(r.apiLatencyMs.create.p99)} ms, ` +
     `submit ${fmt(r.apiLatencyMs.submit.p50)}/${fmt(r.apiLatencyMs.submit.p99)} ms, ` +
     `dispatch ${fmt(r.dispatchLatencyMs.p50)}/${fmt(r.dispatchLatencyMs.p99)} ms, ` +
+    `reply ${fmt(r.replyLatencyMs.p50)}/${fmt(r.replyLatencyMs.p99)} ms, ` +
     `peak RSS ${rss} MiB, check ${r.check.ok ? 'ok' : `FAILED (${r.check.problems.join('; ')})`}${vs}`
   );
 }
@@ -406,6 +412,8 @@ function phaseFigures(r: PhaseReport): Figures {
     'submit p99 ms': r.apiLatencyMs.submit.p99,
     'dispatch p50 ms': r.dispatchLatencyMs.p50,
     'dispatch p99 ms': r.dispatchLatencyMs.p99,
+    'reply p50 ms': r.replyLatencyMs.p50,
+    'reply p99 ms': r.replyLatencyMs.p99,
     'throughput vs baseline ×': r.vsBaseline?.throughput,
     'CPU/case vs baseline ×': r.vsBaseline?.cpuPerCase,
   };

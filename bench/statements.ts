@@ -14,10 +14,13 @@ export interface StatementProfile {
   postgres: {
     callsPerCase: number;
     msPerCase: number;
+    /** Of msPerCase, the time spent planning (pg_stat_statements.track_planning). */
+    planMsPerCase: number;
     top: Array<{
       statement: string;
       callsPerCase: number;
       msPerCase: number;
+      planMsPerCall: number;
       msPerCall: number;
       rowsPerCall: number;
     }>;
@@ -63,9 +66,11 @@ export async function readStatements(
     query: string;
     calls: string;
     ms: number;
+    plan_ms: number;
     rows: string;
   }>(
-    `SELECT query, calls::text, total_exec_time + total_plan_time AS ms, rows::text
+    `SELECT query, calls::text, total_exec_time + total_plan_time AS ms,
+            total_plan_time AS plan_ms, rows::text
        FROM pg_stat_statements
       WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
         AND query NOT LIKE '%pg_stat_statements%'
@@ -73,6 +78,7 @@ export async function readStatements(
   );
   const pgCalls = rows.reduce((sum, r) => sum + Number(r.calls), 0);
   const pgMs = rows.reduce((sum, r) => sum + r.ms, 0);
+  const planMs = rows.reduce((sum, r) => sum + r.plan_ms, 0);
 
   const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   let info = '';
@@ -92,10 +98,12 @@ export async function readStatements(
     postgres: {
       callsPerCase: round(pgCalls / n),
       msPerCase: round(pgMs / n),
+      planMsPerCase: round(planMs / n),
       top: rows.slice(0, TOP).map((r) => ({
         statement: label(r.query),
         callsPerCase: round(Number(r.calls) / n),
         msPerCase: round(r.ms / n),
+        planMsPerCall: round(r.plan_ms / Math.max(1, Number(r.calls))),
         msPerCall: round(r.ms / Math.max(1, Number(r.calls))),
         rowsPerCall: round(Number(r.rows) / Math.max(1, Number(r.calls))),
       })),
@@ -116,11 +124,11 @@ export async function readStatements(
 export function statementLines(profile: StatementProfile): string[] {
   const { postgres, redis } = profile;
   return [
-    `  postgres: ${String(postgres.callsPerCase)} statements/case, ${String(postgres.msPerCase)} ms/case in them`,
-    '    calls/case  ms/case  ms/call  rows/call  statement',
+    `  postgres: ${String(postgres.callsPerCase)} statements/case, ${String(postgres.msPerCase)} ms/case in them (planning ${String(postgres.planMsPerCase)})`,
+    '    calls/case  ms/case  ms/call  of which plan  rows/call  statement',
     ...postgres.top.map(
       (s) =>
-        `    ${String(s.callsPerCase).padStart(10)}  ${String(s.msPerCase).padStart(7)}  ${String(s.msPerCall).padStart(7)}  ${String(s.rowsPerCall).padStart(9)}  ${s.statement}`,
+        `    ${String(s.callsPerCase).padStart(10)}  ${String(s.msPerCase).padStart(7)}  ${String(s.msPerCall).padStart(7)}  ${String(s.planMsPerCall).padStart(13)}  ${String(s.rowsPerCall).padStart(9)}  ${s.statement}`,
     ),
     `  redis: ${String(redis.callsPerCase)} commands/case, ${String(redis.usPerCase)} µs/case in them`,
     '    calls/case  µs/case  command',
