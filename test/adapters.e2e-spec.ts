@@ -18,6 +18,7 @@ import {
 } from '#agency-contract';
 import { FORMAT_CHECKS } from '#facts';
 import { MockAgenciesService } from '../src/adapters/mock-agencies.service.js';
+import { MockLedgerRepository, type NewEffect } from '../src/adapters/mock-ledger.repository.js';
 import { redisOptions } from '../src/queue/redis-connection.js';
 import {
   createTestDatabase,
@@ -269,6 +270,47 @@ describe('the mock agencies, on real Redis and Postgres', () => {
     const { requests, effects } = await ledger(leo, job.idempotencyKey);
     expect(requests).toHaveLength(2);
     expect(effects).toHaveLength(1);
+  });
+
+  it("records deliveries that arrive together in one statement, each key's effect once and each request kept", async () => {
+    const repository = leo.app.get(MockLedgerRepository);
+    const effect = (job: StepJob, reference: string): NewEffect => {
+      sent.push(job); // as every delivery here: the minimisation check below reads them all
+      return {
+        agency: 'skatteverket',
+        job,
+        reference,
+        outcome: { outcome: 'completed', reference },
+      };
+    };
+    const earlier = stepJob('register-vat', SOLE_TRADER);
+    await repository.recordEffect(effect(earlier, 'SKV-earlier'));
+    const fresh = [1, 2, 3].map(() => stepJob('register-vat', SOLE_TRADER));
+    const twice = stepJob('register-vat', SOLE_TRADER);
+    // All in one tick: one batch, with a key already made and a key delivered twice in it.
+    const outcomes = await Promise.all([
+      ...fresh.map((job, i) => repository.recordEffect(effect(job, `SKV-fresh-${String(i)}`))),
+      repository.recordEffect(effect(twice, 'SKV-twice-1')),
+      repository.recordEffect(effect({ ...twice, attempt: 2 }, 'SKV-twice-2')),
+      repository.recordEffect(effect({ ...earlier, attempt: 2 }, 'SKV-earlier-again')),
+    ]);
+    expect(outcomes.map((o) => [o.created, o.effect.reference])).toEqual([
+      [true, 'SKV-fresh-0'],
+      [true, 'SKV-fresh-1'],
+      [true, 'SKV-fresh-2'],
+      [true, 'SKV-twice-1'],
+      [false, 'SKV-twice-1'],
+      [false, 'SKV-earlier'],
+    ]);
+    for (const [job, requests] of [
+      [fresh[0], 1],
+      [twice, 2],
+      [earlier, 2],
+    ] as const) {
+      const recorded = await ledger(leo, job?.idempotencyKey ?? '');
+      expect(recorded.requests).toHaveLength(requests);
+      expect(recorded.effects).toHaveLength(1);
+    }
   });
 
   it('gives each limited company a new valid number, the same one for every attempt of one registration', async () => {

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
+import { Batcher, eachAloneOnFailure } from '../database/batcher.js';
 import { preparedQuery } from '../database/prepared.js';
 import type { FactValue, LookupJob, StepJob, StepOutcome } from '#agency-contract';
 import { organisationNumberFromSequence } from './organisation-number.js';
@@ -119,6 +120,16 @@ function toEffect(row: EffectRow): EffectRecord {
 /** The ledger in Postgres (raw SQL on the tables of the engine migration). */
 @Injectable()
 export class MockLedgerRepository implements MockLedger {
+  /**
+   * Deliveries that arrive together are recorded together (group commit, decision 0014): one
+   * statement for the requests and effects of all the agencies' workers, as an agency's own
+   * ledger would take them, instead of one each.
+   */
+  private readonly deliveries = new Batcher<NewEffect, { effect: EffectRecord; created: boolean }>(
+    (effects) => eachAloneOnFailure(effects, (batch) => this.recordEffects(batch)),
+    { maxBatch: 64, maxInFlight: 2 },
+  );
+
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
   async recordRequest(agency: string, job: StepJob): Promise<EffectRecord | undefined> {
@@ -174,7 +185,101 @@ export class MockLedgerRepository implements MockLedger {
     return rows[0]?.address ?? undefined;
   }
 
-  async recordEffect(effect: NewEffect): Promise<{ effect: EffectRecord; created: boolean }> {
+  recordEffect(effect: NewEffect): Promise<{ effect: EffectRecord; created: boolean }> {
+    return this.deliveries.submit(effect);
+  }
+
+  /**
+   * One statement for many deliveries: each request, each effect that is the first under its
+   * key, and for the others the effect that stands (the statement's snapshot predates its
+   * inserts, so that is the earlier one). Two deliveries of one key are never in one statement:
+   * the later ones are recorded after it, each in a statement of its own.
+   */
+  private async recordEffects(
+    effects: readonly NewEffect[],
+  ): Promise<Array<{ effect: EffectRecord; created: boolean }>> {
+    const seen = new Set<string>();
+    const first: number[] = [];
+    const later: number[] = [];
+    effects.forEach((e, i) => {
+      const key = `${e.agency} ${e.job.idempotencyKey}`;
+      (seen.has(key) ? later : first).push(i);
+      seen.add(key);
+    });
+    const rows = await preparedQuery<EffectRow & { ord: number; created: boolean }>(
+      this.dataSource,
+      'mock-record-deliveries',
+      `WITH d AS MATERIALIZED (
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS d(ord int, agency text,
+           idempotency_key text, action text, step_run_id uuid, attempt int, reference text,
+           outcome jsonb, decision_due_at timestamptz, facts jsonb)),
+       request AS (
+         INSERT INTO mock_agency_requests (agency, action, idempotency_key, step_run_id, attempt, facts)
+         SELECT agency, action, idempotency_key, step_run_id, attempt, facts FROM d ORDER BY ord),
+       made AS (
+         INSERT INTO mock_agency_effects
+           (agency, idempotency_key, action, step_run_id, attempt, reference, outcome, decision_due_at)
+         SELECT agency, idempotency_key, action, step_run_id, attempt, reference, outcome,
+           decision_due_at FROM d ORDER BY ord
+         ON CONFLICT (agency, idempotency_key) DO NOTHING
+         RETURNING ${EFFECT_COLUMNS})
+       SELECT d.ord, true AS created, m.* FROM d
+         JOIN made m ON m.agency = d.agency AND m.idempotency_key = d.idempotency_key
+       UNION ALL
+       SELECT d.ord, false AS created, e.agency, e.idempotency_key, e.action, e.step_run_id,
+           e.attempt, e.reference, e.outcome, e.decision, e.decision_due_at
+         FROM d JOIN mock_agency_effects e
+           ON e.agency = d.agency AND e.idempotency_key = d.idempotency_key
+        WHERE NOT EXISTS (SELECT 1 FROM made m
+                           WHERE m.agency = d.agency AND m.idempotency_key = d.idempotency_key)`,
+      [
+        JSON.stringify(
+          first.map((i) => {
+            const { agency, job, reference, outcome, decisionDueAt } = effects[i] as NewEffect;
+            return {
+              ord: i,
+              agency,
+              idempotency_key: job.idempotencyKey,
+              action: job.action,
+              step_run_id: job.stepRunId,
+              attempt: job.attempt,
+              reference,
+              outcome,
+              decision_due_at: decisionDueAt?.toISOString() ?? null,
+              facts: job.facts,
+            };
+          }),
+        ),
+      ],
+    );
+    const byOrd = new Map(rows.map((row) => [row.ord, row]));
+    const results: Array<{ effect: EffectRecord; created: boolean } | undefined> = effects.map(
+      (_, i) => {
+        const row = byOrd.get(i);
+        return row ? { effect: toEffect(row), created: row.created } : undefined;
+      },
+    );
+    const inBatch = new Set(first);
+    for (const [i, result] of results.entries()) {
+      if (result !== undefined) continue;
+      const effect = effects[i] as NewEffect;
+      // Its request is recorded; only the effect that stands is still to be read.
+      results[i] = inBatch.has(i)
+        ? {
+            effect: await this.standingEffect(effect.agency, effect.job.idempotencyKey),
+            created: false,
+          }
+        : await this.recordOne(effect);
+    }
+    return results as Array<{ effect: EffectRecord; created: boolean }>;
+  }
+
+  /**
+   * One delivery alone: a later one of a key already in the batch, or one whose key another
+   * delivery's commit took while the batch's statement waited on it (the insert did nothing,
+   * and that statement's snapshot could not read the effect that stands).
+   */
+  private async recordOne(effect: NewEffect): Promise<{ effect: EffectRecord; created: boolean }> {
     const { agency, job } = effect;
     // One statement: the request, the effect if it is the first under its key, and the effect
     // that stands (its snapshot predates the insert, so it is the earlier one when there is one).
@@ -208,17 +313,23 @@ export class MockLedgerRepository implements MockLedger {
     );
     const row = rows[0];
     if (row) return { effect: toEffect(row), created: row.created };
-    // The same key delivered twice at once: the insert waited for the other delivery's commit
-    // and did nothing, but this statement's snapshot predates that commit, so it could not read
-    // the effect that stands. A new statement (a new snapshot) can.
+    return { effect: await this.standingEffect(agency, job.idempotencyKey), created: false };
+  }
+
+  /**
+   * The same key delivered twice at once: the insert waited for the other delivery's commit and
+   * did nothing, but the statement's snapshot predates that commit, so it could not read the
+   * effect that stands. A new statement (a new snapshot) can.
+   */
+  private async standingEffect(agency: string, idempotencyKey: string): Promise<EffectRecord> {
     const [standing] = await preparedQuery<EffectRow>(
       this.dataSource,
       'mock-effect-by-key',
       `SELECT ${EFFECT_COLUMNS} FROM mock_agency_effects WHERE agency = $1 AND idempotency_key = $2`,
-      [agency, job.idempotencyKey],
+      [agency, idempotencyKey],
     );
     if (!standing) throw new Error('an effect conflicted on its key but could not be read back');
-    return { effect: toEffect(standing), created: false };
+    return toEffect(standing);
   }
 
   async advanceAttempt(agency: string, idempotencyKey: string, attempt: number): Promise<void> {
