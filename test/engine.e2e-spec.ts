@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { randomUUID } from 'node:crypto';
 import type { StepResult } from '#agency-contract';
 import { FORMAT_NORMALISERS } from '#facts';
 import { Redis } from 'ioredis';
@@ -467,6 +468,55 @@ describe('the engine', () => {
     await waitForCase(caseId, ['completed']);
     const notice = received().filter((j) => j.caseId === caseId && j.stepId === 'business-notice');
     expect(notice.map((j) => j.facts['person.address'])).toEqual([moved]);
+  });
+
+  it('reads the facts and revisions of many subjects together, each caller getting its own', async () => {
+    const repository = leo.app.get(EngineRepository);
+    const [moving, staying] = [await repository.createSubject(), await repository.createSubject()];
+    const address = { street: 'Storgatan 1', postalCode: '111 22', town: 'Stockholm' };
+    await leo.app
+      .get(HousekeepingRepository)
+      .transaction((manager) =>
+        repository.insertFacts(manager, [
+          { subjectId: moving, factKey: 'person.address', value: address, source: 'citizen' },
+        ]),
+      );
+    // In one tick, so in one batch: one subject twice, another without facts, and none at all.
+    const [first, second, empty, missing, revisions] = await Promise.all([
+      repository.subjectFacts(moving),
+      repository.subjectFacts(moving),
+      repository.subjectFacts(staying),
+      repository.subjectFacts('no-such-subject'),
+      Promise.all([moving, staying, 'no-such-subject'].map((id) => repository.factsRevision(id))),
+    ]);
+    expect(first.facts.get('person.address')?.value).toEqual(address);
+    expect(first.revision).toBeGreaterThan(0);
+    expect(second.revision).toBe(first.revision);
+    expect(second.facts).not.toBe(first.facts);
+    expect([empty.facts.size, empty.revision]).toEqual([0, 0]);
+    expect([missing.facts.size, missing.revision]).toEqual([0, 0]);
+    expect(revisions).toEqual([first.revision, 0, -1]);
+  });
+
+  it('finds or creates the subjects of many identities together, one subject per identity', async () => {
+    const repository = leo.app.get(EngineRepository);
+    const known = `digest-${randomUUID()}`;
+    const knownId = await repository.subjectByDigest(known);
+    const fresh = `digest-${randomUUID()}`;
+    // In one tick, so in one batch: a known identity, a new one asked for twice.
+    const ids = await Promise.all([
+      repository.subjectByDigest(known),
+      repository.subjectByDigest(fresh),
+      repository.subjectByDigest(fresh),
+    ]);
+    expect(ids[0]).toBe(knownId);
+    expect(ids[1]).toBe(ids[2]);
+    expect(ids[1]).not.toBe(knownId);
+    const rows = await sql<{ id: string }>(
+      'SELECT id FROM subjects WHERE identity_digest = ANY($1::text[]) ORDER BY id',
+      [[known, fresh]],
+    );
+    expect(rows.map((r) => r.id).sort()).toEqual([knownId, ids[1]].sort());
   });
 
   it('writes the answers of parallel steps that arrive together as one change, each applied once', async () => {

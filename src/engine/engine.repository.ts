@@ -2,9 +2,14 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type pg from 'pg';
 import { DataSource, type EntityManager } from 'typeorm';
-import { uuidv7 } from '../common/uuid.js';
 import { Batcher, eachAloneOnFailure } from '../database/batcher.js';
 import { preparedQuery } from '../database/prepared.js';
+import {
+  findOrCreateSubjects,
+  readFactsRevisions,
+  readSubjectsFacts,
+  type NamedQuery,
+} from './subject-rows.js';
 import type { StepState } from '#workflow';
 import {
   commitCasesStatement,
@@ -106,7 +111,42 @@ export class EngineRepository {
     },
   );
 
+  /**
+   * The facts revisions of the subjects of cases read from the owner's copy (CaseRunner.current),
+   * many in one statement: in a burst every citizen's read asks for one.
+   */
+  private readonly revisions = new Batcher<string, number>(
+    async (subjectIds) =>
+      (await readFactsRevisions(this.sql, subjectIds)).map((value) => ({
+        status: 'fulfilled',
+        value,
+      })),
+    BATCH_LIMITS,
+  );
+
+  /** The facts of the subjects of cases being opened, many in one statement (one snapshot). */
+  private readonly subjectsFacts = new Batcher<
+    string,
+    { facts: Map<string, FactRecord>; revision: number }
+  >(
+    async (subjectIds) =>
+      (await readSubjectsFacts(this.sql, subjectIds)).map((value) => ({
+        status: 'fulfilled',
+        value,
+      })),
+    BATCH_LIMITS,
+  );
+
+  /** The subjects of citizens opening cases, found or created many in one statement. */
+  private readonly subjects = new Batcher<string, string>(
+    (digests) => eachAloneOnFailure(digests, (batch) => findOrCreateSubjects(this.sql, batch)),
+    BATCH_LIMITS,
+  );
+
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
+
+  /** Named statements for the subject reads (subject-rows.ts). */
+  private readonly sql: NamedQuery = (name, text, values) => this.prepared(name, text, values);
 
   /**
    * Tells `observe` the size of each batch of reads or changes as it starts (a metric); returns
@@ -302,14 +342,9 @@ export class EngineRepository {
     return this.loads.submit({ kind, key, subjectId: subjectId ?? null });
   }
 
-  /** A subject's facts revision (decision 0019). */
-  async factsRevision(subjectId: string): Promise<number> {
-    const [row] = await this.prepared<{ revision: string }>(
-      'subject-facts-revision',
-      'SELECT facts_revision AS revision FROM subjects WHERE id = $1',
-      [subjectId],
-    );
-    return Number(row?.revision ?? -1);
+  /** A subject's facts revision (decision 0019); -1 for no such subject. */
+  factsRevision(subjectId: string): Promise<number> {
+    return this.revisions.submit(subjectId);
   }
 
   /**
@@ -369,25 +404,8 @@ export class EngineRepository {
    * The subject's current value of each fact and the revision they were read at, in one
    * statement (one snapshot): what a new case of the subject is decided on.
    */
-  async subjectFacts(
-    subjectId: string,
-  ): Promise<{ facts: Map<string, FactRecord>; revision: number }> {
-    const rows = await this.prepared<{ facts: FactRow[]; revision: string | null }>(
-      'subject-facts',
-      `SELECT (SELECT facts_revision FROM subjects WHERE id = $1) AS revision,
-         (SELECT coalesce(json_agg(f), '[]') FROM (
-            SELECT DISTINCT ON (fact_key) * FROM fact_records
-             WHERE subject_id = $1 ORDER BY fact_key, created_at DESC, id) f) AS facts`,
-      [subjectId],
-    );
-    const row = rows[0];
-    const facts = (row?.facts ?? []).map((f) =>
-      toFact(withDates(f as unknown as Record<string, unknown>) as unknown as FactRow),
-    );
-    return {
-      facts: new Map(facts.map((f) => [f.factKey, f])),
-      revision: Number(row?.revision ?? 0),
-    };
+  subjectFacts(subjectId: string): Promise<{ facts: Map<string, FactRecord>; revision: number }> {
+    return this.subjectsFacts.submit(subjectId);
   }
 
   /**
@@ -416,19 +434,8 @@ export class EngineRepository {
   // ---- subjects -------------------------------------------------------------------------
 
   /** The subject with this identity digest, created on first sight (concurrently safe). */
-  async subjectByDigest(digest: string): Promise<string> {
-    const rows = await this.prepared<{ id: string }>(
-      'subject-by-digest',
-      `WITH created AS (
-         INSERT INTO subjects (id, identity_digest) VALUES ($2, $1)
-         ON CONFLICT (identity_digest) DO NOTHING RETURNING id)
-       SELECT id FROM created UNION ALL SELECT id FROM subjects WHERE identity_digest = $1`,
-      // Minted in time order, as the engine's ids are (src/common/uuid.ts).
-      [digest, uuidv7()],
-    );
-    const id = rows[0]?.id;
-    if (id === undefined) throw new Error('subject could be neither created nor found');
-    return id;
+  subjectByDigest(digest: string): Promise<string> {
+    return this.subjects.submit(digest);
   }
 
   /** A subject without an identity (tests and tools that open cases directly). */
