@@ -493,6 +493,36 @@ describe('the mock agencies, configured to fail, refuse and survive a restart', 
     }
   });
 
+  it('records look-up requests that arrive together in one statement, each one kept', async () => {
+    const side = await startAdapters();
+    started.push(side);
+    const repository = side.leo.app.get(MockLedgerRepository);
+    const jobs = [1, 2, 3].map((attempt) => ({
+      caseId: randomUUID(),
+      lookupId: randomUUID(),
+      attempt,
+      idempotencyKey: randomUUID(),
+      facts: { 'person.personalNumber': PERSON['person.personalNumber'] },
+      factKeys: ['person.name'],
+    }));
+    await Promise.all(jobs.map((job) => repository.recordLookup('skatteverket', job)));
+    for (const job of jobs) {
+      const rows = await sql<{
+        lookup_id: string;
+        attempt: number;
+        action: string;
+        facts: unknown;
+      }>(
+        side.leo.database,
+        'SELECT lookup_id, attempt, action, facts FROM mock_agency_requests WHERE idempotency_key = $1',
+        [job.idempotencyKey],
+      );
+      expect(rows).toEqual([
+        { lookup_id: job.lookupId, attempt: job.attempt, action: 'lookup', facts: job.facts },
+      ]);
+    }
+  });
+
   it('answers retryable-error unavailable at failure rate 1, recording the request but no effect', async () => {
     const run = await startAdapters({ MOCK_AGENCY_FAILURE_RATE: '1' });
     started.push(run);

@@ -130,6 +130,12 @@ export class MockLedgerRepository implements MockLedger {
     { maxBatch: 64, maxInFlight: 2 },
   );
 
+  /** Look-up requests that arrive together, recorded in one statement. */
+  private readonly lookups = new Batcher<{ agency: string; job: LookupJob }, undefined>(
+    (requests) => eachAloneOnFailure(requests, (batch) => this.recordLookups(batch)),
+    { maxBatch: 64, maxInFlight: 2 },
+  );
+
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
   async recordRequest(agency: string, job: StepJob): Promise<EffectRecord | undefined> {
@@ -158,13 +164,34 @@ export class MockLedgerRepository implements MockLedger {
   }
 
   async recordLookup(agency: string, job: LookupJob): Promise<void> {
+    await this.lookups.submit({ agency, job });
+  }
+
+  private async recordLookups(
+    requests: readonly { agency: string; job: LookupJob }[],
+  ): Promise<undefined[]> {
     await preparedQuery(
       this.dataSource,
-      'mock-record-lookup',
+      'mock-record-lookups',
       `INSERT INTO mock_agency_requests (agency, action, idempotency_key, lookup_id, attempt, facts)
-       VALUES ($1, 'lookup', $2, $3, $4, $5::jsonb)`,
-      [agency, job.idempotencyKey, job.lookupId, job.attempt, JSON.stringify(job.facts)],
+       SELECT r.agency, 'lookup', r.idempotency_key, r.lookup_id, r.attempt, r.facts
+         FROM jsonb_to_recordset($1::jsonb) AS r(ord int, agency text, idempotency_key text,
+           lookup_id uuid, attempt int, facts jsonb)
+        ORDER BY r.ord`,
+      [
+        JSON.stringify(
+          requests.map(({ agency, job }, ord) => ({
+            ord,
+            agency,
+            idempotency_key: job.idempotencyKey,
+            lookup_id: job.lookupId,
+            attempt: job.attempt,
+            facts: job.facts,
+          })),
+        ),
+      ],
     );
+    return requests.map(() => undefined);
   }
 
   async registeredMove(agency: string, personalNumber: string): Promise<FactValue | undefined> {
