@@ -25,7 +25,9 @@ export class EngineCatalogue {
   private cached: CachedCatalogue | undefined;
   private loading: Promise<CachedCatalogue> | undefined;
   private published: { at: number; definitions: DefinitionWithDefaults[] } | undefined;
+  private publishedLoading: Promise<DefinitionWithDefaults[]> | undefined;
   private readonly current = new Map<string, { at: number; row: LifeEventDefinitionRow | null }>();
+  private readonly currentLoading = new Map<string, Promise<LifeEventDefinitionRow | null>>();
 
   constructor(private readonly repository: DefinitionsRepository) {}
 
@@ -62,10 +64,25 @@ export class EngineCatalogue {
   async currentVersion(key: string): Promise<LifeEventDefinitionRow | null> {
     const cached = this.current.get(key);
     if (cached && Date.now() - cached.at <= CATALOGUE_TTL_MS) return cached.row;
-    const row = await this.repository.findCurrent(key);
-    this.current.set(key, { at: Date.now(), row });
-    if (row && !this.definitions.has(row.id)) this.definitions.set(row.id, withDefaults(row.body));
-    return row;
+    // One read for all the callers that find it stale at once (a burst of new cases would
+    // otherwise read the whole definition once each, every few seconds).
+    let loading = this.currentLoading.get(key);
+    if (!loading) {
+      loading = (async () => {
+        try {
+          const row = await this.repository.findCurrent(key);
+          this.current.set(key, { at: Date.now(), row });
+          if (row && !this.definitions.has(row.id)) {
+            this.definitions.set(row.id, withDefaults(row.body));
+          }
+          return row;
+        } finally {
+          this.currentLoading.delete(key);
+        }
+      })();
+      this.currentLoading.set(key, loading);
+    }
+    return loading;
   }
 
   /** A published version, by its id. */
@@ -82,14 +99,23 @@ export class EngineCatalogue {
 
   /** The current published version of every life event. */
   async publishedDefinitions(): Promise<DefinitionWithDefaults[]> {
-    if (!this.published || Date.now() - this.published.at > CATALOGUE_TTL_MS) {
-      const rows = await this.repository.listPublished();
-      const current = new Map<string, DefinitionWithDefaults>();
-      for (const row of rows) {
-        if (!current.has(row.key)) current.set(row.key, withDefaults(row.body));
-      }
-      this.published = { at: Date.now(), definitions: [...current.values()] };
+    if (this.published && Date.now() - this.published.at <= CATALOGUE_TTL_MS) {
+      return this.published.definitions;
     }
-    return this.published.definitions;
+    // As currentVersion: one read for the callers that find the list stale at once.
+    this.publishedLoading ??= (async () => {
+      try {
+        const rows = await this.repository.listPublished();
+        const current = new Map<string, DefinitionWithDefaults>();
+        for (const row of rows) {
+          if (!current.has(row.key)) current.set(row.key, withDefaults(row.body));
+        }
+        this.published = { at: Date.now(), definitions: [...current.values()] };
+        return this.published.definitions;
+      } finally {
+        this.publishedLoading = undefined;
+      }
+    })();
+    return this.publishedLoading;
   }
 }
