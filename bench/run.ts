@@ -229,6 +229,10 @@ async function measurePhase(
   const db = openDatabase(context.databaseUrl);
   try {
     if (options.statements) await resetStatements(db, infra.redisUrl);
+    // Every phase starts just after a checkpoint, so none has the next timed one (every 5 min)
+    // in its window and another not: its pages' first writes after it (full-page images in the
+    // WAL) land in every window alike.
+    await db.query('CHECKPOINT');
     const clientBefore = process.cpuUsage();
     const before = sampleCpu(groups);
     let phase: PhaseResult;
