@@ -75,7 +75,7 @@ export class ResultStreamConsumer {
   private nextClaimAt = 0;
   private claimRounds = 0;
   private wake: (() => void) | undefined;
-  /** Batches applied since start, and the largest (read by tests and for logs). */
+  /** Batches read since start, and the largest (read by tests and for logs). */
   readonly stats = { batches: 0, entries: 0, largestBatch: 0 };
 
   constructor(
@@ -309,6 +309,12 @@ export class ResultStreamConsumer {
     client: Redis,
     read: ReadonlyArray<readonly [string, readonly RawEntry[]]>,
   ): Promise<void> {
+    // Counted as read, before applying: a change an entry makes is visible in Postgres before
+    // this batch's applications have all settled.
+    const count = read.reduce((n, [, entries]) => n + entries.length, 0);
+    this.stats.batches += 1;
+    this.stats.entries += count;
+    this.stats.largestBatch = Math.max(this.stats.largestBatch, count);
     const settled = await Promise.all(
       read.map(async ([key, entries]) => {
         const ids = await Promise.all(
@@ -319,10 +325,6 @@ export class ResultStreamConsumer {
         return [key, ids.filter((id): id is string => id !== null)] as const;
       }),
     );
-    const count = read.reduce((n, [, entries]) => n + entries.length, 0);
-    this.stats.batches += 1;
-    this.stats.entries += count;
-    this.stats.largestBatch = Math.max(this.stats.largestBatch, count);
     for (const [key, done] of settled) {
       if (done.length > 0) await client.xack(key, RESULTS_GROUP, ...done);
     }
