@@ -301,46 +301,11 @@ export class MockLedgerRepository implements MockLedger {
     return results as Array<{ effect: EffectRecord; created: boolean }>;
   }
 
-  /**
-   * One delivery alone: a later one of a key already in the batch, or one whose key another
-   * delivery's commit took while the batch's statement waited on it (the insert did nothing,
-   * and that statement's snapshot could not read the effect that stands).
-   */
+  /** A later delivery of a key already in a batch: a batch of its own, after that one. */
   private async recordOne(effect: NewEffect): Promise<{ effect: EffectRecord; created: boolean }> {
-    const { agency, job } = effect;
-    // One statement: the request, the effect if it is the first under its key, and the effect
-    // that stands (its snapshot predates the insert, so it is the earlier one when there is one).
-    const rows = await preparedQuery<EffectRow & { created: boolean }>(
-      this.dataSource,
-      'mock-record-delivery',
-      `WITH request AS (
-         INSERT INTO mock_agency_requests (agency, action, idempotency_key, step_run_id, attempt, facts)
-         VALUES ($1, $3, $2, $4, $5, $9::jsonb)),
-       made AS (
-         INSERT INTO mock_agency_effects
-           (agency, idempotency_key, action, step_run_id, attempt, reference, outcome, decision_due_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)
-         ON CONFLICT (agency, idempotency_key) DO NOTHING
-         RETURNING ${EFFECT_COLUMNS})
-       SELECT *, true AS created FROM made
-       UNION ALL
-       SELECT ${EFFECT_COLUMNS}, false AS created FROM mock_agency_effects
-        WHERE agency = $1 AND idempotency_key = $2 AND NOT EXISTS (SELECT 1 FROM made)`,
-      [
-        agency,
-        job.idempotencyKey,
-        job.action,
-        job.stepRunId,
-        job.attempt,
-        effect.reference,
-        JSON.stringify(effect.outcome),
-        effect.decisionDueAt ?? null,
-        JSON.stringify(job.facts),
-      ],
-    );
-    const row = rows[0];
-    if (row) return { effect: toEffect(row), created: row.created };
-    return { effect: await this.standingEffect(agency, job.idempotencyKey), created: false };
+    const [recorded] = await this.recordEffects([effect]);
+    if (!recorded) throw new Error('a delivery was recorded without an outcome');
+    return recorded;
   }
 
   /**

@@ -23,13 +23,25 @@ interface CachedCatalogue {
 export class EngineCatalogue {
   private readonly definitions = new Map<string, DefinitionWithDefaults>();
   private cached: CachedCatalogue | undefined;
-  private loading: Promise<CachedCatalogue> | undefined;
   private published: { at: number; definitions: DefinitionWithDefaults[] } | undefined;
-  private publishedLoading: Promise<DefinitionWithDefaults[]> | undefined;
   private readonly current = new Map<string, { at: number; row: LifeEventDefinitionRow | null }>();
-  private readonly currentLoading = new Map<string, Promise<LifeEventDefinitionRow | null>>();
+  /** The reads under way, by what they read: every caller that finds it stale waits for one. */
+  private readonly reading = new Map<string, Promise<unknown>>();
 
   constructor(private readonly repository: DefinitionsRepository) {}
+
+  /**
+   * Runs `read` unless a read of `what` is under way, in which case its outcome is shared: a
+   * burst of requests that find a kept value stale at once makes one read, not one each.
+   */
+  private once<T>(what: string, read: () => Promise<T>): Promise<T> {
+    let pending = this.reading.get(what) as Promise<T> | undefined;
+    if (!pending) {
+      pending = read().finally(() => this.reading.delete(what));
+      this.reading.set(what, pending);
+    }
+    return pending;
+  }
 
   /**
    * The catalogue and its value validator. Whether it changed is asked at most every few
@@ -38,63 +50,48 @@ export class EngineCatalogue {
   async catalogue(): Promise<{ catalogue: Catalogue; validator: FactValidator }> {
     const cached = this.cached;
     if (cached && Date.now() - cached.at <= CATALOGUE_TTL_MS) return cached;
-    this.loading ??= (async () => {
-      try {
-        const version = await this.repository.catalogueVersion();
-        if (cached && cached.version === version) {
-          cached.at = Date.now();
-          return cached;
-        }
-        const catalogue = await this.repository.loadCatalogue();
-        this.cached = {
-          at: Date.now(),
-          version,
-          catalogue,
-          validator: createFactValidator([...catalogue.facts.values()]),
-        };
-        return this.cached;
-      } finally {
-        this.loading = undefined;
+    return this.once('catalogue', async () => {
+      const version = await this.repository.catalogueVersion();
+      if (cached && cached.version === version) {
+        cached.at = Date.now();
+        return cached;
       }
-    })();
-    return this.loading;
+      const catalogue = await this.repository.loadCatalogue();
+      this.cached = {
+        at: Date.now(),
+        version,
+        catalogue,
+        validator: createFactValidator([...catalogue.facts.values()]),
+      };
+      return this.cached;
+    });
   }
 
   /** The version a new case of a life event starts on (null: none is published). */
   async currentVersion(key: string): Promise<LifeEventDefinitionRow | null> {
     const cached = this.current.get(key);
     if (cached && Date.now() - cached.at <= CATALOGUE_TTL_MS) return cached.row;
-    // One read for all the callers that find it stale at once (a burst of new cases would
-    // otherwise read the whole definition once each, every few seconds).
-    let loading = this.currentLoading.get(key);
-    if (!loading) {
-      loading = (async () => {
-        try {
-          const row = await this.repository.findCurrent(key);
-          this.current.set(key, { at: Date.now(), row });
-          if (row && !this.definitions.has(row.id)) {
-            this.definitions.set(row.id, withDefaults(row.body));
-          }
-          return row;
-        } finally {
-          this.currentLoading.delete(key);
-        }
-      })();
-      this.currentLoading.set(key, loading);
-    }
-    return loading;
+    return this.once(`current ${key}`, async () => {
+      const row = await this.repository.findCurrent(key);
+      this.current.set(key, { at: Date.now(), row });
+      if (row && !this.definitions.has(row.id)) {
+        this.definitions.set(row.id, withDefaults(row.body));
+      }
+      return row;
+    });
   }
 
   /** A published version, by its id. */
   async definition(definitionId: string): Promise<DefinitionWithDefaults> {
-    let definition = this.definitions.get(definitionId);
-    if (!definition) {
+    const kept = this.definitions.get(definitionId);
+    if (kept) return kept;
+    return this.once(`definition ${definitionId}`, async () => {
       const row = await this.repository.findById(definitionId);
       if (!row) throw new Error(`definition ${definitionId} is missing`);
-      definition = withDefaults(row.body);
+      const definition = withDefaults(row.body);
       this.definitions.set(definitionId, definition);
-    }
-    return definition;
+      return definition;
+    });
   }
 
   /** The current published version of every life event. */
@@ -102,20 +99,14 @@ export class EngineCatalogue {
     if (this.published && Date.now() - this.published.at <= CATALOGUE_TTL_MS) {
       return this.published.definitions;
     }
-    // As currentVersion: one read for the callers that find the list stale at once.
-    this.publishedLoading ??= (async () => {
-      try {
-        const rows = await this.repository.listPublished();
-        const current = new Map<string, DefinitionWithDefaults>();
-        for (const row of rows) {
-          if (!current.has(row.key)) current.set(row.key, withDefaults(row.body));
-        }
-        this.published = { at: Date.now(), definitions: [...current.values()] };
-        return this.published.definitions;
-      } finally {
-        this.publishedLoading = undefined;
+    return this.once('published', async () => {
+      const rows = await this.repository.listPublished();
+      const current = new Map<string, DefinitionWithDefaults>();
+      for (const row of rows) {
+        if (!current.has(row.key)) current.set(row.key, withDefaults(row.body));
       }
-    })();
-    return this.publishedLoading;
+      this.published = { at: Date.now(), definitions: [...current.values()] };
+      return this.published.definitions;
+    });
   }
 }

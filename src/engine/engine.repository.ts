@@ -111,16 +111,15 @@ export class EngineRepository {
     },
   );
 
+  /** The subjects' statements (subject-rows.ts) run as this repository's named statements. */
+  private readonly sql: NamedQuery = (name, text, values) => this.prepared(name, text, values);
+
   /**
    * The facts revisions of the subjects of cases read from the owner's copy (CaseRunner.current),
    * many in one statement: in a burst every citizen's read asks for one.
    */
   private readonly revisions = new Batcher<string, number>(
-    async (subjectIds) =>
-      (await readFactsRevisions(this.sql, subjectIds)).map((value) => ({
-        status: 'fulfilled',
-        value,
-      })),
+    (subjectIds) => eachAloneOnFailure(subjectIds, (batch) => readFactsRevisions(this.sql, batch)),
     BATCH_LIMITS,
   );
 
@@ -129,11 +128,7 @@ export class EngineRepository {
     string,
     { facts: Map<string, FactRecord>; revision: number }
   >(
-    async (subjectIds) =>
-      (await readSubjectsFacts(this.sql, subjectIds)).map((value) => ({
-        status: 'fulfilled',
-        value,
-      })),
+    (subjectIds) => eachAloneOnFailure(subjectIds, (batch) => readSubjectsFacts(this.sql, batch)),
     BATCH_LIMITS,
   );
 
@@ -144,9 +139,6 @@ export class EngineRepository {
   );
 
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
-
-  /** Named statements for the subject reads (subject-rows.ts). */
-  private readonly sql: NamedQuery = (name, text, values) => this.prepared(name, text, values);
 
   /**
    * Tells `observe` the size of each batch of reads or changes as it starts (a metric); returns

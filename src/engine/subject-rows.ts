@@ -1,3 +1,6 @@
+// The subjects' statements, each for many subjects at once: EngineRepository batches the calls
+// that arrive together (in a burst every citizen's request makes one), so one statement serves
+// them all. Each returns one answer per id asked, in their order, an id asked twice included.
 import type pg from 'pg';
 import { uuidv7 } from '../common/uuid.js';
 import { toFact, withDates, type FactRow } from './case-rows.js';
@@ -9,12 +12,6 @@ export type NamedQuery = <T extends pg.QueryResultRow>(
   text: string,
   values: unknown[],
 ) => Promise<T[]>;
-
-/**
- * The subjects' statements, each for many subjects at once: EngineRepository batches the calls
- * that arrive together (in a burst every citizen's request makes one), so one statement serves
- * them all. Each returns one answer per id asked, in their order, an id asked twice included.
- */
 
 /** The facts revision of each subject (decision 0019); -1 for no such subject. */
 export async function readFactsRevisions(
