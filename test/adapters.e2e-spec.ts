@@ -8,7 +8,7 @@ import {
   agencyQueueName,
   createAgencyWorker,
   parseResultEntry,
-  resultsStreamKey,
+  agencyResultsStreamKey,
   stepJobId,
   type AgencyWorkerLogger,
   type FactValue,
@@ -85,43 +85,70 @@ interface StreamEntry {
   data: StepResult;
 }
 
+/** The agencies whose results streams the engine side reads. */
+const AGENCIES = [
+  'arbetsformedlingen',
+  'bolagsverket',
+  'forsakringskassan',
+  'kommun',
+  'pensionsmyndigheten',
+  'skatteverket',
+  'testverket',
+  'transportstyrelsen',
+];
+
 /**
- * What the engine side sees: results as they arrive on the stream (read from its start with
- * XREAD, no consumer group, so nothing is taken from anyone), and a way to send jobs.
+ * What the engine side sees: results as they arrive on the agencies' results streams (read from
+ * their start with XREAD, no consumer group, so nothing is taken from anyone), and a way to send
+ * jobs.
  */
 class EngineSide {
   readonly results: StreamEntry[] = [];
   private readonly queues = new Map<string, Queue>();
   readonly redis = new Redis(redisOptions(testRedisUrl()));
   private readonly reader = new Redis(redisOptions(testRedisUrl()));
-  readonly streamKey: string;
   private closed = false;
   private readonly reading: Promise<void>;
 
   constructor(readonly prefix: string) {
-    this.streamKey = resultsStreamKey(prefix);
     this.reading = this.read();
   }
 
+  /** The results stream of `agency`. */
+  streamOf(agency: string): string {
+    return agencyResultsStreamKey(this.prefix, agency);
+  }
+
   private async read(): Promise<void> {
-    let last = '0-0';
+    const keys = AGENCIES.map((agency) => this.streamOf(agency));
+    const last = new Map(keys.map((key) => [key, '0-0']));
     while (!this.closed) {
       const reply = await this.reader
-        .xread('COUNT', 100, 'BLOCK', 100, 'STREAMS', this.streamKey, last)
+        .xread(
+          'COUNT',
+          100,
+          'BLOCK',
+          100,
+          'STREAMS',
+          ...keys,
+          ...keys.map((k) => last.get(k) ?? '0-0'),
+        )
         .catch(() => null);
-      for (const [id, fields] of reply?.[0]?.[1] ?? []) {
-        last = id;
-        const parsed = parseResultEntry(fields);
-        if (parsed.ok && parsed.entry.kind === 'step.result') {
-          this.results.push({ id, fields, data: parsed.entry.result });
+      for (const [key, entries] of reply ?? []) {
+        for (const [id, fields] of entries) {
+          last.set(key, id);
+          const parsed = parseResultEntry(fields);
+          if (parsed.ok && parsed.entry.kind === 'step.result') {
+            this.results.push({ id, fields, data: parsed.entry.result });
+          }
         }
       }
     }
   }
 
-  /** The entries on the stream now, read afresh. */
-  async entries(): Promise<Array<[string, string[]]>> {
-    return this.redis.xrange(this.streamKey, '-', '+');
+  /** The entries on `agency`'s stream now, read afresh. */
+  async entries(agency: string): Promise<Array<[string, string[]]>> {
+    return this.redis.xrange(this.streamOf(agency), '-', '+');
   }
 
   queue(agency: string): Queue {
@@ -263,7 +290,7 @@ describe('the mock agencies, on real Redis and Postgres', () => {
     await waitUntil(async () => (await agencyQueue.getJobState(jobId)) === 'completed');
     await agencyQueue.remove(jobId);
     const entry = engine.results.find((r) => r.data.stepRunId === job.stepRunId);
-    await engine.redis.xdel(engine.streamKey, entry?.id ?? '');
+    await engine.redis.xdel(engine.streamOf('bolagsverket'), entry?.id ?? '');
     await send('bolagsverket', job);
     const [, second] = await engine.waitFor(job.stepRunId, 2);
     expect(second?.result).toEqual(first?.result);
@@ -280,7 +307,7 @@ describe('the mock agencies, on real Redis and Postgres', () => {
         agency: 'skatteverket',
         job,
         reference,
-        outcome: { outcome: 'completed', reference },
+        outcome: { outcome: 'completed', produced: {}, reference },
       };
     };
     const earlier = stepJob('register-vat', SOLE_TRADER);
@@ -775,7 +802,9 @@ describe('the adapter SDK (createAgencyWorker)', () => {
         async () => (await engine.queue('testverket').getJobState(jobId)) === 'completed',
       );
       // Read afresh at once, not from the background reader: the entry is already there.
-      const bodies = (await engine.entries()).map(([, fields]) => parseResultEntry(fields));
+      const bodies = (await engine.entries('testverket')).map(([, fields]) =>
+        parseResultEntry(fields),
+      );
       expect(
         bodies.filter(
           (b) =>
@@ -798,7 +827,7 @@ describe('the adapter SDK (createAgencyWorker)', () => {
     try {
       await failing.worker.waitUntilReady();
       // The stream's key holds something else: every XADD fails (WRONGTYPE).
-      await side.redis.set(side.streamKey, 'not a stream');
+      await side.redis.set(side.streamOf('testverket'), 'not a stream');
       const job = stepJob('echo', {});
       const queue = side.queue('testverket');
       await queue.add(STEP_EXECUTE, job, {
@@ -811,7 +840,7 @@ describe('the adapter SDK (createAgencyWorker)', () => {
       );
       expect(await queue.getJobState(stepJobId(job.stepRunId, 1))).not.toBe('completed');
       // Redis is itself again: the next delivery stores its answer and completes.
-      await side.redis.del(side.streamKey);
+      await side.redis.del(side.streamOf('testverket'));
       expect((await side.waitFor(job.stepRunId))[0]?.result.outcome).toBe('completed');
       await waitUntil(
         async () => (await queue.getJobState(stepJobId(job.stepRunId, 1))) === 'completed',

@@ -328,7 +328,7 @@ describe('/metrics on roles without workers', () => {
     expect(oldest('agency.transportstyrelsen')).toBeGreaterThanOrEqual(90);
     expect(oldest('agency.transportstyrelsen')).toBeLessThan(3_600);
     expect(oldest('agency.pensionsmyndigheten')).toBe(0);
-    // Every seeded agency's queue and the results queue are watched.
+    // Every seeded agency's queue is watched, and its results stream.
     const watched = new Set(
       metrics.samples.filter((s) => s.name === 'leo_queue_jobs').map((s) => s.labels.queue),
     );
@@ -337,9 +337,13 @@ describe('/metrics on roles without workers', () => {
       "SELECT key FROM catalogue_entries WHERE kind = 'agency'",
     );
     expect(agencies.length).toBe(7);
-    expect([...watched].sort()).toEqual(
-      [...agencies.map((a) => `agency.${a.key}`), 'engine.results'].sort(),
+    expect([...watched].sort()).toEqual(agencies.map((a) => `agency.${a.key}`).sort());
+    const streams = new Set(
+      metrics.samples
+        .filter((s) => s.name === 'leo_results_stream_entries')
+        .map((s) => s.labels.agency),
     );
+    expect([...streams].sort()).toEqual(agencies.map((a) => a.key).sort());
   });
 
   it('reports unsent outbox rows and the age of the oldest', async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { hostname } from 'node:os';
-import { partitionStreamKey, resultsStreamKey } from '#agency-contract';
+import { agencyResultsStreamKey } from '#agency-contract';
 import { Redis } from 'ioredis';
 import request from 'supertest';
 import { PARTITION_COUNT } from '../src/engine/partitioning.js';
@@ -60,11 +60,10 @@ function testPersonalNumber(i: number): string {
 async function pendingOf(url: string, prefix: string, pid: number): Promise<number | undefined> {
   const redis = new Redis(redisOptions(url));
   try {
-    // Over the shared results stream and every partition's (decision 0020).
-    const keys = [
-      resultsStreamKey(prefix),
-      ...Array.from({ length: PARTITION_COUNT }, (_, p) => partitionStreamKey(prefix, p)),
-    ];
+    // Over the agencies' results streams (decision 0022).
+    const keys = ['bolagsverket', 'skatteverket', 'kommun'].map((agency) =>
+      agencyResultsStreamKey(prefix, agency),
+    );
     let pending: number | undefined;
     for (const key of keys) {
       const consumers = (await redis

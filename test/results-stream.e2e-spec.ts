@@ -1,10 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import {
-  ENGINE_RESULTS_QUEUE,
   STEP_RESULT,
-  resultsStreamKey,
-  type ResultJobs,
+  agencyResultsStreamKey,
   type StepJob,
   type StepResult,
 } from '#agency-contract';
@@ -25,9 +23,10 @@ import { scrape } from './support/metrics.js';
 import { startTestApp, testRedisUrl, type TestApp } from './support/test-env.js';
 
 /**
- * The engine's side of the results stream (decision 0018), on real Redis and Postgres: batches
- * read with one XREADGROUP, malformed entries dropped, entries of a dead consumer claimed, the
- * group recreated after Redis lost the key, and the legacy results queue still applied.
+ * The engine's side of the agencies' results streams (decisions 0018 and 0022), on real Redis and
+ * Postgres: batches read with one XREADGROUP, malformed entries dropped, an answer taken as its
+ * channel's agency's and no other's, entries of a dead consumer claimed, and the group recreated
+ * after Redis lost the key.
  */
 describe('the results stream, consumed by the engine', () => {
   let leo: TestApp;
@@ -100,7 +99,7 @@ describe('the results stream, consumed by the engine', () => {
     consumer = leo.app.get(ResultStreamConsumer);
     agencies = scriptedAgencies(queues, ['bolagsverket', 'skatteverket', 'kommun']);
     redis = new Redis(redisOptions(testRedisUrl()));
-    key = resultsStreamKey(leo.config.queue.prefix);
+    key = agencyResultsStreamKey(leo.config.queue.prefix, 'bolagsverket');
   });
   beforeEach(() => {
     agencies.setScript(() => undefined);
@@ -174,21 +173,40 @@ describe('the results stream, consumed by the engine', () => {
     // /metrics shows it: read, not acknowledged, and nothing left unread.
     await new Promise((r) => setTimeout(r, 100));
     const metrics = await scrape(leo.app);
-    expect(metrics.value('leo_results_stream_pending')).toBe(1);
-    expect(metrics.value('leo_results_stream_lag')).toBe(0);
-    expect(metrics.value('leo_results_stream_entries')).toBeGreaterThanOrEqual(1);
-    expect(metrics.value('leo_results_stream_oldest_pending_age_seconds')).toBeGreaterThan(0);
+    const bv = { agency: 'bolagsverket' };
+    expect(metrics.value('leo_results_stream_pending', bv)).toBe(1);
+    expect(metrics.value('leo_results_stream_lag', bv)).toBe(0);
+    expect(metrics.value('leo_results_stream_entries', bv)).toBeGreaterThanOrEqual(1);
+    expect(metrics.value('leo_results_stream_oldest_pending_age_seconds', bv)).toBeGreaterThan(0);
     consumer.start({ claimMinIdleMs: 500, claimIntervalMs: 200 });
     await waitCompleted([job.stepRunId]);
     await waitUntil(async () => (await pendingCount()) === 0);
   });
 
-  it('still applies a result from the legacy results queue', async () => {
+  it("takes an answer as its channel's agency's: another agency's step is not its to answer", async () => {
     const [job] = await unansweredSteps(1);
     if (!job) throw new Error('no job');
-    await queues
-      .queue<ResultJobs>(ENGINE_RESULTS_QUEUE)
-      .add(STEP_RESULT, completed(job), { jobId: `${job.stepRunId}.1.completed` });
+    const history = (): Promise<Array<{ seq: number; type: string }>> =>
+      sql('SELECT seq, type FROM case_events WHERE case_id = $1 ORDER BY seq', [job.caseId]);
+    const before = await history();
+    const refused = async (reason: string): Promise<number> =>
+      (await scrape(leo.app)).value('leo_agency_refused_total', { agency: 'skatteverket', reason });
+    const start = await refused('another-agency');
+    const skv = agencyResultsStreamKey(leo.config.queue.prefix, 'skatteverket');
+    // On Skatteverket's stream: Bolagsverket's answer (naming Bolagsverket), then the same
+    // answer naming Skatteverket, for Bolagsverket's step.
+    await publishResult(queues, { kind: STEP_RESULT, result: completed(job) }, 'skatteverket');
+    await publishResult(
+      queues,
+      { kind: STEP_RESULT, result: { ...completed(job), agency: 'skatteverket' } },
+      'skatteverket',
+    );
+    await waitUntil(async () => (await refused('another-agency')) - start === 2);
+    await waitUntil(async () => ((await redis.xpending(skv, RESULTS_GROUP)) as [number])[0] === 0);
+    expect(['ready', 'dispatched']).toContain((await states([job.stepRunId])).get(job.stepRunId));
+    expect(await history()).toEqual(before);
+    // Bolagsverket's own answer, on its own stream, is applied.
+    await publishResult(queues, { kind: STEP_RESULT, result: completed(job) });
     await waitCompleted([job.stepRunId]);
   });
 

@@ -9,7 +9,6 @@ import {
   type Environment,
   type OpenInput,
 } from '#case-machine';
-import { partitionStreamKey } from '#agency-contract';
 import type { DefinitionWithDefaults } from '#workflow';
 import { uuidv7 } from '../common/uuid.js';
 import type { EngineConfig, ResolvedConfig } from '../config/config.schema.js';
@@ -79,7 +78,6 @@ export class CaseRunner {
   /** Inputs posted to a case's mailbox and not yet taken by a turn, in order. */
   private readonly pending = new Map<string, Pending[]>();
   private readonly cache: CaseCache<LoadedCase>;
-  private readonly prefix: string;
   /**
    * Step runs of kept cases the relay has marked dispatched since (ready → dispatched: a write
    * outside the revision, decision 0019), and when: reads of a kept case show them so.
@@ -96,7 +94,6 @@ export class CaseRunner {
     config: ConfigService<ResolvedConfig, true>,
   ) {
     this.settings = config.get('engine', { infer: true });
-    this.prefix = config.get('queue', { infer: true }).prefix;
     this.cache = new CaseCache<LoadedCase>(this.settings.caseCacheSize, (state) => {
       for (const run of state.runs) this.marked.delete(run.id);
     });
@@ -168,7 +165,6 @@ export class CaseRunner {
         revision: 0,
         factsRevision: revision,
         owner,
-        replyTo: partitionStreamKey(this.prefix, owner.partition),
       });
       const { committed, outbox } = await this.repository.commitCase(unit);
       if (committed) {
@@ -315,7 +311,6 @@ export class CaseRunner {
         revision: previous.revision,
         factsRevision: state.factsRevision,
         owner,
-        replyTo: partitionStreamKey(this.prefix, owner.partition),
       });
       const { committed, outbox } = await this.repository.commitCase(unit);
       if (committed) {

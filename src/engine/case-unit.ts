@@ -56,8 +56,6 @@ export function toUnit(
     factsRevision: number;
     /** The lease it was decided under (decision 0020). */
     owner?: OwnerFence;
-    /** The results stream its agency jobs are answered on: its partition's. */
-    replyTo?: string;
   },
 ): CaseUnit {
   const { state, events, effects, writes } = decision;
@@ -71,7 +69,7 @@ export function toUnit(
     changedLookups: writes.changedLookups,
     disclosures: effects.flatMap((e) => (e.type === 'disclose' ? [e.disclosure] : [])),
     messages: effects.flatMap((e) => (e.type === 'notify' ? [e.message] : [])),
-    outbox: effects.flatMap((e) => toOutbox(e, from.replyTo)),
+    outbox: effects.flatMap((e) => toOutbox(e)),
     subjectFence: {
       expected: from.factsRevision,
       bump: writes.facts.length > 0,
@@ -108,17 +106,17 @@ export function fold(chain: readonly Changed[]): Changed {
 }
 
 /** The outbox row of an effect that is a job. */
-function toOutbox(effect: Effect, replyTo: string | undefined): OutboxMessage[] {
+function toOutbox(effect: Effect): OutboxMessage[] {
   switch (effect.type) {
     case 'dispatch-step':
     case 'request-lookup':
-      // An agency job: answered on its case's partition's results stream (decision 0020).
+      // An agency job: answered on the agency's own results stream (decision 0022).
       return [
         {
           queue: agencyQueueName(effect.agency),
           jobName: effect.type === 'dispatch-step' ? STEP_EXECUTE : FACT_LOOKUP,
           jobId: effect.jobId,
-          payload: replyTo === undefined ? effect.job : { ...effect.job, replyTo },
+          payload: effect.job,
           availableAt: effect.availableAt,
         },
       ];

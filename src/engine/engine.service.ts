@@ -19,6 +19,10 @@ import { EngineCatalogue } from './engine-catalogue.js';
 import type { StepDeadlineJob } from './engine.jobs.js';
 import { EngineRepository } from './engine.repository.js';
 import type { CaseRecord, FactRecord, StepRunRecord } from './engine.types.js';
+import { Metrics } from '../observability/metrics.js';
+
+/** The case machine's reason for ignoring an answer to a step or look-up of another agency. */
+const FROM_ANOTHER_AGENCY = 'from another agency';
 
 /**
  * Runs cases. What happens to a case is decided by the case machine (libs/case-machine); this
@@ -35,6 +39,7 @@ export class EngineService {
     private readonly router: CaseRouter,
     private readonly runner: CaseRunner,
     private readonly definitions: EngineCatalogue,
+    private readonly metrics: Metrics,
   ) {}
 
   catalogue(): Promise<{ catalogue: Catalogue; validator: FactValidator }> {
@@ -150,7 +155,12 @@ export class EngineService {
     return this.applyAnswer(
       { lookupId: result.lookupId },
       { type: 'lookup-result', result },
-      { lookupId: result.lookupId, attempt: result.attempt, outcome: result.result.outcome },
+      {
+        lookupId: result.lookupId,
+        attempt: result.attempt,
+        agency: result.agency,
+        outcome: result.result.outcome,
+      },
     );
   }
 
@@ -163,14 +173,19 @@ export class EngineService {
     return this.applyAnswer(
       { stepRunId: result.stepRunId },
       { type: 'step-result', result },
-      { stepRunId: result.stepRunId, attempt: result.attempt, outcome: result.result.outcome },
+      {
+        stepRunId: result.stepRunId,
+        attempt: result.attempt,
+        agency: result.agency,
+        outcome: result.result.outcome,
+      },
     );
   }
 
   private async applyAnswer(
     address: CaseAddress,
     input: CaseInput,
-    ids: Record<string, unknown>,
+    ids: Record<string, unknown> & { agency: string },
   ): Promise<'applied' | 'ignored'> {
     const done = await this.router.run(address, input);
     switch (done.outcome) {
@@ -180,6 +195,15 @@ export class EngineService {
         this.logger.warn(ids, 'result for an unknown case ignored');
         return 'ignored';
       case 'unchanged':
+        if (done.reason === FROM_ANOTHER_AGENCY) {
+          // An agency answering a step or look-up of another's: refused, and an operator sees it.
+          this.logger.warn(
+            { ...ids, caseId: done.caseId },
+            "answer for another agency's step or look-up refused",
+          );
+          this.metrics.agencyAnswersRefused.inc({ agency: ids.agency, reason: 'another-agency' });
+          return 'ignored';
+        }
         this.logger.log({ ...ids, caseId: done.caseId, why: done.reason }, 'result ignored');
         return 'ignored';
       case 'refused':

@@ -5,14 +5,7 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
-import {
-  ENGINE_RESULTS_QUEUE,
-  LOOKUP_RESULT,
-  STEP_RESULT,
-  type ResultJobs,
-} from '#agency-contract';
 import type { EngineConfig, ResolvedConfig } from '../config/config.schema.js';
-import { Metrics } from '../observability/metrics.js';
 import { QueueService } from '../queue/queue.service.js';
 import { ENGINE_TIMERS_QUEUE, STEP_DEADLINE, type TimerJobs } from './engine.jobs.js';
 import { EngineService } from './engine.service.js';
@@ -23,8 +16,8 @@ import { Reconciler } from './reconciler.js';
 import { ResultStreamConsumer } from './result-stream.consumer.js';
 
 /**
- * The engine role's background work: applying results from the results stream in batches
- * (decision 0018) and from the legacy results queue (adapters on an SDK before the stream), firing
+ * The engine role's background work: applying results from the agencies' results streams in
+ * batches (decisions 0018 and 0022), firing
  * deadline timers; every LEO_OUTBOX_SWEEP_INTERVAL_MS, publishing outbox rows the fast path
  * missed; every LEO_RECONCILE_INTERVAL_MS, re-dispatching steps and look-ups left unanswered
  * (after Redis lost its data), writing the deadline timers of steps open a while (decision 0015)
@@ -43,7 +36,6 @@ export class EngineWorkers implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly engine: EngineService,
     private readonly relay: OutboxRelay,
     private readonly reconciler: Reconciler,
-    private readonly metrics: Metrics,
     private readonly stream: ResultStreamConsumer,
     private readonly leases: PartitionLeases,
     private readonly bus: EngineBus,
@@ -68,20 +60,6 @@ export class EngineWorkers implements OnApplicationBootstrap, OnModuleDestroy {
     listen();
     await this.leases.start();
     this.stream.start();
-    // Deprecated: the results queue of adapters on an SDK before the results stream, consumed
-    // until none is left (decision 0018). Same application, same metrics.
-    this.queues.worker<ResultJobs, string>(
-      ENGINE_RESULTS_QUEUE,
-      {
-        [STEP_RESULT]: (result) =>
-          this.metrics.observeResultApplication(result, () => this.engine.applyResult(result)),
-        [LOOKUP_RESULT]: (result) =>
-          this.metrics.observeResultApplication(result, () =>
-            this.engine.applyLookupResult(result),
-          ),
-      },
-      { concurrency: this.settings.resultConcurrency },
-    );
     this.queues.worker<TimerJobs, string>(
       ENGINE_TIMERS_QUEUE,
       { [STEP_DEADLINE]: (job) => this.engine.stepDeadlinePassed(job) },

@@ -1,11 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { ConfigService } from '@nestjs/config';
 import {
   FACT_LOOKUP,
   STEP_EXECUTE,
   agencyQueueName,
   lookupJobId,
-  partitionStreamKey,
   stepJobId,
   type FactValue,
   type LookupJob,
@@ -14,9 +12,7 @@ import {
 import { deadlineTimer } from './engine.jobs.js';
 import type { OutboxMessage } from './engine.types.js';
 import { HousekeepingRepository } from './housekeeping.repository.js';
-import type { ResolvedConfig } from '../config/config.schema.js';
 import { OutboxRelay } from './outbox.relay.js';
-import { partitionOf } from './partitioning.js';
 
 /**
  * Re-dispatches, from Postgres, every step and look-up that was handed to a queue and has not
@@ -30,20 +26,10 @@ import { partitionOf } from './partitioning.js';
 @Injectable()
 export class Reconciler {
   private readonly logger = new Logger(Reconciler.name);
-  private readonly prefix: string;
-
   constructor(
     private readonly repository: HousekeepingRepository,
     private readonly relay: OutboxRelay,
-    config: ConfigService<ResolvedConfig, true>,
-  ) {
-    this.prefix = config.get('queue', { infer: true }).prefix;
-  }
-
-  /** The results stream of the case's partition, as the job's first dispatch named it. */
-  private replyTo(caseId: string): string {
-    return partitionStreamKey(this.prefix, partitionOf(caseId));
-  }
+  ) {}
 
   async reconcile(olderThanMs: number, limit = 200): Promise<number> {
     const outbox = await this.repository.transaction(async (manager) => {
@@ -68,7 +54,6 @@ export class Reconciler {
           idempotencyKey: run.id,
           facts: facts(run.disclosedFactIds),
           ...(run.deadlineAt ? { deadline: run.deadlineAt.toISOString() } : {}),
-          replyTo: this.replyTo(run.caseId),
         };
         messages.push({
           queue: agencyQueueName(run.agency),
@@ -86,7 +71,6 @@ export class Reconciler {
           idempotencyKey: lookup.id,
           facts: facts(lookup.disclosedFactIds),
           factKeys: lookup.factKeys,
-          replyTo: this.replyTo(lookup.caseId),
         };
         messages.push({
           queue: agencyQueueName(lookup.agency),

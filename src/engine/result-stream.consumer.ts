@@ -5,15 +5,16 @@ import { ConfigService } from '@nestjs/config';
 import { Redis } from 'ioredis';
 import {
   LOOKUP_RESULT,
+  agencyOfResultsStream,
+  agencyResultsStreamKey,
   parseResultEntry,
-  partitionStreamKey,
-  resultsStreamKey,
   type ResultEntry,
 } from '#agency-contract';
 import { DomainError } from '../common/domain-error.js';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import { Metrics } from '../observability/metrics.js';
 import { redisOptions } from '../queue/redis-connection.js';
+import { EngineCatalogue } from './engine-catalogue.js';
 import { EngineService } from './engine.service.js';
 import { PartitionLeases } from './partition-leases.js';
 
@@ -25,6 +26,12 @@ const BLOCK_MS = 1_000;
 const CLAIM_INTERVAL_MS = 5_000;
 /** An entry pending this long is taken over: its consumer died (or its application failed). */
 export const CLAIM_MIN_IDLE_MS = 30_000;
+/**
+ * After this engine took partitions over from another (whose lease ran out, so it stopped or died
+ * at least a lease ago), entries pending this long are taken over at once: the other engine's,
+ * not those a live engine is applying (milliseconds).
+ */
+const TAKEOVER_MIN_IDLE_MS = 2_000;
 /** A consumer with nothing pending, idle this long, is gone (a stopped process): removed. */
 const CONSUMER_GONE_MS = 60 * 60_000;
 /** After an error (Redis or the database away), wait this long before reading again. */
@@ -42,29 +49,29 @@ export interface StreamConsumerOptions {
 }
 
 /**
- * Applies agency answers from the results streams in batches (decisions 0018 and 0020): the
- * stream of each partition this engine holds (`replyTo` of the jobs its cases dispatched), and
- * the shared results stream (answers to jobs of engines before partitions, and reports without a
- * job: each is taken to its case's owner). Each engine is a consumer in the group `engine` of
- * every stream it reads, reads up to LEO_RESULT_CONCURRENCY entries per XREADGROUP (over all its
- * streams),
- * applies them concurrently (group commit turns them into few statements), and acknowledges
- * with one XACK those whose application settled (applied, ignored, refused, or malformed). An
- * entry whose application failed (the database away) stays pending and is claimed again after
- * CLAIM_MIN_IDLE_MS, by this engine or another, as are entries of an engine that died. Applying
- * twice is harmless: the engine ignores a duplicate or stale answer.
+ * Applies agency answers from the agencies' results streams in batches (decisions 0018 and 0022):
+ * one stream per agency (`agencyResultsStreamKey`), which only that agency's credential may append
+ * to, so the agency of an answer is the stream's, never what the answer says. Every engine is a
+ * consumer in the group `engine` of every agency's stream; it reads up to LEO_RESULT_CONCURRENCY
+ * entries per XREADGROUP (over all the streams), takes each to its case's owner (itself, or
+ * another engine over the EngineBus), applies them concurrently (group commit turns them into few
+ * statements), and acknowledges with one XACK per stream those whose application settled
+ * (applied, ignored, refused, or malformed). An entry whose application failed (the database
+ * away) stays pending and is claimed again after CLAIM_MIN_IDLE_MS, by this engine or another,
+ * as are entries of an engine that died (at once when its partitions are taken over). Applying
+ * twice is harmless: the engine ignores a duplicate or stale answer. The streams read follow the
+ * agency catalogue: an agency added through the API is read within a claim interval.
  */
 @Injectable()
 export class ResultStreamConsumer {
   private readonly logger = new Logger(ResultStreamConsumer.name);
-  readonly key: string;
   private readonly prefix: string;
-  /** The partitions whose streams this engine reads (those it holds). */
-  private readonly partitions = new Set<number>();
+  /** The agencies whose streams this engine reads, by stream key. */
+  private agencies = new Map<string, string>();
   /** Streams whose group is to be made (sure) before they are read. */
   private readonly unready = new Set<string>();
-  /** Streams just taken over: everything pending in them is claimed at once. */
-  private readonly takenOver = new Set<string>();
+  /** Partitions were taken over: entries their last owner left pending are claimed at once. */
+  private takenOver = false;
   readonly consumer = `${hostname()}-${String(process.pid)}-${randomBytes(4).toString('hex')}`;
   private readonly url: string;
   private options: StreamConsumerOptions;
@@ -80,33 +87,26 @@ export class ResultStreamConsumer {
 
   constructor(
     private readonly engine: EngineService,
+    private readonly catalogue: EngineCatalogue,
     private readonly metrics: Metrics,
     leases: PartitionLeases,
     config: ConfigService<ResolvedConfig, true>,
   ) {
     this.prefix = config.get('queue', { infer: true }).prefix;
-    this.key = resultsStreamKey(this.prefix);
-    this.unready.add(this.key);
     leases.listen({
-      acquired: (partitions) => {
-        for (const p of partitions) {
-          this.partitions.add(p);
-          const key = partitionStreamKey(this.prefix, p);
-          this.unready.add(key);
-          // Its last owner's unacknowledged entries: it can no longer commit, so take them now.
-          this.takenOver.add(key);
-        }
+      acquired: () => {
+        this.takenOver = true;
       },
-      releasing: (partitions) => {
-        for (const p of partitions) this.partitions.delete(p);
-        return Promise.resolve();
-      },
-      lost: (partitions) => {
-        for (const p of partitions) this.partitions.delete(p);
-      },
+      releasing: () => Promise.resolve(),
+      lost: () => undefined,
     });
     this.url = config.get('redis', { infer: true }).url;
     this.options = { batchSize: config.get('engine', { infer: true }).resultConcurrency };
+  }
+
+  /** The results stream of `agency` (read by tests). */
+  streamOf(agency: string): string {
+    return agencyResultsStreamKey(this.prefix, agency);
   }
 
   /** Starts the read loop on a connection of its own (a blocking read holds its connection). */
@@ -165,28 +165,48 @@ export class ResultStreamConsumer {
     this.client = undefined;
   }
 
-  /** The streams read: the shared one, then each held partition's. */
+  /** The streams read: one per agency of the catalogue. */
   private keys(): string[] {
-    return [
-      this.key,
-      ...[...this.partitions].sort((a, b) => a - b).map((p) => partitionStreamKey(this.prefix, p)),
-    ];
+    return [...this.agencies.keys()];
+  }
+
+  /**
+   * Follows the agency catalogue: a stream for each agency. When the catalogue cannot be read
+   * (the database away), the streams stay as they were.
+   */
+  private async refreshAgencies(): Promise<void> {
+    let codes: string[];
+    try {
+      codes = [...(await this.catalogue.catalogue()).catalogue.agencies.keys()];
+    } catch (error) {
+      this.logger.warn({ err: error }, 'reading the agencies failed: their streams stay as they were');
+      return;
+    }
+    const next = new Map<string, string>();
+    for (const code of codes.sort()) {
+      const key = agencyResultsStreamKey(this.prefix, code);
+      next.set(key, code);
+      if (!this.agencies.has(key)) this.unready.add(key);
+    }
+    this.agencies = next;
   }
 
   private async loop(client: Redis): Promise<void> {
     while (!this.stopping) {
       try {
+        const claimDue = Date.now() >= this.nextClaimAt;
+        if (claimDue || this.agencies.size === 0) await this.refreshAgencies();
         if (!this.groupReady) for (const key of this.keys()) this.unready.add(key);
         this.groupReady = true;
         for (const key of [...this.unready]) {
-          await this.createGroup(client, key);
+          if (this.agencies.has(key)) await this.createGroup(client, key);
           this.unready.delete(key);
         }
-        for (const key of [...this.takenOver]) {
-          this.takenOver.delete(key);
-          if (this.keys().includes(key)) await this.claim(client, key, 0);
+        if (this.takenOver) {
+          this.takenOver = false;
+          for (const key of this.keys()) await this.claim(client, key, TAKEOVER_MIN_IDLE_MS);
         }
-        if (Date.now() >= this.nextClaimAt) {
+        if (claimDue) {
           this.nextClaimAt = Date.now() + (this.options.claimIntervalMs ?? CLAIM_INTERVAL_MS);
           const minIdle = this.options.claimMinIdleMs ?? CLAIM_MIN_IDLE_MS;
           for (const key of this.keys()) await this.claim(client, key, minIdle);
@@ -196,6 +216,10 @@ export class ResultStreamConsumer {
           }
         }
         if (this.isStopping()) break;
+        if (this.agencies.size === 0) {
+          await this.pause(BLOCK_MS);
+          continue;
+        }
         const read = await this.read(client);
         if (read.length > 0) await this.applyBatches(client, read);
       } catch (error) {
@@ -204,9 +228,9 @@ export class ResultStreamConsumer {
         // again. Whatever was lost, the reconciler re-dispatches from Postgres.
         this.groupReady = false;
         if (isNoGroup(error)) {
-          this.logger.warn({ key: this.key }, 'results stream group missing: creating it again');
+          this.logger.warn('results stream group missing: creating it again');
         } else {
-          this.logger.warn({ err: error, key: this.key }, 'reading the results stream failed');
+          this.logger.warn({ err: error }, 'reading the results streams failed');
           await this.pause(RETRY_MS);
         }
       }
@@ -233,7 +257,7 @@ export class ResultStreamConsumer {
   private async createGroup(client: Redis, key: string): Promise<void> {
     try {
       await client.xgroup('CREATE', key, RESULTS_GROUP, '0', 'MKSTREAM');
-      this.logger.log({ key, group: RESULTS_GROUP }, 'results stream group created');
+      this.logger.log({ agency: this.agencies.get(key), group: RESULTS_GROUP }, 'results stream group created');
     } catch (error) {
       if (!(error instanceof Error && error.message.startsWith('BUSYGROUP'))) throw error;
     }
@@ -317,9 +341,10 @@ export class ResultStreamConsumer {
     this.stats.largestBatch = Math.max(this.stats.largestBatch, count);
     const settled = await Promise.all(
       read.map(async ([key, entries]) => {
+        const agency = this.agencies.get(key) ?? agencyOfResultsStream(this.prefix, key);
         const ids = await Promise.all(
           entries.map(async ([id, fields]) =>
-            (await this.applyEntry(id, fields ?? [])) ? id : null,
+            (await this.applyEntry(agency, id, fields ?? [])) ? id : null,
           ),
         );
         return [key, ids.filter((id): id is string => id !== null)] as const;
@@ -330,18 +355,36 @@ export class ResultStreamConsumer {
     }
   }
 
-  /** Whether the entry settled (to acknowledge); false when it should be tried again. */
-  private async applyEntry(id: string, fields: readonly string[]): Promise<boolean> {
+  /**
+   * Whether the entry settled (to acknowledge); false when it should be tried again. `agency` is
+   * the agency whose stream it came by: the only one it may speak for.
+   */
+  private async applyEntry(
+    agency: string | undefined,
+    id: string,
+    fields: readonly string[],
+  ): Promise<boolean> {
+    if (agency === undefined) return true;
     const parsed = parseResultEntry(fields);
     if (!parsed.ok) {
       // Never the body: it may carry fact values.
       this.logger.warn(
-        { entryId: id, kind: parsed.kind, problem: parsed.problem },
+        { agency, entryId: id, kind: parsed.kind, problem: parsed.problem },
         'malformed results stream entry dropped',
       );
+      this.metrics.agencyAnswersRefused.inc({ agency, reason: 'malformed' });
       return true;
     }
     const ids = entryIds(parsed.entry);
+    if (parsed.entry.result.agency !== agency) {
+      // Another agency's name on this agency's channel: refused, whoever's step it names.
+      this.logger.warn(
+        { ...ids, entryId: id, agency, claimed: parsed.entry.result.agency },
+        'result naming another agency than its channel refused',
+      );
+      this.metrics.agencyAnswersRefused.inc({ agency, reason: 'another-agency' });
+      return true;
+    }
     try {
       await this.apply(parsed.entry);
       return true;

@@ -1,5 +1,4 @@
 import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
-import { PARTITION_COUNT } from '../common/partitions.js';
 import { QueueService } from '../queue/queue.service.js';
 import { ResultsStreamProbe } from '../queue/results-stream-probe.js';
 import { MetricsRepository } from './metrics.repository.js';
@@ -91,7 +90,7 @@ export class BacklogMetrics implements OnModuleInit {
     if (collector === 'queues') {
       this.metrics.queueJobs.reset();
       this.metrics.queueOldestWaitingAge.reset();
-      for (const gauge of this.streamGauges()) gauge.set(Number.NaN);
+      for (const gauge of this.streamGauges()) gauge.reset();
     } else {
       // Unlabelled gauges are always exposed: NaN says "unknown", where 0 would say "none".
       this.metrics.outboxUnsent.set(Number.NaN);
@@ -113,9 +112,10 @@ export class BacklogMetrics implements OnModuleInit {
   }
 
   private async collectQueues(): Promise<void> {
+    const codes = await this.monitored.codes();
     const names = await this.monitored.names();
     const now = Date.now();
-    const [snapshots, stream, partitions] = await Promise.all([
+    const [snapshots, streams] = await Promise.all([
       Promise.all(
         names.map(async (name) => {
           const queue = this.queues.queue(name).raw;
@@ -129,8 +129,7 @@ export class BacklogMetrics implements OnModuleInit {
           return { name, counts, oldestAgeSeconds: Math.max(0, now - dueAt) / 1000 };
         }),
       ),
-      this.resultsStream.backlog(),
-      this.resultsStream.partitions(PARTITION_COUNT),
+      this.resultsStream.backlogs(codes),
     ]);
     const { queueJobs, queueOldestWaitingAge } = this.metrics;
     queueJobs.reset();
@@ -143,13 +142,13 @@ export class BacklogMetrics implements OnModuleInit {
       queueJobs.set({ queue: name, state: 'failed' }, count('failed'));
       queueOldestWaitingAge.set({ queue: name }, oldestAgeSeconds);
     }
-    this.metrics.resultsStreamLength.set(stream.length);
-    this.metrics.resultsStreamPending.set(stream.pending);
-    this.metrics.resultsStreamLag.set(stream.lag);
-    this.metrics.resultsStreamOldestPendingAge.set(stream.oldestPendingAgeSeconds);
-    for (const { partition, pending, lag } of partitions) {
-      this.metrics.partitionStreamPending.set({ partition: String(partition) }, pending);
-      this.metrics.partitionStreamLag.set({ partition: String(partition) }, lag);
+    for (const gauge of this.streamGauges()) gauge.reset();
+    for (const stream of streams) {
+      const labels = { agency: stream.agency };
+      this.metrics.resultsStreamLength.set(labels, stream.length);
+      this.metrics.resultsStreamPending.set(labels, stream.pending);
+      this.metrics.resultsStreamLag.set(labels, stream.lag);
+      this.metrics.resultsStreamOldestPendingAge.set(labels, stream.oldestPendingAgeSeconds);
     }
   }
 

@@ -102,6 +102,12 @@ export class Metrics {
   readonly stepDuration: Histogram<'agency' | 'action' | 'outcome'>;
   /** One agency result applied (or ignored, or failed) by the engine. */
   readonly resultApplyDuration: Histogram<'outcome'>;
+  /**
+   * What an agency's channel carried that was refused (decision 0022): an answer naming another
+   * agency or for another agency's step, a malformed entry, or a command Redis refused to the
+   * agency's credential (its ACL log).
+   */
+  readonly agencyAnswersRefused: Counter<'agency' | 'reason'>;
   /** From the agency's `reportedAt` to the engine having applied the result. */
   /** Reads and changes per statement (group commit, decision 0014). */
   readonly dbBatchSize: Histogram<'statement'>;
@@ -125,12 +131,10 @@ export class Metrics {
   // Gauges set at scrape time (see BacklogMetrics).
   readonly queueJobs: Gauge<'queue' | 'state'>;
   readonly queueOldestWaitingAge: Gauge<'queue'>;
-  readonly resultsStreamLength: Gauge;
-  readonly resultsStreamPending: Gauge;
-  readonly resultsStreamLag: Gauge;
-  readonly resultsStreamOldestPendingAge: Gauge;
-  readonly partitionStreamPending: Gauge<'partition'>;
-  readonly partitionStreamLag: Gauge<'partition'>;
+  readonly resultsStreamLength: Gauge<'agency'>;
+  readonly resultsStreamPending: Gauge<'agency'>;
+  readonly resultsStreamLag: Gauge<'agency'>;
+  readonly resultsStreamOldestPendingAge: Gauge<'agency'>;
   readonly outboxUnsent: Gauge;
   readonly outboxOldestUnsentAge: Gauge;
   readonly casesUnfinished: Gauge<'status'>;
@@ -199,6 +203,12 @@ export class Metrics {
       labelNames: ['source'],
       registers,
     });
+    this.agencyAnswersRefused = new Counter({
+      name: 'leo_agency_refused_total',
+      help: "What an agency's channel carried that leo or Redis refused, by agency and reason (another-agency, malformed, redis-acl).",
+      labelNames: ['agency', 'reason'],
+      registers,
+    });
     this.caseWritesRefused = new Counter({
       name: 'leo_case_writes_refused_total',
       help: "Changes not written because their case or its subject's facts had moved on (decided again on a fresh read).",
@@ -265,34 +275,26 @@ export class Metrics {
     });
     this.resultsStreamLength = new Gauge({
       name: 'leo_results_stream_entries',
-      help: 'Entries in the results stream, applied or not (trimmed at about 100 000).',
+      help: "Entries in an agency's results stream, applied or not (trimmed at about 100 000).",
+      labelNames: ['agency'],
       registers,
     });
     this.resultsStreamPending = new Gauge({
       name: 'leo_results_stream_pending',
-      help: 'Results-stream entries read by an engine but not yet acknowledged (being applied, or failed and waiting to be claimed again).',
+      help: "Entries of an agency's results stream read by an engine but not yet acknowledged (being applied, or failed and waiting to be claimed again).",
+      labelNames: ['agency'],
       registers,
     });
     this.resultsStreamLag = new Gauge({
       name: 'leo_results_stream_lag',
-      help: 'Results-stream entries no engine has read yet.',
+      help: "Entries of an agency's results stream no engine has read yet (NaN when Redis cannot tell).",
+      labelNames: ['agency'],
       registers,
     });
     this.resultsStreamOldestPendingAge = new Gauge({
       name: 'leo_results_stream_oldest_pending_age_seconds',
-      help: 'Age (since it was written) of the oldest results-stream entry read but not acknowledged; 0 when none.',
-      registers,
-    });
-    this.partitionStreamPending = new Gauge({
-      name: 'leo_results_stream_partition_pending',
-      help: "Entries of a partition's results stream read by its engine and not yet acknowledged.",
-      labelNames: ['partition'],
-      registers,
-    });
-    this.partitionStreamLag = new Gauge({
-      name: 'leo_results_stream_partition_lag',
-      help: "Entries of a partition's results stream not yet read by its engine (NaN when Redis cannot tell).",
-      labelNames: ['partition'],
+      help: "Age (since it was written) of the oldest entry of an agency's results stream read but not acknowledged; 0 when none.",
+      labelNames: ['agency'],
       registers,
     });
     this.outboxUnsent = new Gauge({

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { ENGINE_RESULTS_QUEUE, agencyQueueName } from '#agency-contract';
+import { agencyQueueName } from '#agency-contract';
 
 /** Agencies are catalogue entries an administrator can add at any time: looked up again after this. */
 const AGENCIES_TTL_MS = 30_000;
@@ -14,19 +14,24 @@ export abstract class AgencyDirectory {
 }
 
 /**
- * The queues leo runs on: one per agency in the catalogue (`agency.<code>`) and the results queue.
- * Metrics and the queue dashboard watch exactly these.
+ * The queues leo runs on: one per agency in the catalogue (`agency.<code>`), each answered on the
+ * agency's results stream. Metrics and the queue dashboard watch exactly these.
  */
 @Injectable()
 export class MonitoredQueues {
-  private cached: { names: readonly string[]; at: number } | undefined;
+  private cached: { codes: readonly string[]; at: number } | undefined;
   private loading: Promise<readonly string[]> | undefined;
 
   constructor(private readonly agencies: AgencyDirectory) {}
 
-  /** Queue names, agency queues in code order, then `engine.results`. */
+  /** Queue names, in agency code order. */
   async names(): Promise<readonly string[]> {
-    if (this.cached && Date.now() - this.cached.at < AGENCIES_TTL_MS) return this.cached.names;
+    return (await this.codes()).map((code) => agencyQueueName(code));
+  }
+
+  /** The agencies' codes, in order. */
+  async codes(): Promise<readonly string[]> {
+    if (this.cached && Date.now() - this.cached.at < AGENCIES_TTL_MS) return this.cached.codes;
     this.loading ??= this.load().finally(() => {
       this.loading = undefined;
     });
@@ -39,11 +44,10 @@ export class MonitoredQueues {
       codes = await this.agencies.agencyCodes();
     } catch (error) {
       // Postgres away: the queues known a moment ago are still the queues, and Redis may answer.
-      if (this.cached) return this.cached.names;
+      if (this.cached) return this.cached.codes;
       throw error;
     }
-    const names = [...codes.map((code) => agencyQueueName(code)), ENGINE_RESULTS_QUEUE];
-    this.cached = { names, at: Date.now() };
-    return names;
+    this.cached = { codes: [...codes], at: Date.now() };
+    return this.cached.codes;
   }
 }

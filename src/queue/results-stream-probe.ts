@@ -1,22 +1,15 @@
 import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { Redis } from 'ioredis';
-import { partitionStreamKey, resultsStreamKey } from '#agency-contract';
+import { agencyResultsStreamKey } from '#agency-contract';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import { redisOptions } from './redis-connection.js';
 
-/** The consumer group the engines read the results stream in (see ResultStreamConsumer). */
+/** The consumer group the engines read the results streams in (see ResultStreamConsumer). */
 const GROUP = 'engine';
 
-/** One partition's results stream (decision 0020): read but unacknowledged, and unread. */
-export interface PartitionBacklog {
-  partition: number;
-  pending: number;
-  /** NaN when Redis cannot tell (after trimming). */
-  lag: number;
-}
-
 export interface ResultsStreamBacklog {
+  agency: string;
   /** Entries in the stream (read or not; trimmed at about RESULTS_STREAM_MAXLEN). */
   length: number;
   /** Entries read by an engine but not yet acknowledged (being applied, or failed to). */
@@ -28,40 +21,18 @@ export interface ResultsStreamBacklog {
 }
 
 /**
- * Reads the results stream's backlog for the metrics, on a connection of its own made on first
- * use (only processes that are scraped open it).
+ * Reads the backlog of the agencies' results streams for the metrics, on a connection of its own
+ * made on first use (only processes that are scraped open it).
  */
 @Injectable()
 export class ResultsStreamProbe implements OnApplicationShutdown {
-  readonly key: string;
   private readonly prefix: string;
   private readonly url: string;
   private client: Redis | undefined;
 
   constructor(config: ConfigService<ResolvedConfig, true>) {
     this.prefix = config.get('queue', { infer: true }).prefix;
-    this.key = resultsStreamKey(this.prefix);
     this.url = config.get('redis', { infer: true }).url;
-  }
-
-  /** The backlog of each of `count` partitions' results streams, in one round trip. */
-  async partitions(count: number): Promise<PartitionBacklog[]> {
-    const client = this.connect();
-    const pipeline = client.pipeline();
-    for (let p = 0; p < count; p += 1) pipeline.xinfo('GROUPS', partitionStreamKey(this.prefix, p));
-    const replies = (await pipeline.exec()) ?? [];
-    return replies.map(([error, groups], partition) => {
-      // No stream yet (no job of the partition answered since Redis started): nothing waits.
-      if (error) return { partition, pending: 0, lag: 0 };
-      const group = (groups as unknown[][]).map(toMap).find((g) => g.get('name') === GROUP);
-      if (!group) return { partition, pending: 0, lag: 0 };
-      const lagValue = group.get('lag');
-      return {
-        partition,
-        pending: Number(group.get('pending') ?? 0),
-        lag: lagValue === null || lagValue === undefined ? Number.NaN : Number(lagValue),
-      };
-    });
   }
 
   private connect(): Redis {
@@ -77,28 +48,33 @@ export class ResultsStreamProbe implements OnApplicationShutdown {
     return this.client;
   }
 
-  async backlog(): Promise<ResultsStreamBacklog> {
+  /** The backlog of each agency's results stream. */
+  backlogs(agencies: readonly string[]): Promise<ResultsStreamBacklog[]> {
+    return Promise.all(agencies.map((agency) => this.backlog(agency)));
+  }
+
+  async backlog(agency: string): Promise<ResultsStreamBacklog> {
     const client = this.connect();
-    const length = await client.xlen(this.key);
-    if (length === 0) return { length, pending: 0, lag: 0, oldestPendingAgeSeconds: 0 };
+    const key = agencyResultsStreamKey(this.prefix, agency);
+    const none = { agency, length: 0, pending: 0, lag: 0, oldestPendingAgeSeconds: 0 };
+    const length = await client.xlen(key);
+    if (length === 0) return none;
     let groups: unknown[][];
     try {
-      groups = (await client.xinfo('GROUPS', this.key)) as unknown[][];
+      groups = (await client.xinfo('GROUPS', key)) as unknown[][];
     } catch (error) {
-      if (error instanceof Error && /no such key/i.test(error.message)) {
-        return { length: 0, pending: 0, lag: 0, oldestPendingAgeSeconds: 0 };
-      }
+      if (error instanceof Error && /no such key/i.test(error.message)) return none;
       throw error;
     }
     const group = groups.map(toMap).find((g) => g.get('name') === GROUP);
     // No group yet: no engine has read anything, every entry waits.
-    if (!group) return { length, pending: 0, lag: length, oldestPendingAgeSeconds: 0 };
+    if (!group) return { ...none, length, lag: length };
     const pending = Number(group.get('pending') ?? 0);
     const lagValue = group.get('lag');
     const lag = lagValue === null || lagValue === undefined ? Number.NaN : Number(lagValue);
     let oldestPendingAgeSeconds = 0;
     if (pending > 0) {
-      const summary = (await client.xpending(this.key, GROUP)) as [
+      const summary = (await client.xpending(key, GROUP)) as [
         number,
         string | null,
         ...unknown[],
@@ -108,7 +84,7 @@ export class ResultsStreamProbe implements OnApplicationShutdown {
         oldestPendingAgeSeconds = Math.max(0, Date.now() - since) / 1000;
       }
     }
-    return { length, pending, lag, oldestPendingAgeSeconds };
+    return { agency, length, pending, lag, oldestPendingAgeSeconds };
   }
 
   onApplicationShutdown(): void {

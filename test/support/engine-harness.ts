@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
 import {
-  ENGINE_RESULTS_QUEUE,
   FACT_LOOKUP,
   LOOKUP_RESULT,
   RESULTS_STREAM_MAXLEN,
@@ -9,7 +8,7 @@ import {
   STEP_RESULT,
   agencyQueueName,
   resultEntryFields,
-  resultsStreamKey,
+  agencyResultsStreamKey,
   type AgencyJobs,
   type FactValue,
   type LookupJob,
@@ -99,12 +98,17 @@ export interface ScriptedAgencies {
 }
 
 /**
- * Appends a result to the results stream as an adapter does (the SDK's XADD), on the connection
- * of leo's own queues; resolves with the entry's id.
+ * Appends a result to an agency's results stream as its adapter does (the SDK's XADD), on the
+ * connection of leo's own queues; resolves with the entry's id. The stream is `via`'s, by default
+ * the agency the result names (an adapter answering as itself).
  */
-export async function publishResult(queues: QueueService, entry: ResultEntry): Promise<string> {
-  const client = await queues.queue(ENGINE_RESULTS_QUEUE).raw.getBackend().client;
-  return client.xadd(resultsStreamKey(queues.prefix), '*', resultEntryFields(entry), {
+export async function publishResult(
+  queues: QueueService,
+  entry: ResultEntry,
+  via: string = entry.result.agency,
+): Promise<string> {
+  const client = await queues.queue(agencyQueueName(via)).raw.getBackend().client;
+  return client.xadd(agencyResultsStreamKey(queues.prefix, via), '*', resultEntryFields(entry), {
     MAXLEN: RESULTS_STREAM_MAXLEN,
     approximate: true,
   });

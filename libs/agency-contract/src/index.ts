@@ -1,14 +1,12 @@
 export {
   AGENCY_CODE_PATTERN,
-  ENGINE_RESULTS_QUEUE,
-  ENGINE_RESULTS_STREAM,
   RESULTS_STREAM_MAXLEN,
   RESULT_PARTITIONS,
+  agencyOfResultsStream,
   agencyQueueName,
-  partitionStreamKey,
-  replyStream,
-  resultsStreamKey,
+  agencyResultsStreamKey,
 } from './queues.js';
+export { ANSWER_LIMITS } from './shapes.js';
 export type { JobContract, JobHandlers, JobName } from './jobs.js';
 export * from './steps.js';
 export {
@@ -21,7 +19,6 @@ export {
 export {
   DEFAULT_CONCURRENCY,
   DEFAULT_TIMEOUT_MS,
-  RESULT_JOB_OPTIONS,
   createAgencyWorker,
   describeHandlerError,
   isLookupOutcome,

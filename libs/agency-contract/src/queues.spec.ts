@@ -1,35 +1,38 @@
 import { describe, expect, it } from '@jest/globals';
-import { partitionStreamKey, replyStream, resultsStreamKey } from './queues.js';
+import { agencyOfResultsStream, agencyQueueName, agencyResultsStreamKey } from './queues.js';
 
-describe('replyStream', () => {
-  const stream = resultsStreamKey('{leo}');
-
-  it("answers on the job's partition stream", () => {
-    const replyTo = partitionStreamKey('{leo}', 7);
-    expect(replyTo).toBe('{leo}:stream:engine.results:p7');
-    expect(replyStream(stream, { stepRunId: 's', replyTo })).toBe(replyTo);
+describe("an agency's results stream", () => {
+  it('has a key of its own under the queue prefix, in the queues’ hash slot', () => {
+    expect(agencyResultsStreamKey('{leo}', 'skatteverket')).toBe(
+      '{leo}:stream:agency.skatteverket.results',
+    );
+    expect(agencyResultsStreamKey('{test}', 'kommun-0180')).toBe(
+      '{test}:stream:agency.kommun-0180.results',
+    );
   });
 
-  it('answers on the results stream for a job without replyTo (an engine before partitions)', () => {
-    expect(replyStream(stream, { stepRunId: 's' })).toBe(stream);
-    expect(replyStream(stream, undefined)).toBe(stream);
+  it('is outside its queue’s keys, so the credential that works the queue cannot read it', () => {
+    const queueKeys = `{leo}:${agencyQueueName('skatteverket')}:`;
+    expect(agencyResultsStreamKey('{leo}', 'skatteverket').startsWith(queueKeys)).toBe(false);
   });
 
-  it('never writes to a key a queue message names that is not a partition stream', () => {
-    for (const replyTo of [
-      '{leo}:bull:agency.bolagsverket:wait',
-      '{other}:stream:engine.results:p1',
-      `${stream}:p`,
-      `${stream}:p1:x`,
-      `${stream}:p12345`,
-      `${stream}:p07`,
-      `${stream}:p32`,
-      `${stream}:p99`,
-      `${stream}:p-1`,
-      42,
-      { key: stream },
+  it('names its agency, and nothing else does', () => {
+    expect(agencyOfResultsStream('{leo}', '{leo}:stream:agency.skatteverket.results')).toBe(
+      'skatteverket',
+    );
+    for (const key of [
+      '{leo}:stream:engine.results',
+      '{leo}:stream:engine.results:p7',
+      '{other}:stream:agency.skatteverket.results',
+      '{leo}:stream:agency..results',
+      '{leo}:stream:agency.Skatteverket.results',
+      '{leo}:agency.skatteverket:wait',
     ]) {
-      expect(replyStream(stream, { replyTo })).toBe(stream);
+      expect(agencyOfResultsStream('{leo}', key)).toBeUndefined();
     }
+  });
+
+  it('refuses an agency code that is not one', () => {
+    expect(() => agencyResultsStreamKey('{leo}', 'a*')).toThrow(/invalid agency code/);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { resultsStreamKey } from './queues.js';
+import { ANSWER_LIMITS } from './shapes.js';
 import { parseResultEntry, resultEntryFields } from './results-stream.js';
 import type { LookupResult, StepResult } from './steps.js';
 
@@ -20,11 +20,6 @@ const lookup: LookupResult = {
 const flat = (fields: Record<string, string>): string[] => Object.entries(fields).flat();
 
 describe('the results stream', () => {
-  it('has a key under the queue prefix, in the queues’ hash slot', () => {
-    expect(resultsStreamKey()).toBe('{leo}:stream:engine.results');
-    expect(resultsStreamKey('{test}')).toBe('{test}:stream:engine.results');
-  });
-
   it('carries a result as kind and body, and reads it back', () => {
     const fields = resultEntryFields({ kind: 'step.result', result: step });
     expect(fields).toEqual({ kind: 'step.result', body: JSON.stringify(step) });
@@ -68,6 +63,48 @@ describe('the results stream', () => {
     [
       'an outcome that is not one',
       ['kind', 'step.result', 'body', JSON.stringify({ ...step, result: { outcome: 'done' } })],
+      'invalid-outcome',
+    ],
+    [
+      'a body longer than an answer may be',
+      [
+        'kind',
+        'step.result',
+        'body',
+        JSON.stringify({ ...step, pad: 'x'.repeat(ANSWER_LIMITS.bodyMaxLength) }),
+      ],
+      'body-too-long',
+    ],
+    [
+      'a reportedAt that is no time',
+      ['kind', 'step.result', 'body', JSON.stringify({ ...step, reportedAt: 'yesterday' })],
+      'invalid-ids',
+    ],
+    [
+      // As POST /v1/agency/decisions refuses it: the reason is at most 2,000 characters.
+      'a refusal whose reason is longer than the REST route allows',
+      [
+        'kind',
+        'step.result',
+        'body',
+        JSON.stringify({
+          ...step,
+          result: { outcome: 'rejected', code: 'refused', reason: 'x'.repeat(2_001) },
+        }),
+      ],
+      'invalid-outcome',
+    ],
+    [
+      'a refusal whose code is not kebab-case',
+      [
+        'kind',
+        'step.result',
+        'body',
+        JSON.stringify({
+          ...step,
+          result: { outcome: 'rejected', code: 'Call 0771-567 567 now', reason: 'r' },
+        }),
+      ],
       'invalid-outcome',
     ],
     [

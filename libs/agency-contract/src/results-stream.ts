@@ -1,5 +1,5 @@
 /**
- * An entry of the results stream (`resultsStreamKey(prefix)`), as adapters write it and the
+ * An entry of an agency's results stream (`agencyResultsStreamKey`), as adapters write it and the
  * engine reads it. Two fields, both permanent wire names:
  * - `kind`: `step.result` or `lookup.result` (STEP_RESULT, LOOKUP_RESULT);
  * - `body`: the StepResult or LookupResult as JSON.
@@ -7,7 +7,7 @@
  * dropped by the engine (logged without its body).
  */
 import { AGENCY_CODE_PATTERN } from './queues.js';
-import { isLookupOutcome, isStepOutcome } from './worker.js';
+import { ANSWER_LIMITS, isLookupOutcome, isStepOutcome, isTimestamp } from './shapes.js';
 import { LOOKUP_RESULT, STEP_RESULT, type LookupResult, type StepResult } from './steps.js';
 
 export type ResultKind = typeof STEP_RESULT | typeof LOOKUP_RESULT;
@@ -23,7 +23,12 @@ export function resultEntryFields(entry: ResultEntry): { kind: ResultKind; body:
 
 /** Why an entry was refused: safe to log (never quotes the body). */
 export type EntryProblem =
-  'unknown-kind' | 'no-body' | 'body-not-json' | 'invalid-ids' | 'invalid-outcome';
+  | 'unknown-kind'
+  | 'no-body'
+  | 'body-too-long'
+  | 'body-not-json'
+  | 'invalid-ids'
+  | 'invalid-outcome';
 
 /**
  * Step run and look-up ids are leo's UUIDs: anything else cannot name a step and would only
@@ -45,7 +50,7 @@ function hasIds(body: Record<string, unknown>, id: 'stepRunId' | 'lookupId'): bo
     attempt >= 1 &&
     typeof body.agency === 'string' &&
     AGENCY_CODE_PATTERN.test(body.agency) &&
-    typeof body.reportedAt === 'string'
+    isTimestamp(body.reportedAt)
   );
 }
 
@@ -64,6 +69,8 @@ export function parseResultEntry(
   }
   if (kind !== STEP_RESULT && kind !== LOOKUP_RESULT) return { ok: false, problem: 'unknown-kind' };
   if (body === undefined) return { ok: false, problem: 'no-body', kind };
+  if (body.length > ANSWER_LIMITS.bodyMaxLength)
+    return { ok: false, problem: 'body-too-long', kind };
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);

@@ -32,11 +32,6 @@ export interface StepJob {
   idempotencyKey: string;
   /** Exactly the facts the step needs, by fact key: nothing more leaves leo. */
   facts: Record<string, FactValue>;
-  /**
-   * The results stream the answer goes to (its case's partition's, decision 0020); the SDK
-   * uses it. Absent from jobs of engines before partitions: the answer goes to the results stream.
-   */
-  replyTo?: string;
   /** ISO 8601 time by which leo expects a final answer, when the step has a deadline. */
   deadline?: string;
 }
@@ -64,7 +59,10 @@ export type StepOutcome =
 export interface StepResult {
   stepRunId: string;
   attempt: number;
-  /** The agency answering: leo checks it is the step's agency. */
+  /**
+   * The agency answering. leo takes the agency from the stream the answer came by (or from the
+   * caller's credential, over REST) and refuses an answer that names another.
+   */
   agency: string;
   result: StepOutcome;
   /** ISO 8601 time the agency produced the answer. */
@@ -73,8 +71,6 @@ export interface StepResult {
 
 /** Queue job ids must not contain ':' (BullMQ), hence the dots. */
 export const stepJobId = (stepRunId: string, attempt: number): string => `${stepRunId}.${attempt}`;
-export const resultJobId = (result: Pick<StepResult, 'stepRunId' | 'attempt' | 'result'>): string =>
-  `${result.stepRunId}.${result.attempt}.${result.result.outcome}`;
 
 /**
  * Tell leo what your register holds about a person: leo asks the agency that is the
@@ -93,8 +89,6 @@ export interface LookupJob {
   facts: Record<string, FactValue>;
   /** The facts asked for: only facts this agency is the authoritative source of. */
   factKeys: string[];
-  /** The results stream the answer goes to, as in a StepJob. */
-  replyTo?: string;
 }
 
 /** The adapter's answer to one look-up attempt. */
@@ -119,9 +113,6 @@ export interface LookupResult {
 
 export const lookupJobId = (lookupId: string, attempt: number): string =>
   `${lookupId}.${attempt}.lookup`;
-export const lookupResultJobId = (
-  result: Pick<LookupResult, 'lookupId' | 'attempt' | 'result'>,
-): string => `${result.lookupId}.${result.attempt}.lookup.${result.result.outcome}`;
 
 export interface AgencyJobs {
   [STEP_EXECUTE]: StepJob;
@@ -129,7 +120,8 @@ export interface AgencyJobs {
   [FACT_LOOKUP]: LookupJob;
 }
 
-export interface ResultJobs {
+/** What an agency's results stream carries, by entry kind. */
+export interface ResultEntries {
   [STEP_RESULT]: StepResult;
   [LOOKUP_RESULT]: LookupResult;
 }

@@ -1,6 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { RESULT_JOB_OPTIONS, describeHandlerError, isStepOutcome } from './worker.js';
-import { resultJobId } from './steps.js';
+import { describeHandlerError, isStepOutcome } from './worker.js';
 
 describe('isStepOutcome', () => {
   it.each([
@@ -31,6 +30,17 @@ describe('isStepOutcome', () => {
     [{ outcome: 'pending', reference: 'SKV-1', expectedDecisionAt: 'next week' }],
     [{ outcome: 'rejected', reason: 'no code' }],
     [{ outcome: 'retryable-error', code: 'x' }],
+    [{ outcome: 'rejected', code: 'refused', reason: '' }],
+    [{ outcome: 'rejected', code: 'refused', reason: 'r'.repeat(2_001) }],
+    [{ outcome: 'rejected', code: 'UPPER', reason: 'r' }],
+    [{ outcome: 'completed', produced: {}, reference: 'r'.repeat(101) }],
+    [{ outcome: 'pending', reference: ' ' }],
+    [
+      {
+        outcome: 'completed',
+        produced: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`f.k${i}`, i])),
+      },
+    ],
   ])('refuses %j', (outcome) => {
     expect(isStepOutcome(outcome)).toBe(false);
   });
@@ -47,30 +57,5 @@ describe('describeHandlerError', () => {
 
   it('says only the type of something thrown that is not an error', () => {
     expect(describeHandlerError('199012119948')).toEqual({ errorType: 'string' });
-  });
-});
-
-describe('result jobs', () => {
-  it('are removed by age once applied or failed, and retried with backoff', () => {
-    expect(RESULT_JOB_OPTIONS).toMatchObject({
-      attempts: expect.any(Number),
-      removeOnComplete: { age: 3600 },
-      removeOnFail: { age: 7 * 24 * 3600 },
-    });
-  });
-
-  it('have one id per step run, attempt and outcome, so an answer repeated is one job', () => {
-    const pending = {
-      stepRunId: 'a',
-      attempt: 1,
-      result: { outcome: 'pending', reference: 'R' },
-    } as const;
-    const decided = {
-      stepRunId: 'a',
-      attempt: 1,
-      result: { outcome: 'completed', produced: {} },
-    } as const;
-    expect(resultJobId(pending)).toBe('a.1.pending');
-    expect(resultJobId(decided)).not.toBe(resultJobId(pending));
   });
 });

@@ -3,18 +3,17 @@
  * package, bullmq and a Redis connection. No Nest, nothing of leo's application code.
  *
  * `createAgencyWorker` consumes `agency.<code>`, calls the handler for each step's action, and
- * answers on the results stream (`resultsStreamKey(prefix)`), completing the agency job only
- * once the answer is on the stream (at-least-once). See docs/adapters.md for the contract in full.
+ * answers on the agency's results stream (`agencyResultsStreamKey(prefix, agency)`), completing
+ * the agency job only once the answer is on the stream (at-least-once). See docs/adapters.md for the contract in full.
  */
 import {
   UnrecoverableError,
   Worker,
   type ConnectionOptions,
   type Job,
-  type JobsOptions,
   type KeepJobs,
 } from 'bullmq';
-import { RESULTS_STREAM_MAXLEN, agencyQueueName, replyStream, resultsStreamKey } from './queues.js';
+import { RESULTS_STREAM_MAXLEN, agencyQueueName, agencyResultsStreamKey } from './queues.js';
 import {
   hasStepIds,
   isLookupJob,
@@ -110,20 +109,6 @@ export const DEFAULT_TIMEOUT_MS = 60_000;
 const HOUR_SECONDS = 3_600;
 const WEEK_SECONDS = 7 * 24 * HOUR_SECONDS;
 
-/**
- * How the SDK before decision 0018 published a result job on the BullMQ queue `engine.results`
- * (id `resultJobId(result)`, kept an hour after it was applied, a week after it failed, retried
- * with backoff). leo still consumes that queue, for adapters not yet upgraded. Deprecated: the
- * SDK answers on the results stream (`resultsStreamKey`); kept for adapters that still publish
- * on the queue themselves.
- */
-export const RESULT_JOB_OPTIONS: Readonly<JobsOptions> = Object.freeze({
-  attempts: 8,
-  backoff: { type: 'exponential', delay: 1_000 },
-  removeOnComplete: { age: HOUR_SECONDS },
-  removeOnFail: { age: WEEK_SECONDS },
-});
-
 export { isLookupOutcome, isStepOutcome } from './shapes.js';
 
 class AttemptTimeout extends Error {
@@ -150,7 +135,7 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
 
 /**
  * Starts a worker on `agency.<code>` that runs `handlers[job.action]` for each `step.execute`
- * job and answers on the results stream (`resultsStreamKey(prefix)`):
+ * job and answers on the agency's results stream (`agencyResultsStreamKey(prefix, agency)`):
  * - an action without a handler: `rejected`, code `unknown-action`;
  * - a handler that throws or returns something that is not a StepOutcome: `retryable-error`,
  *   code `adapter-error` (the error's message is neither reported nor logged: it may quote facts);
@@ -179,7 +164,7 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
     }
   }
 
-  const streamKey = resultsStreamKey(prefix);
+  const streamKey = agencyResultsStreamKey(prefix, agency);
   // Attempts in flight in this process, by step run: a step.cancel aborts them.
   const inFlight = new Map<string, Set<AbortController>>();
 
@@ -190,19 +175,18 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
   async function append(
     kind: typeof STEP_RESULT | typeof LOOKUP_RESULT,
     body: unknown,
-    job?: unknown,
   ): Promise<void> {
     const client = await worker.getBackend().client;
     await client.xadd(
-      replyStream(streamKey, job),
+      streamKey,
       '*',
       { kind, body: JSON.stringify(body) },
       { MAXLEN: RESULTS_STREAM_MAXLEN, approximate: true },
     );
   }
 
-  async function publish(result: StepResult, job?: unknown): Promise<void> {
-    await append(STEP_RESULT, result, job);
+  async function publish(result: StepResult): Promise<void> {
+    await append(STEP_RESULT, result);
   }
 
   /**
@@ -210,16 +194,13 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
    * kind as its return value: produced facts do not need a second copy in Redis.
    */
   async function answer(job: StepJob, result: StepOutcome): Promise<{ outcome: string }> {
-    await publish(
-      {
-        stepRunId: job.stepRunId,
-        attempt: job.attempt,
-        agency,
-        result,
-        reportedAt: new Date().toISOString(),
-      },
-      job,
-    );
+    await publish({
+      stepRunId: job.stepRunId,
+      attempt: job.attempt,
+      agency,
+      result,
+      reportedAt: new Date().toISOString(),
+    });
     return { outcome: result.outcome };
   }
 
@@ -307,7 +288,7 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
         code: 'invalid-job',
         reason: 'the job lacks fields of a step job (caseId, action, idempotencyKey, facts)',
       };
-      await publish({ ...ids, agency, result: reject, reportedAt: new Date().toISOString() }, data);
+      await publish({ ...ids, agency, result: reject, reportedAt: new Date().toISOString() });
       return { outcome: reject.outcome };
     }
     const jobLog = bind(log, { ...ids, action: data.action });
@@ -325,8 +306,8 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
     return answer(data, outcome);
   }
 
-  async function publishLookup(result: LookupResult, job: unknown): Promise<void> {
-    await append(LOOKUP_RESULT, result, job);
+  async function publishLookup(result: LookupResult): Promise<void> {
+    await append(LOOKUP_RESULT, result);
   }
 
   /** Answers a look-up under the attempt's time limit; a failure is a retryable error. */
@@ -375,16 +356,13 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
         clearTimeout(timer);
       }
     }
-    await publishLookup(
-      {
-        lookupId: data.lookupId,
-        attempt: data.attempt,
-        agency,
-        result: outcome,
-        reportedAt: new Date().toISOString(),
-      },
-      data,
-    );
+    await publishLookup({
+      lookupId: data.lookupId,
+      attempt: data.attempt,
+      agency,
+      result: outcome,
+      reportedAt: new Date().toISOString(),
+    });
     return { outcome: outcome.outcome };
   }
 
