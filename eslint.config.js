@@ -34,6 +34,7 @@ const nodeGlobals = {
 //   relative path climbs out of libs/<name>/ (so nothing of src/ is reachable).
 const FEATURES = [
   'definitions',
+  'agency-access',
   'engine',
   'citizen',
   'adapters',

@@ -3,6 +3,7 @@ import type { Logger as PinoLogger } from 'pino';
 import { ConfigModule } from '@nestjs/config';
 import { LoggerModule } from 'nestjs-pino';
 import { AdaptersModule } from './adapters/adapters.module.js';
+import { AgencyAccessModule } from './agency-access/agency-access.module.js';
 import { APP_ENTITIES } from './app.entities.js';
 import { AuthModule } from './auth/auth.module.js';
 import { CitizenModule } from './citizen/citizen.module.js';
@@ -57,6 +58,7 @@ export class AppModule {
         engine,
         MetricsModule,
         CaseMetricsModule.observing(engine),
+        ...(runs.api || runs.engine ? [AgencyAccessModule.forRoot({ api: runs.api })] : []),
         ...(runs.api ? [CitizenModule, QueueDashboardModule] : []),
         ...(runs.adapters ? [AdaptersModule] : []),
       ],

@@ -39,6 +39,11 @@ export const AgencyCodeParam = new PatternParam(
   AGENCY_CODE_PATTERN,
   'a lower-case agency code',
 );
+export const CredentialIdParam = new PatternParam(
+  'id',
+  /^[0-9a-f]{12}$/,
+  'an agency credential id (12 hex digits)',
+);
 export const StepIdParam = new PatternParam('stepId', STEP_ID_PATTERN, 'a kebab-case step id');
 
 /** A version in a path: a positive integer that fits Postgres' integer. */

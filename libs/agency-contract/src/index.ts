@@ -7,6 +7,14 @@ export {
   agencyResultsStreamKey,
 } from './queues.js';
 export { ANSWER_LIMITS } from './shapes.js';
+export {
+  AGENCY_COMMAND_RULES,
+  agencyAclRules,
+  agencyOfUserName,
+  agencyUserName,
+  agencyUserScope,
+  globEscape,
+} from './access.js';
 export type { JobContract, JobHandlers, JobName } from './jobs.js';
 export * from './steps.js';
 export {

@@ -7,6 +7,7 @@ import { LazyTimers1764806400000 } from './1764806400000-lazy-timers.js';
 import { SubjectFactsRevision1764892800000 } from './1764892800000-subject-facts-revision.js';
 import { EnginePartitions1765065600000 } from './1765065600000-engine-partitions.js';
 import { EngineBusKey1765072800000 } from './1765072800000-engine-bus-key.js';
+import { AgencyCredentials1765152000000 } from './1765152000000-agency-credentials.js';
 
 type MigrationClass = new () => MigrationInterface;
 
@@ -23,4 +24,5 @@ export const MIGRATIONS: MigrationClass[] = [
   SubjectFactsRevision1764892800000,
   EnginePartitions1765065600000,
   EngineBusKey1765072800000,
+  AgencyCredentials1765152000000,
 ];

@@ -1,0 +1,24 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { AclLogWatcher } from './acl-log-watcher.js';
+import { AgencyCredentialsController } from './agency-credentials.controller.js';
+import { AgencyCredentialsRepository } from './agency-credentials.repository.js';
+import { AgencyCredentials } from './agency-credentials.service.js';
+import { RedisAcl } from './redis-acl.js';
+
+/**
+ * Agencies as separate parties (decision 0022): their credentials, applied to Redis as users
+ * limited to each agency's own keys, and what Redis refused them. The api and engine roles keep
+ * the users applied (the agency catalogue comes from DefinitionsModule, which is global); the api
+ * role serves the administrators' routes.
+ */
+@Module({})
+export class AgencyAccessModule {
+  static forRoot(options: { api: boolean }): DynamicModule {
+    return {
+      module: AgencyAccessModule,
+      controllers: options.api ? [AgencyCredentialsController] : [],
+      providers: [AgencyCredentialsRepository, RedisAcl, AgencyCredentials, AclLogWatcher],
+      exports: [AgencyCredentials, AgencyCredentialsRepository],
+    };
+  }
+}
