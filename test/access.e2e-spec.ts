@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
 import { openApiDocument } from '../src/http/create-app.js';
 import { WORKLOAD_ANSWERS, sql as query, waitForStep } from './support/engine-harness.js';
-import { startTestApp, type TestApp } from './support/test-env.js';
+import { deleteAgencyUsers, startTestApp, type TestApp } from './support/test-env.js';
 
 /**
  * Invariant 7, route by route: a citizen reads and changes only their own cases, facts,
@@ -122,6 +122,23 @@ const ROUTES: Record<string, Route> = {
     allowed: ADMIN,
     path: () => '/v1/admin/agencies/kommun',
     body: () => ({ code: 'kommun' }),
+  },
+  'POST /v1/admin/agencies/{code}/credentials': {
+    allowed: ADMIN,
+    path: () => '/v1/admin/agencies/kommun/credentials',
+    body: () => ({ label: 'access test' }),
+  },
+  'GET /v1/admin/agencies/{code}/credentials': {
+    allowed: ADMIN,
+    path: () => '/v1/admin/agencies/kommun/credentials',
+  },
+  'GET /v1/admin/agency-credentials': {
+    allowed: ADMIN,
+    path: () => '/v1/admin/agency-credentials',
+  },
+  'DELETE /v1/admin/agency-credentials/{id}': {
+    allowed: ADMIN,
+    path: () => '/v1/admin/agency-credentials/0123456789ab',
   },
   'GET /v1/admin/agencies/{code}/revisions': {
     allowed: ADMIN,
@@ -296,6 +313,8 @@ describe('who may do what, route by route', () => {
     ids = { caseA, openCaseA, messageA: message?.id ?? '', stepRunA: run?.id ?? '' };
   });
   afterAll(async () => {
+    // The agency users the admin's calls made in Redis go with this run.
+    await deleteAgencyUsers(leo.config.queue.prefix);
     await leo.close();
   });
 

@@ -33,7 +33,7 @@ import {
   type ScriptedAgencies,
 } from './support/engine-harness.js';
 import { scrape } from './support/metrics.js';
-import { startTestApp, testRedisUrl, type TestApp } from './support/test-env.js';
+import { deleteAgencyUsers, startTestApp, testRedisUrl, type TestApp } from './support/test-env.js';
 import { EngineRepository } from '../src/engine/engine.repository.js';
 
 interface Issued {
@@ -168,10 +168,7 @@ describe('agency credentials: each adapter acts only as its own agency', () => {
   afterAll(async () => {
     for (const client of connections) client.disconnect();
     // The users this run made (under its own prefix's scope) go with it.
-    const scope = agencyUserScope(prefix);
-    for (const user of (await admin.call('ACL', 'USERS')) as string[]) {
-      if (user.startsWith(scope)) await admin.call('ACL', 'DELUSER', user);
-    }
+    await deleteAgencyUsers(prefix);
     admin.disconnect();
     await api.close();
     await engineRole.close();
@@ -192,6 +189,11 @@ describe('agency credentials: each adapter acts only as its own agency', () => {
         prefix,
         queue: agencyQueueName(agency),
         resultsStream: agencyResultsStreamKey(prefix, agency),
+        redis: {
+          host: new URL(testRedisUrl()).hostname,
+          port: Number(new URL(testRedisUrl()).port || 6379),
+          tls: false,
+        },
         revokedAt: null,
       });
       expect(body.password).toMatch(/^[A-Za-z0-9_-]{43}$/);
@@ -423,6 +425,37 @@ describe('agency credentials: each adapter acts only as its own agency', () => {
     // Bolagsverket's number (normalised), not the one forged on Skatteverket's channel.
     expect(org).toEqual([{ value: '199012119948', agency: 'bolagsverket' }]);
     await worker?.close();
+  });
+
+  it("stops an SDK worker at once, with one clear error, when its credential is not its queue's agency's", async () => {
+    const skatteverket = issued.skatteverket;
+    if (!skatteverket) throw new Error('credentials not issued');
+    const errors: string[] = [];
+    const misconfigured = createAgencyWorker({
+      agency: 'bolagsverket',
+      prefix,
+      connection: {
+        ...redisOptions(testRedisUrl()),
+        username: skatteverket.username,
+        password: skatteverket.password,
+      },
+      log: {
+        info: () => undefined,
+        warn: () => undefined,
+        error: (_fields, message) => {
+          errors.push(message);
+        },
+      },
+      handlers: {},
+    });
+    await waitUntil(async () => errors.length > 0);
+    await waitUntil(async () => misconfigured.worker.closing !== undefined);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(errors).toEqual([
+      expect.stringMatching(/refuses this credential the queue agency\.bolagsverket/),
+    ]);
+    expect(misconfigured.worker.isRunning()).toBe(false);
+    await misconfigured.close();
   });
 
   it('revokes a credential at once: its connections are closed and it cannot connect again', async () => {

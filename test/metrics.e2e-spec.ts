@@ -439,9 +439,9 @@ describe('/metrics on roles without workers', () => {
       expect(metrics.value('leo_outbox_oldest_unsent_age_seconds')).toBeNaN();
       expect(metrics.samples.filter((s) => s.name === 'leo_cases_unfinished')).toEqual([]);
       expect(metrics.value('leo_metrics_collector_up', { collector: 'queues' })).toBe(1);
-      expect(metrics.value('leo_queue_jobs', { queue: 'engine.results', state: 'waiting' })).toBe(
-        0,
-      );
+      expect(
+        metrics.value('leo_queue_jobs', { queue: 'agency.bolagsverket', state: 'waiting' }),
+      ).toBe(0);
       expect(metrics.value('leo_process_resident_memory_bytes')).toBeGreaterThan(0);
     } finally {
       await sql(engineOnly.database, 'ALTER TABLE outbox_away RENAME TO outbox');

@@ -58,6 +58,7 @@ export class AgencyCredentialsController {
     return {
       ...toDto(issued),
       password: issued.password,
+      redis: issued.redis,
       prefix: issued.prefix,
       queue: issued.queue,
       resultsStream: issued.resultsStream,

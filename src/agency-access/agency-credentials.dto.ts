@@ -32,7 +32,19 @@ export class CredentialDto {
   @ApiProperty({ type: String, nullable: true }) revokedBy!: string | null;
 }
 
+export class RedisAddressDto {
+  @ApiProperty({ example: '127.0.0.1' }) host!: string;
+  @ApiProperty({ example: 6379 }) port!: number;
+  @ApiProperty({ description: 'Whether Redis is reached over TLS (rediss://).' }) tls!: boolean;
+}
+
 export class IssuedCredentialDto extends CredentialDto {
+  @ApiProperty({
+    type: RedisAddressDto,
+    description:
+      'Redis as leo reaches it: the adapter connects there with this credential (or at the address its own network gives the same server).',
+  })
+  redis!: RedisAddressDto;
   @ApiProperty({
     description:
       'The password, shown this once: leo keeps only its SHA-256. Give it to the adapter as a secret.',

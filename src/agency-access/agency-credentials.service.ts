@@ -37,6 +37,8 @@ export interface CredentialView {
 /** A credential just issued: its password, shown this once, and where it reaches. */
 export interface IssuedCredential extends CredentialView {
   password: string;
+  /** Redis as leo reaches it (another address may reach it from the adapter's network). */
+  redis: { host: string; port: number; tls: boolean };
   prefix: string;
   queue: string;
   resultsStream: string;
@@ -71,6 +73,7 @@ const view = (row: CredentialRow): CredentialView => ({
 export class AgencyCredentials implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(AgencyCredentials.name);
   private readonly prefix: string;
+  private readonly redisAddress: IssuedCredential['redis'];
   private timer: NodeJS.Timeout | undefined;
   private applying: Promise<void> = Promise.resolve();
   private failedBefore = false;
@@ -82,6 +85,12 @@ export class AgencyCredentials implements OnApplicationBootstrap, OnApplicationS
     config: ConfigService<ResolvedConfig, true>,
   ) {
     this.prefix = config.get('queue', { infer: true }).prefix;
+    const url = new URL(config.get('redis', { infer: true }).url);
+    this.redisAddress = {
+      host: url.hostname,
+      port: url.port ? Number(url.port) : 6379,
+      tls: url.protocol === 'rediss:',
+    };
   }
 
   onApplicationBootstrap(): void {
@@ -130,6 +139,7 @@ export class AgencyCredentials implements OnApplicationBootstrap, OnApplicationS
     return {
       ...view(row),
       password,
+      redis: this.redisAddress,
       prefix: this.prefix,
       queue: agencyQueueName(agency),
       resultsStream: agencyResultsStreamKey(this.prefix, agency),

@@ -179,7 +179,10 @@ export class ResultStreamConsumer {
     try {
       codes = [...(await this.catalogue.catalogue()).catalogue.agencies.keys()];
     } catch (error) {
-      this.logger.warn({ err: error }, 'reading the agencies failed: their streams stay as they were');
+      this.logger.warn(
+        { err: error },
+        'reading the agencies failed: their streams stay as they were',
+      );
       return;
     }
     const next = new Map<string, string>();
@@ -257,7 +260,10 @@ export class ResultStreamConsumer {
   private async createGroup(client: Redis, key: string): Promise<void> {
     try {
       await client.xgroup('CREATE', key, RESULTS_GROUP, '0', 'MKSTREAM');
-      this.logger.log({ agency: this.agencies.get(key), group: RESULTS_GROUP }, 'results stream group created');
+      this.logger.log(
+        { agency: this.agencies.get(key), group: RESULTS_GROUP },
+        'results stream group created',
+      );
     } catch (error) {
       if (!(error instanceof Error && error.message.startsWith('BUSYGROUP'))) throw error;
     }

@@ -8,10 +8,6 @@ import { redactJobPayload } from './job-redaction.js';
 /** Where the dashboard is served: outside `/v1`, it is a page for people, not an API. */
 export const QUEUE_DASHBOARD_PATH = '/admin/queues';
 
-const DESCRIPTIONS: Readonly<Record<string, string>> = {
-  'engine.results': 'Answers of the agencies, applied by the engine',
-};
-
 /**
  * bull-board over leo's queues, read-only: leo's retries and cancellations go through the engine,
  * which records them in Postgres and publishes through the outbox; retrying, promoting, adding
@@ -50,10 +46,7 @@ export class QueueBoard {
 }
 
 function adapter(queue: Queue): BullMQAdapter {
-  const board = new BullMQAdapter(queue, {
-    readOnlyMode: true,
-    ...(DESCRIPTIONS[queue.name] ? { description: DESCRIPTIONS[queue.name] } : {}),
-  });
+  const board = new BullMQAdapter(queue, { readOnlyMode: true });
   board.setFormatter('data', redactJobPayload);
   board.setFormatter('returnValue', redactJobPayload);
   return board;

@@ -74,11 +74,7 @@ export class ResultsStreamProbe implements OnApplicationShutdown {
     const lag = lagValue === null || lagValue === undefined ? Number.NaN : Number(lagValue);
     let oldestPendingAgeSeconds = 0;
     if (pending > 0) {
-      const summary = (await client.xpending(key, GROUP)) as [
-        number,
-        string | null,
-        ...unknown[],
-      ];
+      const summary = (await client.xpending(key, GROUP)) as [number, string | null, ...unknown[]];
       const since = Number((summary[1] ?? '').split('-')[0]);
       if (Number.isFinite(since) && since > 0) {
         oldestPendingAgeSeconds = Math.max(0, Date.now() - since) / 1000;

@@ -1,8 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { INestApplication } from '@nestjs/common';
+import { Redis } from 'ioredis';
 import pg from 'pg';
+import { agencyUserScope } from '#agency-contract';
 import { loadConfig, type ResolvedConfig } from '../../src/config/config.schema.js';
 import { createApp } from '../../src/http/create-app.js';
+import { redisOptions } from '../../src/queue/redis-connection.js';
 import { withDatabase } from './infra.js';
 
 function required(name: string): string {
@@ -145,5 +148,21 @@ export async function sql<T extends pg.QueryResultRow>(
     return (await client.query<T>(text, values)).rows;
   } finally {
     await client.end();
+  }
+}
+
+/**
+ * Removes the Redis users of agency credentials a test's leo issued (named under its queue
+ * prefix's scope): Redis keeps users across runs, unlike a test's keys, which are its own prefix's.
+ */
+export async function deleteAgencyUsers(prefix: string): Promise<void> {
+  const redis = new Redis(redisOptions(testRedisUrl()));
+  try {
+    const scope = agencyUserScope(prefix);
+    for (const user of (await redis.call('ACL', 'USERS')) as string[]) {
+      if (user.startsWith(scope)) await redis.call('ACL', 'DELUSER', user);
+    }
+  } finally {
+    redis.disconnect();
   }
 }

@@ -111,6 +111,13 @@ const WEEK_SECONDS = 7 * 24 * HOUR_SECONDS;
 
 export { isLookupOutcome, isStepOutcome } from './shapes.js';
 
+/** Redis' refusal of a command or key to the connection's user (an ACL), not a passing fault. */
+function isRefusedCredential(error: Error): boolean {
+  return (
+    /^NOPERM\b/.test(error.message) || /can't access|can't run this command/.test(error.message)
+  );
+}
+
 class AttemptTimeout extends Error {
   constructor(readonly ms: number) {
     super(`the attempt took longer than ${ms} ms`);
@@ -415,7 +422,22 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
   worker.once('ready', reached);
   worker.once('active', reached);
   worker.once('drained', reached);
+  let refused = false;
   worker.on('error', (error) => {
+    if (isRefusedCredential(error)) {
+      // Redis refuses this credential what the worker needs (another agency's queue, another
+      // prefix): every retry would be refused again, thousands a second. Stop, and say why once.
+      if (refused) return;
+      refused = true;
+      log.error(
+        { queue: queueName, prefix, redisError: error.message.slice(0, 200) },
+        `Redis refuses this credential the queue ${queueName} under prefix ${prefix}: check that ` +
+          'the credential is this agency’s (leo issues one per agency) and that the prefix is ' +
+          'leo’s QUEUE_PREFIX. The worker has stopped.',
+      );
+      void worker.close(true).catch(() => undefined);
+      return;
+    }
     log.error({ queue: queueName, ...describeHandlerError(error) }, 'worker error');
   });
   worker.on('failed', (job, error) => {
