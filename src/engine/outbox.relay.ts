@@ -12,9 +12,16 @@ import { HousekeepingRepository } from './housekeeping.repository.js';
 
 type OutboxRow = { id: string } & OutboxMessage;
 
-/** Completed jobs are kept a while for inspection, then removed, so a re-dispatch can run again. */
-const KEEP_COMPLETED = { age: 3_600, count: 50_000 };
-const KEEP_FAILED = { age: 7 * 24 * 3_600 };
+/**
+ * An agency job carries the facts its step needs (personal data): once the agency has answered
+ * (the SDK completes a job only after its answer is on the results stream) nothing needs it. It
+ * is kept a minute, so that a publication repeated meanwhile (the sweeper, after marks lost in a
+ * crash) is one job in BullMQ rather than a second delivery, then removed. A job that failed is
+ * kept six hours for an operator to read why (decision 0022). A job published again after that
+ * runs again, and meets the agency's idempotency.
+ */
+const KEEP_COMPLETED = { age: 60 };
+const KEEP_FAILED = { age: 6 * 3_600 };
 /**
  * Published rows are marked sent (and their steps dispatched) together, this often at most. At
  * moderate load a shorter delay made the marks a statement for every few rows (at 30 cases/s,

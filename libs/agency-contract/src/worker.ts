@@ -86,7 +86,11 @@ export interface AgencyWorkerOptions {
   timeoutMs?: number;
   /** Default: warnings and errors as JSON lines on stderr. */
   log?: AgencyWorkerLogger;
-  /** How long finished agency jobs stay in Redis, in seconds. Default: completed 1 h, failed 7 days. */
+  /**
+   * How long finished agency jobs stay in Redis, in seconds (they carry the step's facts).
+   * Default: completed 60 s, failed 6 h. Jobs leo publishes say so themselves, which takes
+   * precedence.
+   */
   keepCompletedSeconds?: number;
   keepFailedSeconds?: number;
 }
@@ -107,7 +111,6 @@ export interface AgencyWorker {
 export const DEFAULT_CONCURRENCY = 8;
 export const DEFAULT_TIMEOUT_MS = 60_000;
 const HOUR_SECONDS = 3_600;
-const WEEK_SECONDS = 7 * 24 * HOUR_SECONDS;
 
 export { isLookupOutcome, isStepOutcome } from './shapes.js';
 
@@ -158,12 +161,13 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
   const prefix = options.prefix ?? '{leo}';
   const concurrency = positiveInteger('concurrency', options.concurrency, DEFAULT_CONCURRENCY);
   const timeoutMs = positiveInteger('timeoutMs', options.timeoutMs, DEFAULT_TIMEOUT_MS);
-  const keepCompleted = positiveInteger(
-    'keepCompletedSeconds',
-    options.keepCompletedSeconds,
-    HOUR_SECONDS,
+  // A finished job carries the step's facts: kept a minute after its answer, as leo's jobs.
+  const keepCompleted = positiveInteger('keepCompletedSeconds', options.keepCompletedSeconds, 60);
+  const keepFailed = positiveInteger(
+    'keepFailedSeconds',
+    options.keepFailedSeconds,
+    6 * HOUR_SECONDS,
   );
-  const keepFailed = positiveInteger('keepFailedSeconds', options.keepFailedSeconds, WEEK_SECONDS);
   const log = bind(options.log ?? stderrLogger, { agency });
   for (const [action, handler] of Object.entries(handlers)) {
     if (typeof handler !== 'function') {
