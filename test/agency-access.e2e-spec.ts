@@ -17,6 +17,7 @@ import {
 import { AclLogWatcher } from '../src/agency-access/acl-log-watcher.js';
 import { AgencyCredentials } from '../src/agency-access/agency-credentials.service.js';
 import { EngineService } from '../src/engine/engine.service.js';
+import { OutboxRelay } from '../src/engine/outbox.relay.js';
 import { QueueService } from '../src/queue/queue.service.js';
 import { redisOptions } from '../src/queue/redis-connection.js';
 import {
@@ -379,7 +380,23 @@ describe('agency credentials: each adapter acts only as its own agency', () => {
       ],
       ['read its own results back', skv.xrange(skatteverket.resultsStream, '-', '+')],
       ['trim its own results', skv.xtrim(skatteverket.resultsStream, 'MAXLEN', 0)],
-      ['write a dashboard session', skv.set(`${prefix}:dashboard:session:x`, 'admin')],
+      [
+        'write a dashboard session',
+        skv.set(`${prefix}:queue-dashboard-session:x`, JSON.stringify({ subject: 'mallory' })),
+      ],
+      ['copy its key into another database', skv.copy(`${bvQueue}:x`, `${bvQueue}:y`, 'DB', 1)],
+      [
+        'run a script on another agency’s job',
+        skv.eval(
+          "return redis.call('HGETALL', KEYS[1])",
+          1,
+          `${bvQueue}:${stepJobId(job.stepRunId, job.attempt)}`,
+        ),
+      ],
+      [
+        'build another agency’s key inside a script',
+        skv.eval(`return redis.call('LRANGE', '${bvQueue}:wait', 0, -1)`, 0),
+      ],
       ['list every key', skv.keys('*')],
       ['scan the keys', skv.scan(0)],
       ['flush Redis', skv.flushall()],
@@ -388,7 +405,10 @@ describe('agency credentials: each adapter acts only as its own agency', () => {
       ['subscribe to the case signals', skv.subscribe(`${prefix}:case-changes`)],
     ];
     for (const [what, attempt] of attempts) {
-      expect([what, await refusal(attempt)]).toEqual([what, expect.stringMatching(/NOPERM/)]);
+      expect([what, await refusal(attempt)]).toEqual([
+        what,
+        expect.stringMatching(/NOPERM|can't access|can't run/),
+      ]);
     }
     // Its own stream takes the forged answers; leo refuses them.
     for (const agency of ['bolagsverket', 'skatteverket']) {
@@ -425,6 +445,38 @@ describe('agency credentials: each adapter acts only as its own agency', () => {
     // Bolagsverket's number (normalised), not the one forged on Skatteverket's channel.
     expect(org).toEqual([{ value: '199012119948', agency: 'bolagsverket' }]);
     await worker?.close();
+  });
+
+  it('re-dispatches past a job record its agency garbled: leo never has to parse what an agency can write', async () => {
+    const skatteverket = issued.skatteverket;
+    if (!skatteverket) throw new Error('credentials not issued');
+    const runs = await sql<{ id: string; agency: string }>(
+      engineRole.database,
+      "SELECT id, agency FROM step_runs WHERE case_id = $1 AND state = 'completed' ORDER BY agency",
+      [caseId],
+    );
+    const skv = runs.find((r) => r.agency === 'skatteverket');
+    const bv = runs.find((r) => r.agency === 'bolagsverket');
+    if (!skv || !bv) throw new Error('no finished jobs');
+    const row = (agency: string, stepRunId: string) => ({
+      id: '0',
+      queue: agencyQueueName(agency),
+      jobName: 'step.execute',
+      jobId: stepJobId(stepRunId, 1),
+      payload: {},
+    });
+    // Its own job's record is Skatteverket's to write: it makes it unreadable.
+    const attacker = connectAs(skatteverket);
+    await attacker.hset(
+      `${prefix}:${agencyQueueName('skatteverket')}:${stepJobId(skv.id, 1)}`,
+      'data',
+      '{not json',
+    );
+    // Both finished jobs are cleared for a re-dispatch, the garbled one and the other agency's.
+    const cleared = await engineRole.app
+      .get(OutboxRelay)
+      .clearFinished([row('skatteverket', skv.id), row('bolagsverket', bv.id)]);
+    expect(cleared).toBe(2);
   });
 
   it("stops an SDK worker at once, with one clear error, when its credential is not its queue's agency's", async () => {
@@ -498,7 +550,7 @@ describe('agency credentials: each adapter acts only as its own agency', () => {
     if (!bolagsverket) throw new Error('credentials not issued');
     await admin.call('ACL', 'DELUSER', bolagsverket.username);
     const stray = `${agencyUserScope(prefix)}bolagsverket.0000000000ff`;
-    await admin.call('ACL', 'SETUSER', stray, 'on', '>x', '~*', '+@all');
+    await admin.call('ACL', 'SETUSER', stray, 'off');
     expect(await auth(bolagsverket)).toMatch(/WRONGPASS/);
     await engineRole.app.get(AgencyCredentials).apply();
     const back = connectAs(bolagsverket);

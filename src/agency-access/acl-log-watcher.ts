@@ -33,6 +33,7 @@ export class AclLogWatcher implements OnApplicationBootstrap, OnApplicationShutd
   private readonly me = randomBytes(8).toString('hex');
   private readonly key: string;
   private readonly prefix: string;
+  private readonly db: number;
   /** Counts seen per refusal, with the round they were last seen in. */
   private seen = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
@@ -45,6 +46,9 @@ export class AclLogWatcher implements OnApplicationBootstrap, OnApplicationShutd
     config: ConfigService<ResolvedConfig, true>,
   ) {
     this.prefix = config.get('queue', { infer: true }).prefix;
+    const path = new URL(config.get('redis', { infer: true }).url).pathname;
+    const db = path.length > 1 ? Number(path.slice(1)) : 0;
+    this.db = Number.isInteger(db) ? db : 0;
     this.key = `${this.prefix}:acl-log-watcher`;
   }
 
@@ -76,7 +80,7 @@ export class AclLogWatcher implements OnApplicationBootstrap, OnApplicationShutd
     const next = new Map<string, number>();
     let logged = 0;
     for (const entry of entries) {
-      const agency = agencyOfUserName(this.prefix, entry.username);
+      const agency = agencyOfUserName(this.prefix, entry.username, this.db);
       if (agency === undefined) continue;
       const key = fingerprint(entry);
       next.set(key, Math.max(next.get(key) ?? 0, entry.count));

@@ -1,4 +1,4 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Header, HttpCode, Param, Post } from '@nestjs/common';
 import {
   ApiCreatedResponse,
   ApiNotFoundResponse,
@@ -39,6 +39,7 @@ export class AgencyCredentialsController {
   constructor(private readonly credentials: AgencyCredentials) {}
 
   @Post('agencies/:code/credentials')
+  @Header('Cache-Control', 'no-store')
   @ApiOperation({
     summary: "Issue a credential for an agency's adapter",
     description:
@@ -84,10 +85,14 @@ export class AgencyCredentialsController {
   @ApiOperation({
     summary: 'Revoke a credential',
     description:
-      'Its Redis user is removed at once, closing its connections; its REST calls are refused. Revoking again changes nothing.',
+      'Its Redis user is removed at once, closing its connections. Revoking again changes nothing (or, after a 503, removes the user now).',
   })
   @ApiOkResponse({ type: CredentialDto })
   @ApiNotFoundResponse({ description: 'credential-not-found' })
+  @ApiServiceUnavailableResponse({
+    description:
+      'redis-acl-unavailable: revoked, but Redis did not remove the user yet (leo removes it when it reaches Redis); revoke again to retry.',
+  })
   async revoke(
     @Param('id', CredentialIdParam) id: string,
     @CurrentPrincipal() principal: Principal,

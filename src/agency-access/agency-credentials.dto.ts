@@ -21,8 +21,8 @@ export class CredentialDto {
   id!: string;
   @ApiProperty({ example: 'skatteverket' }) agency!: string;
   @ApiProperty({
-    example: 'leo-agency-skatteverket-3f9a0c12b7e4',
-    description: "The Redis user name the adapter connects as (and the REST caller's name).",
+    example: 'leo-agency.5d41402a.skatteverket.3f9a0c12b7e4',
+    description: 'The Redis user name the adapter connects as.',
   })
   username!: string;
   @ApiProperty({ type: String, nullable: true }) label!: string | null;
@@ -36,6 +36,8 @@ export class RedisAddressDto {
   @ApiProperty({ example: '127.0.0.1' }) host!: string;
   @ApiProperty({ example: 6379 }) port!: number;
   @ApiProperty({ description: 'Whether Redis is reached over TLS (rediss://).' }) tls!: boolean;
+  @ApiProperty({ example: 0, description: "leo's Redis database: the one the adapter selects." })
+  db!: number;
 }
 
 export class IssuedCredentialDto extends CredentialDto {

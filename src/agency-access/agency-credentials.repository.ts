@@ -48,17 +48,34 @@ const toRow = (r: Raw): CredentialRow => ({
  * that read a credential before its revocation cannot create its user again after it).
  */
 const ACL_LOCK_KEY = 7_746_215_390_118_221;
+/** How long a change waits for that lock before it gives up (Postgres' lock_timeout). */
+const LOCK_WAIT = '10s';
 
 /** The agency credentials table (migration AgencyCredentials). */
 @Injectable()
 export class AgencyCredentialsRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
-  /** Runs `work` in a transaction holding the lock on the agencies' Redis users. */
+  /**
+   * Runs `work` in a transaction holding the lock on the agencies' Redis users, waiting at most
+   * LOCK_WAIT for it (a Redis that hangs under another holder must not hold every caller).
+   */
   locked<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
     return this.dataSource.transaction(async (manager) => {
+      await manager.query(`SET LOCAL lock_timeout = '${LOCK_WAIT}'`);
       await manager.query('SELECT pg_advisory_xact_lock($1)', [ACL_LOCK_KEY]);
       return work(manager);
+    });
+  }
+
+  /** As `locked`, or nothing when another holds the lock (the periodic re-application). */
+  lockedIfFree(work: (manager: EntityManager) => Promise<void>): Promise<void> {
+    return this.dataSource.transaction(async (manager) => {
+      const [got] = await manager.query<Array<{ got: boolean }>>(
+        'SELECT pg_try_advisory_xact_lock($1) AS got',
+        [ACL_LOCK_KEY],
+      );
+      if (got?.got) await work(manager);
     });
   }
 

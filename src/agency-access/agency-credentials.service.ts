@@ -38,7 +38,7 @@ export interface CredentialView {
 export interface IssuedCredential extends CredentialView {
   password: string;
   /** Redis as leo reaches it (another address may reach it from the adapter's network). */
-  redis: { host: string; port: number; tls: boolean };
+  redis: { host: string; port: number; tls: boolean; db: number };
   prefix: string;
   queue: string;
   resultsStream: string;
@@ -74,6 +74,8 @@ export class AgencyCredentials implements OnApplicationBootstrap, OnApplicationS
   private readonly logger = new Logger(AgencyCredentials.name);
   private readonly prefix: string;
   private readonly redisAddress: IssuedCredential['redis'];
+  /** leo's Redis database: part of the users' scope, and the one database they may select. */
+  private readonly db: number;
   private timer: NodeJS.Timeout | undefined;
   private applying: Promise<void> = Promise.resolve();
   private failedBefore = false;
@@ -86,10 +88,13 @@ export class AgencyCredentials implements OnApplicationBootstrap, OnApplicationS
   ) {
     this.prefix = config.get('queue', { infer: true }).prefix;
     const url = new URL(config.get('redis', { infer: true }).url);
+    const db = url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0;
+    this.db = Number.isInteger(db) ? db : 0;
     this.redisAddress = {
       host: url.hostname,
       port: url.port ? Number(url.port) : 6379,
       tls: url.protocol === 'rediss:',
+      db: this.db,
     };
   }
 
@@ -119,7 +124,7 @@ export class AgencyCredentials implements OnApplicationBootstrap, OnApplicationS
     }
     const id = randomBytes(6).toString('hex');
     const password = randomBytes(32).toString('base64url');
-    const username = agencyUserName(this.prefix, agency, id);
+    const username = agencyUserName(this.prefix, agency, id, this.db);
     const row = await this.repository.locked(async (manager) => {
       const inserted = await this.repository.insert(manager, {
         id,
@@ -131,7 +136,7 @@ export class AgencyCredentials implements OnApplicationBootstrap, OnApplicationS
       });
       // Inside the transaction: if Redis refuses, no credential is recorded.
       await this.redis(() =>
-        this.acl.setUser(username, agencyAclRules(this.prefix, agency, inserted.passwordSha256)),
+        this.acl.setUser(username, this.rules(agency, inserted.passwordSha256)),
       );
       return inserted;
     });
@@ -152,10 +157,12 @@ export class AgencyCredentials implements OnApplicationBootstrap, OnApplicationS
 
   /**
    * Revokes credential `id`: recorded, then its Redis user removed, which closes its
-   * connections. With Redis away the revocation stands and the user is removed by the next
-   * application. Revoking a revoked credential changes nothing.
+   * connections. With Redis away (or refusing leo the command) the revocation stands and the
+   * answer is 503: the user is removed by the next application, and revoking again (a retry)
+   * tries at once. Revoking a revoked credential changes nothing.
    */
   async revoke(id: string, revokedBy: string): Promise<CredentialView> {
+    const redis = { removed: true };
     const row = await this.repository.locked(async (manager) => {
       const revoked = await this.repository.revoke(manager, id, revokedBy);
       if (!revoked) {
@@ -164,6 +171,7 @@ export class AgencyCredentials implements OnApplicationBootstrap, OnApplicationS
       try {
         await this.acl.deleteUser(revoked.username);
       } catch (error) {
+        redis.removed = false;
         this.logger.warn(
           { err: error, credentialId: id },
           'removing a revoked credential from Redis failed: the next application removes it',
@@ -175,6 +183,13 @@ export class AgencyCredentials implements OnApplicationBootstrap, OnApplicationS
       { agency: row.agency, credentialId: id, revokedBy },
       'agency credential revoked',
     );
+    if (!redis.removed) {
+      throw new DomainError(
+        'unavailable',
+        'redis-acl-unavailable',
+        'The credential is revoked, but Redis did not remove its user yet: it may still connect until leo reaches Redis again (within 30 s of that). Revoke again to retry now.',
+      );
+    }
     return view(row);
   }
 
@@ -183,17 +198,15 @@ export class AgencyCredentials implements OnApplicationBootstrap, OnApplicationS
    * reset), and every other user named like leo's agency users removed.
    */
   async apply(): Promise<void> {
-    await this.repository.locked(async (manager) => {
+    // Skipped while another process changes the users: it leaves them as they should be.
+    await this.repository.lockedIfFree(async (manager) => {
       // Only this installation's users (named under its queue prefix): another leo on the same
       // Redis keeps its own.
-      const scope = agencyUserScope(this.prefix);
+      const scope = agencyUserScope(this.prefix, this.db);
       const present = (await this.acl.users()).filter((u) => u.startsWith(scope));
       const active = await this.repository.active(manager);
       for (const row of active) {
-        await this.acl.setUser(
-          row.username,
-          agencyAclRules(this.prefix, row.agency, row.passwordSha256),
-        );
+        await this.acl.setUser(row.username, this.rules(row.agency, row.passwordSha256));
       }
       const wanted = new Set(active.map((r) => r.username));
       for (const user of present) {
@@ -220,6 +233,10 @@ export class AgencyCredentials implements OnApplicationBootstrap, OnApplicationS
       }
       this.failedBefore = true;
     }
+  }
+
+  private rules(agency: string, passwordSha256: string): string[] {
+    return agencyAclRules(this.prefix, agency, passwordSha256, this.db);
   }
 
   /** Redis' refusal or absence as a 503 the administrator can act on. */

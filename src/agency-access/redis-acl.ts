@@ -4,6 +4,15 @@ import { Redis } from 'ioredis';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import { redisOptions } from '../queue/redis-connection.js';
 
+/** Take the key if free, renew it if ours; 1 when ours afterwards. */
+const HOLD = `
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0`;
+
 /** One entry of Redis' ACL log: a command, key or channel refused to a user. */
 export interface AclLogEntry {
   count: number;
@@ -34,6 +43,8 @@ export class RedisAcl implements OnApplicationShutdown {
       this.client = new Redis({
         ...redisOptions(this.url),
         maxRetriesPerRequest: 1,
+        // A Redis that hangs fails the change (503) instead of holding its lock and connection.
+        commandTimeout: 5_000,
         connectionName: 'leo-acl',
       });
       this.client.on('error', (error) => {
@@ -86,13 +97,13 @@ export class RedisAcl implements OnApplicationShutdown {
     });
   }
 
-  /** `SET key value NX PX ms`, or renews it when it holds `value`: whether it is held by `value`. */
+  /**
+   * Takes `key` for `value` for `ms` if nobody holds it, or renews it if `value` does, in one
+   * step: whether `value` holds it now.
+   */
   async hold(key: string, value: string, ms: number): Promise<boolean> {
-    const client = this.connect();
-    if ((await client.set(key, value, 'PX', ms, 'NX')) === 'OK') return true;
-    if ((await client.get(key)) !== value) return false;
-    await client.pexpire(key, ms);
-    return true;
+    const held = await this.connect().eval(HOLD, 1, key, value, String(ms));
+    return held === 1;
   }
 
   onApplicationShutdown(): void {

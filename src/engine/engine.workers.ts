@@ -79,11 +79,12 @@ export class EngineWorkers implements OnApplicationBootstrap, OnModuleDestroy {
       chain('outbox sweep', () => this.relay.sweep());
     }, this.settings.outboxSweepIntervalMs);
     this.reconcileTimer = setInterval(() => {
-      chain('reconcile', async () => {
-        await this.reconciler.reconcile(this.settings.reconcileAfterMs);
-        await this.reconciler.armTimers(this.settings.timerArmAfterMs);
-        await this.engine.escalateOverdue(100, this.leases.heldPartitions());
-      });
+      // Each on its own: one failing (a job record that does not parse, say) stops no other.
+      chain('reconcile', () => this.reconciler.reconcile(this.settings.reconcileAfterMs));
+      chain('arm timers', () => this.reconciler.armTimers(this.settings.timerArmAfterMs));
+      chain('escalate overdue', () =>
+        this.engine.escalateOverdue(100, this.leases.heldPartitions()),
+      );
     }, this.settings.reconcileIntervalMs);
     this.sweepTimer.unref();
     this.reconcileTimer.unref();

@@ -112,13 +112,13 @@ export class OutboxRelay implements BeforeApplicationShutdown, OnApplicationShut
   async clearFinished(rows: OutboxRow[]): Promise<number> {
     let cleared = 0;
     for (const row of rows) {
-      const job = await this.queues.queue(row.queue).raw.getJob(row.jobId);
-      if (!job) continue;
-      const state = await job.getState();
-      if (state !== 'completed' && state !== 'failed' && state !== 'unknown') continue;
+      // By id only, never reading the job's record: an agency's credential can write to its
+      // own jobs, and a record that does not parse must not stop the re-dispatch of the others.
       try {
-        await job.remove();
-        cleared += 1;
+        const queue = this.queues.queue(row.queue).raw;
+        const state = await queue.getJobState(row.jobId);
+        if (state !== 'completed' && state !== 'failed' && state !== 'unknown') continue;
+        if ((await queue.remove(row.jobId)) === 1) cleared += 1;
       } catch (error) {
         this.logger.warn({ err: error, jobId: row.jobId }, 'could not remove a finished job');
       }

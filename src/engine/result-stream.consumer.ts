@@ -345,20 +345,27 @@ export class ResultStreamConsumer {
     this.stats.batches += 1;
     this.stats.entries += count;
     this.stats.largestBatch = Math.max(this.stats.largestBatch, count);
-    const settled = await Promise.all(
-      read.map(async ([key, entries]) => {
-        const agency = this.agencies.get(key) ?? agencyOfResultsStream(this.prefix, key);
-        const ids = await Promise.all(
-          entries.map(async ([id, fields]) =>
-            (await this.applyEntry(agency, id, fields ?? [])) ? id : null,
-          ),
-        );
-        return [key, ids.filter((id): id is string => id !== null)] as const;
-      }),
+    // COUNT is per stream, so a read may hold a batch from every agency: at most batchSize are
+    // applied at once, whatever the number of agencies (one flooding its stream holds no more).
+    const work = read.flatMap(([key, entries]) => {
+      const agency = this.agencies.get(key) ?? agencyOfResultsStream(this.prefix, key);
+      return entries.map(([id, fields]) => ({ key, agency, id, fields: fields ?? [] }));
+    });
+    const done = new Map<string, string[]>();
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      for (let item = work[next++]; item; item = work[next++]) {
+        if (await this.applyEntry(item.agency, item.id, item.fields)) {
+          const ids = done.get(item.key) ?? [];
+          ids.push(item.id);
+          done.set(item.key, ids);
+        }
+      }
+    };
+    await Promise.all(
+      Array.from({ length: Math.min(this.options.batchSize, work.length) }, () => lane()),
     );
-    for (const [key, done] of settled) {
-      if (done.length > 0) await client.xack(key, RESULTS_GROUP, ...done);
-    }
+    for (const [key, ids] of done) await client.xack(key, RESULTS_GROUP, ...ids);
   }
 
   /**

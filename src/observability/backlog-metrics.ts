@@ -119,14 +119,20 @@ export class BacklogMetrics implements OnModuleInit {
       Promise.all(
         names.map(async (name) => {
           const queue = this.queues.queue(name).raw;
-          const [counts, oldest] = await Promise.all([
+          const [counts, oldestAgeSeconds] = await Promise.all([
             queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'failed'),
-            queue.getJobs(['waiting'], 0, 0, true),
+            // An agency's credential can write its own jobs' records: one that does not parse
+            // costs its queue this gauge (NaN), not every queue's series.
+            queue.getJobs(['waiting'], 0, 0, true).then(
+              ([job]) => {
+                // Due since it was added, or since its delay ran out.
+                const dueAt = job ? job.timestamp + Math.max(0, job.delay) : now;
+                return Math.max(0, now - dueAt) / 1000;
+              },
+              () => Number.NaN,
+            ),
           ]);
-          const job = oldest[0];
-          // Due since it was added, or since its delay ran out.
-          const dueAt = job ? job.timestamp + Math.max(0, job.delay) : now;
-          return { name, counts, oldestAgeSeconds: Math.max(0, now - dueAt) / 1000 };
+          return { name, counts, oldestAgeSeconds };
         }),
       ),
       this.resultsStream.backlogs(codes),

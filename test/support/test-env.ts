@@ -158,7 +158,8 @@ export async function sql<T extends pg.QueryResultRow>(
 export async function deleteAgencyUsers(prefix: string): Promise<void> {
   const redis = new Redis(redisOptions(testRedisUrl()));
   try {
-    const scope = agencyUserScope(prefix);
+    const path = new URL(testRedisUrl()).pathname;
+    const scope = agencyUserScope(prefix, path.length > 1 ? Number(path.slice(1)) : 0);
     for (const user of (await redis.call('ACL', 'USERS')) as string[]) {
       if (user.startsWith(scope)) await redis.call('ACL', 'DELUSER', user);
     }

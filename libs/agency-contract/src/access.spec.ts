@@ -18,6 +18,9 @@ describe("an agency credential's Redis user", () => {
     // Another installation's user on the same Redis is not this one's.
     expect(agencyOfUserName('{other}', name)).toBeUndefined();
     expect(agencyUserScope('{other}')).not.toBe(agencyUserScope('{leo}'));
+    // Nor one on another database under the same prefix.
+    expect(agencyUserScope('{leo}', 1)).not.toBe(agencyUserScope('{leo}'));
+    expect(agencyOfUserName('{leo}', name, 1)).toBeUndefined();
     const scope = agencyUserScope('{leo}');
     for (const other of [
       'default',
@@ -59,7 +62,17 @@ describe("an agency credential's Redis user", () => {
       expect(at(needed)).toBeGreaterThan(at('-@dangerous'));
       expect(at(needed)).toBeGreaterThan(at('-@scripting'));
     }
-    for (const keyless of ['-scan', '-randomkey', '-dbsize']) expect(rules).toContain(keyless);
+    for (const keyless of ['-scan', '-randomkey', '-dbsize', '-move', '-copy']) {
+      expect(rules).toContain(keyless);
+    }
+  });
+
+  it('may select its installation’s database and no other', () => {
+    expect(agencyAclRules('{leo}', 'skatteverket', SHA).some((r) => r.includes('select'))).toBe(
+      false,
+    );
+    const rules = agencyAclRules('{leo}', 'skatteverket', SHA, 3);
+    expect(rules.filter((r) => r.includes('select'))).toEqual(['+select|3']);
   });
 
   it('escapes a prefix that holds glob characters, and refuses a hash that is not one', () => {
