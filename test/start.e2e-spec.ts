@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -153,6 +153,21 @@ describe('npm start with embedded infrastructure', () => {
     const redisPid = pidIn(path.join(dataDir, 'redis/redis.pid'));
     expect(isAlive(postgresPid)).toBe(true);
     expect(isAlive(redisPid)).toBe(true);
+
+    // The data directory is no one else's to read (it was made 0755 above), nor Redis' data and
+    // secrets; Redis' password is not on its command line, which any local user can read.
+    const others = (file: string): number => statSync(path.join(dataDir, file)).mode & 0o077;
+    expect(others('.')).toBe(process.getuid?.() === 0 ? 0o011 : 0);
+    expect(others('redis')).toBe(0);
+    expect(others('redis/secrets.conf')).toBe(0);
+    const password = /requirepass (\S+)/.exec(
+      readFileSync(path.join(dataDir, 'redis/secrets.conf'), 'utf8'),
+    )?.[1];
+    expect(password).toMatch(/^[A-Za-z0-9_-]{24}$/);
+    // (Redis rewrites its process title once it runs; the arguments were visible until then.)
+    expect(readFileSync(`/proc/${String(redisPid)}/cmdline`, 'utf8')).not.toContain(
+      password ?? '-',
+    );
 
     run.child.kill('SIGINT');
     await expect(exitWithin(run, 30_000)).resolves.toBe(0);

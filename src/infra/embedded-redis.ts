@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -87,15 +87,22 @@ async function stopStaleServer(pidFile: string, log: (m: string) => void): Promi
 export async function startEmbeddedRedis(options: EmbeddedRedisOptions): Promise<EmbeddedService> {
   const executable = findOrInstallRedisServer(options.log);
   const dir = path.resolve(options.dir);
-  await mkdir(dir, { recursive: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
   const pidFile = path.join(dir, 'redis.pid');
   await stopStaleServer(pidFile, options.log);
 
   const port = await freePort();
   const password = randomBytes(18).toString('base64url');
+  // The password goes in a file only its owner reads, not on the command line (which every local
+  // user can read in `ps`); the configuration file is the first argument, the rest follow it.
+  const secrets = path.join(dir, 'secrets.conf');
+  await writeFile(secrets, `requirepass ${password}\n`, { mode: 0o600 });
+  await chmod(secrets, 0o600);
   const child = spawn(
     executable,
     [
+      secrets,
       '--port',
       String(port),
       '--bind',
@@ -112,8 +119,6 @@ export async function startEmbeddedRedis(options: EmbeddedRedisOptions): Promise
       path.join(dir, 'redis.log'),
       '--daemonize',
       'no',
-      '--requirepass',
-      password,
     ],
     // detached: the terminal's Ctrl-C must not stop Redis before leo has finished its jobs.
     { detached: true, stdio: 'ignore' },

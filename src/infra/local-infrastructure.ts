@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { AppConfig, ResolvedConfig } from '../config/config.schema.js';
 import { startEmbeddedPostgres, type EmbeddedService } from './embedded-postgres.js';
@@ -62,7 +62,12 @@ export async function startLocalInfrastructure(
 
   try {
     if (needsDataDir) {
-      await mkdir(dataDir, { recursive: true });
+      // Personal data lives here (the database, the queues): the owner's alone, also when an
+      // earlier version made it with looser rights. As root, the embedded Postgres runs as the
+      // postgres user, who must pass through (not list) it; every file in it is the owner's.
+      const mode = process.getuid?.() === 0 ? 0o711 : 0o700;
+      await mkdir(dataDir, { recursive: true, mode });
+      await chmod(dataDir, mode);
       unlock = await lockDataDir(dataDir);
     }
     let databaseUrl = config.database.url;
