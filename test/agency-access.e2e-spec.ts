@@ -96,6 +96,10 @@ describe('agency credentials: each adapter acts only as its own agency', () => {
     }
   }
 
+  /** HTTP Basic with a credential (or another password). */
+  const basic = (credential: Issued, password = credential.password): string =>
+    `Basic ${Buffer.from(`${credential.username}:${password}`).toString('base64')}`;
+
   /** An answer as the fields of a stream entry, flat. */
   const entry = (answer: ResultEntry): string[] => Object.entries(resultEntryFields(answer)).flat();
 
@@ -479,6 +483,43 @@ describe('agency credentials: each adapter acts only as its own agency', () => {
     expect(cleared).toBe(2);
   });
 
+  it("lets an adapter call leo's agency routes with its credential, as its own agency only", async () => {
+    const skatteverket = issued.skatteverket;
+    if (!skatteverket) throw new Error('credentials not issued');
+    const me = await request(http())
+      .get('/v1/me')
+      .set('Authorization', basic(skatteverket))
+      .expect(200);
+    expect(me.body).toEqual({
+      role: 'agency',
+      subject: skatteverket.username,
+      agency: 'skatteverket',
+    });
+    // Bolagsverket's step is not Skatteverket's to decide: not found, and nothing changed.
+    const [run] = await sql<{ id: string }>(
+      engineRole.database,
+      "SELECT id FROM step_runs WHERE case_id = $1 AND agency = 'bolagsverket'",
+      [caseId],
+    );
+    const before = await snapshot(caseId);
+    await request(http())
+      .post('/v1/agency/decisions')
+      .set('Authorization', basic(skatteverket))
+      .send({ stepRunId: run?.id, outcome: 'rejected', code: 'refused', reason: 'Refused.' })
+      .expect(404);
+    expect(await snapshot(caseId)).toEqual(before);
+    // A wrong password is refused, and the credential opens no route but an agency's.
+    await request(http())
+      .get('/v1/me')
+      .set('Authorization', basic(skatteverket, 'x'.repeat(43)))
+      .expect(401);
+    const admin = await request(http())
+      .get('/v1/admin/agency-credentials')
+      .set('Authorization', basic(skatteverket))
+      .expect(401);
+    expect((admin.body as { code: string }).code).toBe('basic-credentials-not-accepted');
+  });
+
   it("stops an SDK worker at once, with one clear error, when its credential is not its queue's agency's", async () => {
     const skatteverket = issued.skatteverket;
     if (!skatteverket) throw new Error('credentials not issued');
@@ -530,6 +571,7 @@ describe('agency credentials: each adapter acts only as its own agency', () => {
     expect(response.body).toMatchObject({ id: skatteverket.id, revokedBy: 'admin-eva' });
     await closed;
     expect(await auth(skatteverket)).toMatch(/WRONGPASS/);
+    await request(http()).get('/v1/me').set('Authorization', basic(skatteverket)).expect(401);
     // Revoking again changes nothing; an id that is not one is a 400, an unknown one a 404.
     await request(http())
       .delete(`/v1/admin/agency-credentials/${skatteverket.id}`)

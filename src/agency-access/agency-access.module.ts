@@ -1,4 +1,5 @@
 import { type DynamicModule, Module } from '@nestjs/common';
+import { AgencyCredentialCheck } from '../auth/agency-credential-check.js';
 import { AclLogWatcher } from './acl-log-watcher.js';
 import { AgencyCredentialsController } from './agency-credentials.controller.js';
 import { AgencyCredentialsRepository } from './agency-credentials.repository.js';
@@ -17,8 +18,16 @@ export class AgencyAccessModule {
     return {
       module: AgencyAccessModule,
       controllers: options.api ? [AgencyCredentialsController] : [],
-      providers: [AgencyCredentialsRepository, RedisAcl, AgencyCredentials, AclLogWatcher],
-      exports: [AgencyCredentials, AgencyCredentialsRepository],
+      // Global: the access guard (auth) checks agency credentials on REST through the port.
+      global: true,
+      providers: [
+        AgencyCredentialsRepository,
+        RedisAcl,
+        AgencyCredentials,
+        AclLogWatcher,
+        { provide: AgencyCredentialCheck, useExisting: AgencyCredentials },
+      ],
+      exports: [AgencyCredentials, AgencyCredentialsRepository, AgencyCredentialCheck],
     };
   }
 }

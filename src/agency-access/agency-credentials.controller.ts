@@ -43,7 +43,7 @@ export class AgencyCredentialsController {
   @ApiOperation({
     summary: "Issue a credential for an agency's adapter",
     description:
-      "A Redis user that can work only the agency's queue and answer only on its results stream; the password is in this answer only.",
+      "A Redis user that can work only the agency's queue and answer only on its results stream, and that opens the agency's REST routes as HTTP Basic; the password is in this answer only.",
   })
   @ApiCreatedResponse({ type: IssuedCredentialDto })
   @ApiNotFoundResponse({ description: 'agency-not-found: no such agency in the catalogue.' })
@@ -85,7 +85,7 @@ export class AgencyCredentialsController {
   @ApiOperation({
     summary: 'Revoke a credential',
     description:
-      'Its Redis user is removed at once, closing its connections. Revoking again changes nothing (or, after a 503, removes the user now).',
+      'Its Redis user is removed at once, closing its connections, and its REST calls are refused. Revoking again changes nothing (or, after a 503, removes the user now).',
   })
   @ApiOkResponse({ type: CredentialDto })
   @ApiNotFoundResponse({ description: 'credential-not-found' })

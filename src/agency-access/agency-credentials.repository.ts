@@ -118,6 +118,16 @@ export class AgencyCredentialsRepository {
     return row ? toRow(row) : undefined;
   }
 
+  /** The credential with this Redis user name, revoked or not. */
+  async byUsername(username: string): Promise<CredentialRow | undefined> {
+    const rows = await this.dataSource.query<Raw[]>(
+      `SELECT ${COLUMNS} FROM agency_credentials WHERE username = $1`,
+      [username],
+    );
+    const [row] = rows;
+    return row ? toRow(row) : undefined;
+  }
+
   /** Revokes credential `id` if it is not yet; the row as it stands after. */
   async revoke(manager: EntityManager, id: string, by: string): Promise<CredentialRow | undefined> {
     await manager.query(

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import {
   Injectable,
   Logger,
@@ -149,6 +149,21 @@ export class AgencyCredentials implements OnApplicationBootstrap, OnApplicationS
       queue: agencyQueueName(agency),
       resultsStream: agencyResultsStreamKey(this.prefix, agency),
     };
+  }
+
+  /**
+   * The agency of the standing credential `username`/`password` (an adapter calling leo's REST
+   * API with it), or undefined. Read afresh each time: a revocation holds at once.
+   */
+  async agencyOf(username: string, password: string): Promise<string | undefined> {
+    if (username.length > 100 || password.length > 200) return undefined;
+    const row = await this.repository.byUsername(username);
+    if (!row || row.revokedAt !== null) return undefined;
+    const given = createHash('sha256').update(password).digest();
+    const stored = Buffer.from(row.passwordSha256, 'hex');
+    return stored.length === given.length && timingSafeEqual(given, stored)
+      ? row.agency
+      : undefined;
   }
 
   async list(agency?: string): Promise<CredentialView[]> {

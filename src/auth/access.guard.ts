@@ -1,10 +1,12 @@
-import { type CanActivate, type ExecutionContext, Injectable } from '@nestjs/common';
+import { type CanActivate, type ExecutionContext, Injectable, Optional } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
 import { DomainError } from '../common/domain-error.js';
 import { ACCESS_METADATA, type AccessRule } from './access.decorator.js';
+import { AgencyCredentialCheck, basicCredentials } from './agency-credential-check.js';
 import { bearerToken } from './bearer-token.js';
 import type { AuthenticatedRequest } from './current-principal.decorator.js';
+import type { Principal } from './principal.js';
 import { TokenVerifier } from './token-verifier.service.js';
 
 /**
@@ -16,6 +18,7 @@ export class AccessGuard implements CanActivate {
   constructor(
     private readonly reflector: Reflector,
     private readonly tokens: TokenVerifier,
+    @Optional() private readonly agencies?: AgencyCredentialCheck,
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -29,6 +32,11 @@ export class AccessGuard implements CanActivate {
     if (rule.kind === 'public') return true;
 
     const request = context.switchToHttp().getRequest<Request & AuthenticatedRequest>();
+    const basic = basicCredentials(request.headers.authorization);
+    if (basic) {
+      request.principal = await this.agencyByCredential(rule.roles, basic);
+      return true;
+    }
     const token = bearerToken(request.headers.authorization);
     if (!token) {
       throw new DomainError(
@@ -47,5 +55,31 @@ export class AccessGuard implements CanActivate {
     }
     request.principal = principal;
     return true;
+  }
+
+  /**
+   * An agency's adapter calling with the credential leo issued it (decision 0022): the agency is
+   * the credential's. Only agency routes take it, and a revoked or unknown one is refused.
+   */
+  private async agencyByCredential(
+    roles: readonly Principal['role'][],
+    { username, password }: { username: string; password: string },
+  ): Promise<Principal> {
+    if (!roles.includes('agency')) {
+      throw new DomainError(
+        'unauthenticated',
+        'basic-credentials-not-accepted',
+        "An agency credential opens an agency's routes only; this route needs a bearer token.",
+      );
+    }
+    const agency = this.agencies ? await this.agencies.agencyOf(username, password) : undefined;
+    if (agency === undefined) {
+      throw new DomainError(
+        'unauthenticated',
+        'invalid-credentials',
+        'The agency credential was refused (unknown, revoked, or a wrong password).',
+      );
+    }
+    return { role: 'agency', subject: username, agency };
   }
 }

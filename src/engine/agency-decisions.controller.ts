@@ -1,5 +1,6 @@
 import { Body, Controller, HttpCode, Post } from '@nestjs/common';
 import {
+  ApiBasicAuth,
   ApiConflictResponse,
   ApiNotFoundResponse,
   ApiOkResponse,
@@ -14,6 +15,7 @@ import { EngineService } from './engine.service.js';
 import { ApiEngineUnavailable } from '../common/api-responses.js';
 
 @ApiTags('agency')
+@ApiBasicAuth('agency-credential')
 @Roles('agency')
 @Controller('v1/agency/decisions')
 export class AgencyDecisionsController {

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import type { FactValue } from '#agency-contract';
+import { ANSWER_LIMITS, type FactValue } from '#agency-contract';
 import {
   IsIn,
   IsObject,
@@ -40,7 +40,7 @@ export class AgencyDecisionDto {
   @IsOptional()
   @IsString()
   @MinLength(1)
-  @MaxLength(100)
+  @MaxLength(ANSWER_LIMITS.referenceMaxLength)
   reference?: string;
 
   @ApiPropertyOptional({
@@ -48,14 +48,14 @@ export class AgencyDecisionDto {
     example: 'incomplete-application',
   })
   @ValidateIf((o: AgencyDecisionDto) => o.outcome === 'rejected')
-  @Matches(/^[a-z][a-z0-9-]{1,63}$/, { message: 'code must be a kebab-case code' })
+  @Matches(ANSWER_LIMITS.codePattern, { message: 'code must be a kebab-case code' })
   code?: string;
 
   @ApiPropertyOptional({ description: 'For rejected: the reason, for the citizen.' })
   @ValidateIf((o: AgencyDecisionDto) => o.outcome === 'rejected')
   @IsString()
   @MinLength(1)
-  @MaxLength(2000)
+  @MaxLength(ANSWER_LIMITS.reasonMaxLength)
   reason?: string;
 }
 

@@ -19,6 +19,15 @@ export function openApiDocument(app: INestApplication): OpenAPIObject {
     )
     .setVersion('1')
     .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
+    .addBasicAuth(
+      {
+        type: 'http',
+        scheme: 'basic',
+        description:
+          "An agency credential leo issued (its Redis user name and password): the agency's routes only.",
+      },
+      'agency-credential',
+    )
     .build();
   return SwaggerModule.createDocument(app, config);
 }
