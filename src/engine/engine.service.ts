@@ -12,6 +12,7 @@ import {
 import type { FactValidator } from '#facts';
 import type { Catalogue, DefinitionWithDefaults } from '#workflow';
 import { DomainError } from '../common/domain-error.js';
+import { LogBudget } from '../common/log-budget.js';
 import { uuidv7 } from '../common/uuid.js';
 import { CaseRunner } from './case-runner.js';
 import { CaseRouter, type CaseAddress, type Outcome } from './case-router.js';
@@ -33,6 +34,8 @@ const FROM_ANOTHER_AGENCY = 'from another agency';
 @Injectable()
 export class EngineService {
   private readonly logger = new Logger(EngineService.name);
+  /** Answers for another agency's steps: each counted, at most 10 a minute per agency logged. */
+  private readonly foreignAnswers = new LogBudget(10, 60_000);
 
   constructor(
     private readonly repository: EngineRepository,
@@ -197,11 +200,14 @@ export class EngineService {
       case 'unchanged':
         if (done.reason === FROM_ANOTHER_AGENCY) {
           // An agency answering a step or look-up of another's: refused, and an operator sees it.
-          this.logger.warn(
-            { ...ids, caseId: done.caseId },
-            "answer for another agency's step or look-up refused",
-          );
           this.metrics.agencyAnswersRefused.inc({ agency: ids.agency, reason: 'another-agency' });
+          const { log, held } = this.foreignAnswers.take(ids.agency);
+          if (log) {
+            this.logger.warn(
+              { ...ids, caseId: done.caseId, alsoRefused: held },
+              "answer for another agency's step or look-up refused",
+            );
+          }
           return 'ignored';
         }
         this.logger.log({ ...ids, caseId: done.caseId, why: done.reason }, 'result ignored');

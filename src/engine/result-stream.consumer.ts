@@ -11,6 +11,7 @@ import {
   type ResultEntry,
 } from '#agency-contract';
 import { DomainError } from '../common/domain-error.js';
+import { LogBudget } from '../common/log-budget.js';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import { Metrics } from '../observability/metrics.js';
 import { redisOptions } from '../queue/redis-connection.js';
@@ -82,6 +83,8 @@ export class ResultStreamConsumer {
   private nextClaimAt = 0;
   private claimRounds = 0;
   private wake: (() => void) | undefined;
+  /** Refused entries are counted each, logged at most 10 a minute per agency (it may flood). */
+  private readonly refusals = new LogBudget(10, 60_000);
   /** Batches read since start, and the largest (read by tests and for logs). */
   readonly stats = { batches: 0, entries: 0, largestBatch: 0 };
 
@@ -381,21 +384,27 @@ export class ResultStreamConsumer {
     const parsed = parseResultEntry(fields);
     if (!parsed.ok) {
       // Never the body: it may carry fact values.
-      this.logger.warn(
-        { agency, entryId: id, kind: parsed.kind, problem: parsed.problem },
-        'malformed results stream entry dropped',
-      );
       this.metrics.agencyAnswersRefused.inc({ agency, reason: 'malformed' });
+      const { log, held } = this.refusals.take(agency);
+      if (log) {
+        this.logger.warn(
+          { agency, entryId: id, kind: parsed.kind, problem: parsed.problem, alsoRefused: held },
+          'malformed results stream entry dropped',
+        );
+      }
       return true;
     }
     const ids = entryIds(parsed.entry);
     if (parsed.entry.result.agency !== agency) {
       // Another agency's name on this agency's channel: refused, whoever's step it names.
-      this.logger.warn(
-        { ...ids, entryId: id, agency, claimed: parsed.entry.result.agency },
-        'result naming another agency than its channel refused',
-      );
       this.metrics.agencyAnswersRefused.inc({ agency, reason: 'another-agency' });
+      const { log, held } = this.refusals.take(agency);
+      if (log) {
+        this.logger.warn(
+          { ...ids, entryId: id, agency, claimed: parsed.entry.result.agency, alsoRefused: held },
+          'result naming another agency than its channel refused',
+        );
+      }
       return true;
     }
     try {
