@@ -11,7 +11,6 @@ import {
   resultEntryFields,
   stepJobId,
   type AgencyWorker,
-  type FactValue,
   type ResultEntry,
 } from '#agency-contract';
 import { AclLogWatcher } from '../src/agency-access/acl-log-watcher.js';
@@ -27,6 +26,7 @@ import {
   WORKLOAD_PERSONAL_NUMBER,
   WORKLOAD_REGISTER,
   publishResult,
+  registerAnswer,
   scriptedAgencies,
   sql,
   submitWithConsent,
@@ -293,15 +293,7 @@ describe('agency credentials: each adapter acts only as its own agency', () => {
         password: skatteverket.password,
       },
       log: { info: () => undefined, warn: () => undefined, error: () => undefined },
-      lookup: async (job) => ({
-        outcome: 'found',
-        facts: Object.fromEntries(
-          job.factKeys
-            .filter((k) => k in WORKLOAD_REGISTER)
-            .map((k) => [k, WORKLOAD_REGISTER[k] as FactValue]),
-        ),
-        unavailable: job.factKeys.filter((k) => !(k in WORKLOAD_REGISTER)),
-      }),
+      lookup: async (job) => registerAnswer(job),
       handlers: {
         'register-f-tax': async () => ({
           outcome: 'completed',

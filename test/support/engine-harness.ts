@@ -58,6 +58,19 @@ export const WORKLOAD_ANSWERS: Record<string, unknown> = Object.fromEntries(
 
 export const F_TAX_STATUS = { taxForm: 'F', validFrom: '2026-12-01' };
 
+/** What the population register answers a look-up: WORKLOAD_REGISTER's values, the rest unavailable. */
+export function registerAnswer(job: LookupJob): LookupOutcome {
+  return {
+    outcome: 'found',
+    facts: Object.fromEntries(
+      job.factKeys
+        .filter((k) => k in WORKLOAD_REGISTER)
+        .map((k) => [k, WORKLOAD_REGISTER[k] as FactValue]),
+    ),
+    unavailable: job.factKeys.filter((k) => !(k in WORKLOAD_REGISTER)),
+  };
+}
+
 const DEFAULT_ANSWERS: Record<string, () => StepOutcome> = {
   'register-sole-trader': () => ({
     outcome: 'completed',
@@ -157,15 +170,7 @@ export function scriptedAgencies(queues: QueueService, agencies: string[]): Scri
         state.lookups.push(job);
         const scripted = state.lookupScript(job);
         if (scripted === null) return undefined;
-        const answer: LookupOutcome = scripted ?? {
-          outcome: 'found',
-          facts: Object.fromEntries(
-            job.factKeys
-              .filter((k) => k in WORKLOAD_REGISTER)
-              .map((k) => [k, WORKLOAD_REGISTER[k] as FactValue]),
-          ),
-          unavailable: job.factKeys.filter((k) => !(k in WORKLOAD_REGISTER)),
-        };
+        const answer: LookupOutcome = scripted ?? registerAnswer(job);
         const result: LookupResult = {
           lookupId: job.lookupId,
           attempt: job.attempt,

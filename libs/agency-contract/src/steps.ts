@@ -7,7 +7,7 @@
 export const STEP_EXECUTE = 'step.execute';
 export const STEP_CANCEL = 'step.cancel';
 export const FACT_LOOKUP = 'fact.lookup';
-/** Result kinds: the `kind` field of a results-stream entry (and job names on the legacy `engine.results` queue). */
+/** Result kinds: the `kind` field of an agency's results-stream entry. */
 export const STEP_RESULT = 'step.result';
 export const LOOKUP_RESULT = 'lookup.result';
 
