@@ -92,6 +92,15 @@ async function main(): Promise<void> {
       },
       `leo is ready on ${url} (API docs: ${url}/docs)`,
     );
+    if (infra.started.includes('redis')) {
+      // How an agency's adapter attaches to this leo (the password is in the credential, issued
+      // once; never Redis' own).
+      const redis = new URL(infra.config.redis.url);
+      log.info(
+        { redis: `${redis.hostname}:${redis.port}`, prefix: infra.config.queue.prefix },
+        `to attach an agency's adapter: issue it a credential (POST ${url}/v1/admin/agencies/{code}/credentials, see the README), then connect it to Redis at ${redis.hostname}:${redis.port} with prefix ${infra.config.queue.prefix}`,
+      );
+    }
 
     shutdown = async (signal) => {
       log.info({ signal }, 'shutting down: no new work, draining in-flight work');

@@ -516,8 +516,12 @@ describe('agency credentials: each adapter acts only as its own agency', () => {
     const skatteverket = issued.skatteverket;
     if (!skatteverket) throw new Error('credentials not issued');
     const errors: string[] = [];
+    const fatal: Error[] = [];
     const misconfigured = createAgencyWorker({
       agency: 'bolagsverket',
+      onFatal: (error) => {
+        fatal.push(error);
+      },
       prefix,
       connection: {
         ...redisOptions(testRedisUrl()),
@@ -540,6 +544,9 @@ describe('agency credentials: each adapter acts only as its own agency', () => {
       expect.stringMatching(/refuses this credential the queue agency\.bolagsverket/),
     ]);
     expect(misconfigured.worker.isRunning()).toBe(false);
+    // The adapter is told once, so it can exit and be restarted by its supervisor.
+    await waitUntil(async () => fatal.length > 0);
+    expect(fatal).toEqual([expect.objectContaining({ message: expect.stringMatching(/NOPERM/) })]);
     await misconfigured.close();
   });
 

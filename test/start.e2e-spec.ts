@@ -139,6 +139,12 @@ describe('npm start with embedded infrastructure', () => {
       devTokens: true,
     });
     expect(readyLine).toContain(`/docs`);
+    // It says how to attach an agency's adapter: where Redis is, never its password.
+    const attach = run.lines.find((l) => l.includes("to attach an agency's adapter"));
+    expect(JSON.parse(attach ?? '{}')).toMatchObject({
+      redis: expect.stringMatching(/^127\.0\.0\.1:\d+$/),
+      prefix: expect.any(String),
+    });
 
     const docs = await fetch(`http://127.0.0.1:${run.port}/docs`);
     expect(docs.status).toBe(200);

@@ -78,6 +78,12 @@ export interface AgencyWorkerOptions {
    * Without it every look-up is answered with all its keys unavailable (leo asks the citizen).
    */
   lookup?: LookupHandler;
+  /**
+   * Called once when the worker has stopped for good: Redis refuses the credential what the
+   * worker needs (another agency's queue, another prefix). Exit the process with an error there,
+   * so that its supervisor restarts it and someone is told; by default the worker only stops.
+   */
+  onFatal?: (error: Error) => void;
   /** Called for `step.cancel`: leo cancelled the case; stop work on the step if you can. */
   onCancel?: (job: StepCancelJob, context: CancelContext) => Promise<void>;
   /** Jobs processed at once by this worker. Default 8. */
@@ -439,7 +445,12 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
           'the credential is this agency’s (leo issues one per agency) and that the prefix is ' +
           'leo’s QUEUE_PREFIX. The worker has stopped.',
       );
-      void worker.close(true).catch(() => undefined);
+      void worker
+        .close(true)
+        .catch(() => undefined)
+        .finally(() => {
+          options.onFatal?.(error);
+        });
       return;
     }
     log.error({ queue: queueName, ...describeHandlerError(error) }, 'worker error');
