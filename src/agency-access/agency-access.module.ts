@@ -27,7 +27,7 @@ export class AgencyAccessModule {
         AclLogWatcher,
         { provide: AgencyCredentialCheck, useExisting: AgencyCredentials },
       ],
-      exports: [AgencyCredentials, AgencyCredentialsRepository, AgencyCredentialCheck],
+      exports: [AgencyCredentials, AgencyCredentialCheck],
     };
   }
 }

@@ -107,11 +107,6 @@ export class ResultStreamConsumer {
     this.options = { batchSize: config.get('engine', { infer: true }).resultConcurrency };
   }
 
-  /** The results stream of `agency` (read by tests). */
-  streamOf(agency: string): string {
-    return agencyResultsStreamKey(this.prefix, agency);
-  }
-
   /** Starts the read loop on a connection of its own (a blocking read holds its connection). */
   start(options: Partial<StreamConsumerOptions> = {}): void {
     if (this.running) return;
