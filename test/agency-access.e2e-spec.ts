@@ -550,6 +550,40 @@ describe('agency credentials: each adapter acts only as its own agency', () => {
     await misconfigured.close();
   });
 
+  it('says once, clearly, that Redis refuses a wrong password, and goes on trying with backoff', async () => {
+    const bolagsverket = issued.bolagsverket;
+    if (!bolagsverket) throw new Error('credentials not issued');
+    const errors: Array<{ fields: Record<string, unknown>; message: string }> = [];
+    const wrong = createAgencyWorker({
+      agency: 'bolagsverket',
+      prefix,
+      connection: {
+        ...redisOptions(testRedisUrl()),
+        username: bolagsverket.username,
+        password: 'not-the-password',
+      },
+      log: {
+        info: () => undefined,
+        warn: () => undefined,
+        error: (fields, message) => {
+          errors.push({ fields, message });
+        },
+      },
+      handlers: {},
+    });
+    await waitUntil(async () => errors.length > 0);
+    await new Promise((r) => setTimeout(r, 2_000));
+    // One line naming the cause and what to do, not one per retry, and never the password.
+    expect(errors).toEqual([
+      {
+        fields: expect.objectContaining({ redisError: expect.stringMatching(/WRONGPASS/) }),
+        message: expect.stringMatching(/refuses this credential’s user name and password/),
+      },
+    ]);
+    expect(JSON.stringify(errors)).not.toContain('not-the-password');
+    await wrong.close();
+  });
+
   it('revokes a credential at once: its connections are closed and it cannot connect again', async () => {
     const skatteverket = issued.skatteverket;
     if (!skatteverket) throw new Error('credentials not issued');

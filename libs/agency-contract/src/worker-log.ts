@@ -46,3 +46,31 @@ export function describeHandlerError(error: unknown): Record<string, unknown> {
     ...(frames.length > 0 ? { stack: frames.slice(0, 10).join('\n') } : {}),
   };
 }
+
+/** A Redis fault the worker meets, by what its operator should do about it. */
+export type RedisFault = 'refused' | 'credential' | 'unreachable';
+
+/**
+ * What kind of Redis fault `error` is, or undefined for anything else. These come from Redis or
+ * the network, never from a handler, so their messages carry no fact and may be logged.
+ * - `refused`: Redis refuses the credential a command or key the worker needs (an ACL);
+ * - `credential`: Redis refuses the user name and password (wrong, revoked, or not yet restored
+ *   by leo after a Redis restart);
+ * - `unreachable`: no connection to Redis.
+ */
+export function redisFault(error: Error): RedisFault | undefined {
+  const text = error.message;
+  if (/^NOPERM\b/.test(text) || /can't access|can't run this command/.test(text)) return 'refused';
+  if (/^(WRONGPASS|NOAUTH)\b/.test(text) || /invalid username-password/.test(text)) {
+    return 'credential';
+  }
+  const code = (error as { code?: unknown }).code;
+  if (
+    (typeof code === 'string' &&
+      /^(ECONNREFUSED|ENOTFOUND|ETIMEDOUT|ECONNRESET|EAI_AGAIN)$/.test(code)) ||
+    /^(connect ECONNREFUSED|getaddrinfo|Connection is closed)/.test(text)
+  ) {
+    return 'unreachable';
+  }
+  return undefined;
+}

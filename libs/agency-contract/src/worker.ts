@@ -22,7 +22,14 @@ import {
   isStepJob,
   isStepOutcome,
 } from './shapes.js';
-import { bind, describeHandlerError, stderrLogger, type AgencyWorkerLogger } from './worker-log.js';
+import {
+  bind,
+  describeHandlerError,
+  redisFault,
+  stderrLogger,
+  type AgencyWorkerLogger,
+  type RedisFault,
+} from './worker-log.js';
 import {
   FACT_LOOKUP,
   LOOKUP_RESULT,
@@ -119,13 +126,6 @@ export const DEFAULT_TIMEOUT_MS = 60_000;
 const HOUR_SECONDS = 3_600;
 
 export { isLookupOutcome, isStepOutcome } from './shapes.js';
-
-/** Redis' refusal of a command or key to the connection's user (an ACL), not a passing fault. */
-function isRefusedCredential(error: Error): boolean {
-  return (
-    /^NOPERM\b/.test(error.message) || /can't access|can't run this command/.test(error.message)
-  );
-}
 
 class AttemptTimeout extends Error {
   constructor(readonly ms: number) {
@@ -433,8 +433,26 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
   worker.once('active', reached);
   worker.once('drained', reached);
   let refused = false;
+  /** When each passing Redis fault was last logged: once a minute, whatever BullMQ retries. */
+  const faultLogged = new Map<RedisFault, number>();
   worker.on('error', (error) => {
-    if (isRefusedCredential(error)) {
+    const fault = redisFault(error);
+    if (fault === 'credential' || fault === 'unreachable') {
+      const now = Date.now();
+      if (now - (faultLogged.get(fault) ?? -Infinity) < 60_000) return;
+      faultLogged.set(fault, now);
+      log.error(
+        { queue: queueName, redisError: error.message.slice(0, 200) },
+        fault === 'credential'
+          ? 'Redis refuses this credential’s user name and password: it is wrong, revoked, or ' +
+              'Redis restarted and leo has not restored its users yet (it does within 30 s). ' +
+              'Retrying with backoff; ask leo’s administrator for a credential if it lasts.'
+          : 'Redis cannot be reached: check the host and port leo gave with the credential. ' +
+              'Retrying with backoff.',
+      );
+      return;
+    }
+    if (fault === 'refused') {
       // Redis refuses this credential what the worker needs (another agency's queue, another
       // prefix): every retry would be refused again, thousands a second. Stop, and say why once.
       if (refused) return;
