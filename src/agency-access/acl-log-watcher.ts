@@ -9,6 +9,7 @@ import { ConfigService } from '@nestjs/config';
 import { agencyOfUserName } from '#agency-contract';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import { Metrics } from '../observability/metrics.js';
+import { redisOptions } from '../queue/redis-connection.js';
 import { RedisAcl, type AclLogEntry } from './redis-acl.js';
 
 /** How often Redis' ACL log is read. */
@@ -46,9 +47,7 @@ export class AclLogWatcher implements OnApplicationBootstrap, OnApplicationShutd
     config: ConfigService<ResolvedConfig, true>,
   ) {
     this.prefix = config.get('queue', { infer: true }).prefix;
-    const path = new URL(config.get('redis', { infer: true }).url).pathname;
-    const db = path.length > 1 ? Number(path.slice(1)) : 0;
-    this.db = Number.isInteger(db) ? db : 0;
+    this.db = redisOptions(config.get('redis', { infer: true }).url).db ?? 0;
     this.key = `${this.prefix}:acl-log-watcher`;
   }
 

@@ -14,6 +14,7 @@ import {
   agencyUserScope,
 } from '#agency-contract';
 import { DomainError } from '../common/domain-error.js';
+import { redisOptions } from '../queue/redis-connection.js';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import { AgencyDirectory } from '../observability/monitored-queues.js';
 import {
@@ -87,13 +88,13 @@ export class AgencyCredentials implements OnApplicationBootstrap, OnApplicationS
     config: ConfigService<ResolvedConfig, true>,
   ) {
     this.prefix = config.get('queue', { infer: true }).prefix;
-    const url = new URL(config.get('redis', { infer: true }).url);
-    const db = url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0;
-    this.db = Number.isInteger(db) ? db : 0;
+    // As leo's own connections read REDIS_URL (redisOptions), not parsed a second way.
+    const redis = redisOptions(config.get('redis', { infer: true }).url);
+    this.db = redis.db ?? 0;
     this.redisAddress = {
-      host: url.hostname,
-      port: url.port ? Number(url.port) : 6379,
-      tls: url.protocol === 'rediss:',
+      host: redis.host ?? 'localhost',
+      port: redis.port ?? 6379,
+      tls: redis.tls !== undefined,
       db: this.db,
     };
   }

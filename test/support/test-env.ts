@@ -156,10 +156,10 @@ export async function sql<T extends pg.QueryResultRow>(
  * prefix's scope): Redis keeps users across runs, unlike a test's keys, which are its own prefix's.
  */
 export async function deleteAgencyUsers(prefix: string): Promise<void> {
-  const redis = new Redis(redisOptions(testRedisUrl()));
+  const options = redisOptions(testRedisUrl());
+  const redis = new Redis(options);
   try {
-    const path = new URL(testRedisUrl()).pathname;
-    const scope = agencyUserScope(prefix, path.length > 1 ? Number(path.slice(1)) : 0);
+    const scope = agencyUserScope(prefix, options.db ?? 0);
     for (const user of (await redis.call('ACL', 'USERS')) as string[]) {
       if (user.startsWith(scope)) await redis.call('ACL', 'DELUSER', user);
     }
