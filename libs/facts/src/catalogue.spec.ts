@@ -266,10 +266,16 @@ describe('parseAgencies', () => {
     ]);
   });
 
+  it('reads the earlier adapter name http as external', () => {
+    const parsed = parseAgencies(AGENCY.replace('adapter: mock', 'adapter: http'));
+    expect(parsed.problems).toEqual([]);
+    expect(parsed.agencies[0]?.adapter).toBe('external');
+  });
+
   it('reports a duplicate code, keeping the first', () => {
     const parsed = parseAgencies(`
 - { code: kommun, name: { sv: Kommunen, en: The municipality }, adapter: mock, actions: [], lookups: [] }
-- { code: kommun, name: { sv: Kommunen, en: The municipality }, adapter: http, actions: [], lookups: [] }
+- { code: kommun, name: { sv: Kommunen, en: The municipality }, adapter: external, actions: [], lookups: [] }
 `);
     expect(parsed.agencies.map((a) => a.adapter)).toEqual(['mock']);
     expect(parsed.problems).toEqual([

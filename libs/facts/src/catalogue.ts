@@ -36,7 +36,10 @@ export interface AgenciesParseResult {
 // queues), fact keys and action names from the workflow language.
 export { ACTION_NAME_PATTERN, AGENCY_CODE_PATTERN, FACT_KEY_PATTERN };
 
-const ADAPTERS = ['mock', 'http'] as const;
+/** Who serves an agency's queue: a mock built into leo, or an external adapter. */
+const ADAPTERS = ['mock', 'external'] as const;
+/** Earlier name of `external`, still read. */
+const LEGACY_EXTERNAL = 'http';
 const LOOKUP_PREFIX = 'lookup:';
 
 /**
@@ -435,6 +438,7 @@ function readAgency(entry: unknown, at: Problems): Agency | undefined {
 
   let adapter: Agency['adapter'] | undefined;
   if (object.adapter === undefined) at.add('/adapter', 'is required');
+  else if (object.adapter === LEGACY_EXTERNAL) adapter = 'external';
   else if (!ADAPTERS.includes(object.adapter as Agency['adapter'])) {
     at.add('/adapter', `must be one of ${ADAPTERS.join(', ')}`);
   } else adapter = object.adapter as Agency['adapter'];

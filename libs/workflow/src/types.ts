@@ -130,7 +130,11 @@ export interface Agency {
   /** Permanent, lower case, e.g. `skatteverket`; the queue is `agency.<code>`. */
   code: string;
   name: LocalisedText;
-  adapter: 'mock' | 'http';
+  /**
+   * Who serves the agency's queue: `mock`, leo's own mock of it (built in, or configured per
+   * action with `mock`), or `external`, an adapter the agency runs with a credential leo issued.
+   */
+  adapter: 'mock' | 'external';
   actions: AgencyAction[];
   /** Fact keys this agency can be asked for (it is the authoritative source). */
   lookups: string[];
