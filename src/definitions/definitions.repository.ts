@@ -46,6 +46,16 @@ export class DefinitionsRepository {
     return this.dataSource.transaction(work);
   }
 
+  /** The agencies holding at least one standing (not revoked) adapter credential. */
+  async agenciesWithCredential(
+    manager: EntityManager = this.dataSource.manager,
+  ): Promise<Set<string>> {
+    const rows: Array<{ agency: string }> = await manager.query(
+      'SELECT DISTINCT agency FROM agency_credentials WHERE revoked_at IS NULL',
+    );
+    return new Set(rows.map((row) => row.agency));
+  }
+
   /** Serialises writers of the catalogue and definitions for the rest of the transaction. */
   async lockCatalogue(manager: EntityManager): Promise<void> {
     await manager.query('SELECT pg_advisory_xact_lock($1)', ['7359420271002']);

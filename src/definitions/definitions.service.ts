@@ -3,6 +3,8 @@ import { parse as parseYaml } from 'yaml';
 import {
   DEFINITION_KEY_PATTERN,
   definitionChecksum,
+  servingDiagnostics,
+  sortDiagnostics,
   toMermaid,
   validate,
   withDefaults,
@@ -10,10 +12,13 @@ import {
   type Diagnostic,
   type LifeEventDefinition,
 } from '#workflow';
+import { BUILT_IN_MOCK_ACTIONS } from '../adapters/agencies/index.js';
 import { DomainError, type FieldProblem } from '../common/domain-error.js';
 import { assertStorableJson } from '../common/params.js';
 import type { LifeEventDefinitionRow } from './definition.entities.js';
 import { DefinitionsRepository } from './definitions.repository.js';
+
+type Manager = Parameters<DefinitionsRepository['loadCatalogue']>[0];
 
 const KEY_PATTERN = DEFINITION_KEY_PATTERN;
 
@@ -93,7 +98,27 @@ export class DefinitionsService {
 
   async validate(body: unknown): Promise<Diagnostic[]> {
     const { definition } = readDefinitionBody(body);
-    return validate(definition, await this.catalogue());
+    return this.diagnose(definition);
+  }
+
+  /**
+   * Everything wrong with a definition: `validate`'s diagnostics against the catalogue, and
+   * whether each step's action is served (by leo's mock, built in or configured, or an external
+   * adapter with a credential).
+   */
+  private async diagnose(
+    definition: LifeEventDefinition,
+    manager?: Manager,
+  ): Promise<Diagnostic[]> {
+    const catalogue = await this.repository.loadCatalogue(manager);
+    const agenciesWithCredential = await this.repository.agenciesWithCredential(manager);
+    return sortDiagnostics([
+      ...validate(definition, catalogue),
+      ...servingDiagnostics(definition, catalogue, {
+        builtInMocks: BUILT_IN_MOCK_ACTIONS,
+        agenciesWithCredential,
+      }),
+    ]);
   }
 
   list(): Promise<LifeEventDefinitionRow[]> {
@@ -115,7 +140,7 @@ export class DefinitionsService {
   async draft(key: string): Promise<DraftView> {
     const row = await this.repository.findDraft(key);
     if (!row) throw new DomainError('not-found', 'no-draft', `Life event ${key} has no draft.`);
-    return { row, diagnostics: validate(row.body, await this.catalogue()) };
+    return { row, diagnostics: await this.diagnose(row.body) };
   }
 
   async createDraft(body: unknown, by: string): Promise<DraftView> {
@@ -123,7 +148,7 @@ export class DefinitionsService {
     return this.repository.transaction(async (manager) => {
       await this.repository.lockCatalogue(manager);
       const row = await this.repository.createDraft(manager, definition, 'admin', by);
-      return { row, diagnostics: validate(row.body, await this.repository.loadCatalogue(manager)) };
+      return { row, diagnostics: await this.diagnose(row.body, manager) };
     });
   }
 
@@ -139,7 +164,7 @@ export class DefinitionsService {
       const draft = await this.repository.findDraft(key, manager);
       if (!draft) throw new DomainError('not-found', 'no-draft', `Life event ${key} has no draft.`);
       const row = await this.repository.replaceDraft(manager, draft, definition);
-      return { row, diagnostics: validate(row.body, await this.repository.loadCatalogue(manager)) };
+      return { row, diagnostics: await this.diagnose(row.body, manager) };
     });
   }
 
@@ -159,7 +184,7 @@ export class DefinitionsService {
       await this.repository.lockCatalogue(manager);
       const draft = await this.repository.findDraft(key, manager);
       if (!draft) throw new DomainError('not-found', 'no-draft', `Life event ${key} has no draft.`);
-      const diagnostics = validate(draft.body, await this.repository.loadCatalogue(manager));
+      const diagnostics = await this.diagnose(draft.body, manager);
       const errors = diagnostics.filter((d) => d.severity === 'error');
       if (errors.length > 0) {
         throw new DomainError(

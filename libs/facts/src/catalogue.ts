@@ -1,4 +1,3 @@
-import { parseDocument } from 'yaml';
 import { AGENCY_CODE_PATTERN } from '#agency-contract';
 import {
   ACTION_NAME_PATTERN,
@@ -8,10 +7,19 @@ import {
   type AgencyAction,
   type FactSource,
   type FactType,
-  type LocalisedText,
   type Sensitivity,
   parseIsoDuration,
 } from '#workflow';
+import {
+  Problems,
+  isRecord,
+  parseYamlList,
+  readObject,
+  readString,
+  readStringList,
+  readText,
+} from './reading.js';
+import { mockProblems, readMockBehaviour } from './mock-behaviour.js';
 import { createSchemaCompiler } from './schema.js';
 
 /** A problem in a catalogue file or entry: a JSON pointer into it and what is wrong there. */
@@ -125,6 +133,7 @@ export function parseAgencies(text: string): AgenciesParseResult {
  * - an action's `produces` are known facts whose source is `produced`;
  * - every `produced` fact can be produced by some action (otherwise nothing could ever set it);
  * - an action's `changes` are among its agency's `lookups` (its own register);
+ * - the facts a configured mock reads (`requires`, `from`) are known;
  * - fact keys and agency codes are unique.
  */
 export function checkCatalogue(facts: FactType[], agencies: Agency[]): CatalogueProblem[] {
@@ -189,6 +198,21 @@ export function checkCatalogue(facts: FactType[], agencies: Agency[]): Catalogue
           });
         }
       });
+      const mock = action.mock;
+      const read = [
+        ...(mock?.requires ?? []).map((key, r) => ({ key, path: `requires/${r}` })),
+        ...Object.entries(mock?.produce ?? {}).flatMap(([produced, rule]) =>
+          'from' in rule ? [{ key: rule.from, path: `produce/${produced}/from` }] : [],
+        ),
+      ];
+      for (const { key, path } of read) {
+        if (!factAt(facts, factIndex, key)) {
+          problems.push({
+            path: `/agencies/${j}/actions/${a}/mock/${path}`,
+            message: `unknown fact ${key}`,
+          });
+        }
+      }
       action.produces.forEach((key, p) => {
         const fact = factAt(facts, factIndex, key);
         const path = `/agencies/${j}/actions/${a}/produces/${p}`;
@@ -220,129 +244,6 @@ function factAt(facts: FactType[], index: Map<string, number>, key: string): Fac
 }
 
 // ---- reading ------------------------------------------------------------------------------
-
-/** Collects problems under a JSON pointer prefix. */
-class Problems {
-  constructor(
-    private readonly prefix: string,
-    private readonly sink: CatalogueProblem[],
-  ) {}
-
-  add(path: string, message: string): void {
-    this.sink.push({ path: `${this.prefix}${path}`, message });
-  }
-
-  count(): number {
-    return this.sink.length;
-  }
-
-  under(path: string): Problems {
-    return new Problems(`${this.prefix}${path}`, this.sink);
-  }
-}
-
-function parseYamlList(text: string, problems: CatalogueProblem[]): unknown[] | undefined {
-  const doc = parseDocument(text, { prettyErrors: true });
-  if (doc.errors.length > 0) {
-    for (const error of doc.errors)
-      problems.push({ path: '', message: `not valid YAML: ${error.message}` });
-    return undefined;
-  }
-  const root: unknown = doc.toJS({ maxAliasCount: 1000 });
-  if (!Array.isArray(root)) {
-    problems.push({ path: '', message: 'must be a list' });
-    return undefined;
-  }
-  return root as unknown[];
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function escapePointer(segment: string): string {
-  return segment.replace(/~/g, '~0').replace(/\//g, '~1');
-}
-
-function readObject(
-  value: unknown,
-  at: Problems,
-  path: string,
-  allowed: readonly string[],
-): Record<string, unknown> | undefined {
-  if (!isRecord(value)) {
-    at.add(path, 'must be an object');
-    return undefined;
-  }
-  for (const name of Object.keys(value)) {
-    if (!allowed.includes(name))
-      at.add(`${path}/${escapePointer(name)}`, 'is not a known property');
-  }
-  return value;
-}
-
-function readString(
-  object: Record<string, unknown>,
-  name: string,
-  at: Problems,
-  pattern?: { regex: RegExp; describe: string },
-): string | undefined {
-  const value = object[name];
-  if (value === undefined) {
-    at.add(`/${name}`, 'is required');
-    return undefined;
-  }
-  if (typeof value !== 'string' || value.trim() === '') {
-    at.add(`/${name}`, 'must be a non-empty string');
-    return undefined;
-  }
-  if (pattern && !pattern.regex.test(value)) {
-    at.add(`/${name}`, `must be ${pattern.describe}`);
-    return undefined;
-  }
-  return value;
-}
-
-function readText(object: Record<string, unknown>, name: string, at: Problems, required: boolean) {
-  const value = object[name];
-  if (value === undefined) {
-    if (required) at.add(`/${name}`, 'is required');
-    return undefined;
-  }
-  const text = readObject(value, at, `/${name}`, ['sv', 'en']);
-  if (!text) return undefined;
-  const inner = at.under(`/${name}`);
-  const sv = readString(text, 'sv', inner);
-  const en = readString(text, 'en', inner);
-  return sv !== undefined && en !== undefined ? ({ sv, en } satisfies LocalisedText) : undefined;
-}
-
-function readStringList(
-  object: Record<string, unknown>,
-  name: string,
-  at: Problems,
-  pattern: { regex: RegExp; describe: string },
-): string[] | undefined {
-  const value = object[name];
-  if (value === undefined) {
-    at.add(`/${name}`, 'is required (use [] for none)');
-    return undefined;
-  }
-  if (!Array.isArray(value)) {
-    at.add(`/${name}`, 'must be a list');
-    return undefined;
-  }
-  const before = at.count();
-  const items: string[] = [];
-  (value as unknown[]).forEach((item, i) => {
-    if (typeof item !== 'string' || !pattern.regex.test(item)) {
-      at.add(`/${name}/${i}`, `must be ${pattern.describe}`);
-    } else if (items.includes(item)) {
-      at.add(`/${name}/${i}`, `${item} is listed twice`);
-    } else items.push(item);
-  });
-  return at.count() === before ? items : undefined;
-}
 
 const FACT_KEY = {
   regex: FACT_KEY_PATTERN,
@@ -463,7 +364,7 @@ function readAgency(entry: unknown, at: Problems): Agency | undefined {
 }
 
 function readAction(entry: unknown, at: Problems): AgencyAction | undefined {
-  const object = readObject(entry, at, '', ['name', 'title', 'produces', 'changes']);
+  const object = readObject(entry, at, '', ['name', 'title', 'produces', 'changes', 'mock']);
   if (!object) return undefined;
   const before = at.count();
   const name = readString(object, 'name', at, {
@@ -474,6 +375,19 @@ function readAction(entry: unknown, at: Problems): AgencyAction | undefined {
   const produces = readStringList(object, 'produces', at, FACT_KEY);
   const changes =
     object.changes === undefined ? [] : readStringList(object, 'changes', at, FACT_KEY);
+  const mock =
+    object.mock === undefined ? undefined : readMockBehaviour(object.mock, at.under('/mock'));
   if (at.count() !== before || !name || !title || !produces || !changes) return undefined;
-  return { name, title, produces, ...(changes.length > 0 ? { changes } : {}) };
+  const action: AgencyAction = {
+    name,
+    title,
+    produces,
+    ...(changes.length > 0 ? { changes } : {}),
+  };
+  if (mock) {
+    action.mock = mock;
+    for (const problem of mockProblems(action)) at.add(problem.path, problem.message);
+    if (at.count() !== before) return undefined;
+  }
+  return action;
 }

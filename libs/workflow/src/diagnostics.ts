@@ -34,6 +34,12 @@ export const DIAGNOSTIC_CODES = {
   'deadline-invalid': 'The deadline is not an ISO 8601 duration such as P30D or PT12H.',
   'deadline-out-of-range': 'The deadline is shorter than PT1M or longer than P2Y.',
   'input-unused': 'An input that no step needs and no when condition reads (a warning).',
+  'action-not-served':
+    "The step's agency is served by leo's mock, which neither has the action built in nor has it configured (the action's mock): its jobs would never be done.",
+  'mock-reads-unsent-fact':
+    "The configured mock of the step's action reads a fact (requires, or produce from) that the step does not need, so its job never carries it.",
+  'no-adapter-credential':
+    "The step's agency is served by an external adapter, and no credential has been issued for one yet (a warning: its jobs wait until an adapter connects).",
 } as const satisfies Record<string, string>;
 
 export type DiagnosticCode = keyof typeof DIAGNOSTIC_CODES;

@@ -11,8 +11,9 @@ export {
   definitionJsonSchema,
   parseDefinition,
 } from './schema.js';
-export { DIAGNOSTIC_CODES, type DiagnosticCode } from './diagnostics.js';
+export { DIAGNOSTIC_CODES, sortDiagnostics, type DiagnosticCode } from './diagnostics.js';
 export { validate } from './validate.js';
+export { servingDiagnostics, type Serving } from './serving.js';
 export { DEFAULT_FAILURE_POLICY, DEFAULT_RETRY_POLICY, withDefaults } from './defaults.js';
 export { dependencies } from './graph.js';
 export { plan } from './plan.js';

@@ -124,6 +124,47 @@ export interface AgencyAction {
    * afresh, so no stale copy is reused.
    */
   changes?: string[];
+  /**
+   * How leo's mock of the agency answers this action, for an agency served by a mock: set by an
+   * administrator (no code), it takes precedence over a mock built into leo.
+   */
+  mock?: MockBehaviour;
+}
+
+/** A JSON value, as a configured mock may produce it. */
+export type JsonValue =
+  string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** How a configured mock makes one fact it produces. */
+export type MockProduce =
+  /** Always this value. */
+  | { value: JsonValue }
+  /** The value of a fact the application carries (one of the step's needs). */
+  | { from: string }
+  /**
+   * Made up: `reference`, the agency's case number; `organisation-number`, a new valid
+   * organisation number never given before; `today`, the date in Sweden (YYYY-MM-DD).
+   */
+  | { generate: MockGenerator };
+
+export const MOCK_GENERATORS = ['reference', 'organisation-number', 'today'] as const;
+export type MockGenerator = (typeof MOCK_GENERATORS)[number];
+
+/** How a mock agency answers one action, configured as data. */
+export interface MockBehaviour {
+  /** Facts the application must carry, else it is refused as `incomplete-application`. */
+  requires?: string[];
+  /** How each fact the action produces is made: one entry per fact of `produces`. */
+  produce?: Record<string, MockProduce>;
+  /** The time the agency takes to answer, in ms (0-60000); absent: leo's MOCK_AGENCY_LATENCY_MS. */
+  latencyMs?: number;
+  /**
+   * Decided after review: answered `pending` at once and decided this long after (ISO 8601
+   * duration, PT1S to P30D). Absent: decided at once.
+   */
+  decidedAfter?: string;
+  /** Refused on its merits at this rate (0-1; 1 refuses every application). */
+  refusal?: { rate: number; code: string; reason: string };
 }
 
 export interface Agency {

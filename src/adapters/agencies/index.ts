@@ -19,3 +19,8 @@ export const MOCK_AGENCIES: ReadonlyMap<string, MockAgency> = new Map(
     transportstyrelsen,
   ].map((agency) => [agency.code, agency]),
 );
+
+/** The actions each built-in mock serves, by agency code (what publishing checks against). */
+export const BUILT_IN_MOCK_ACTIONS: ReadonlyMap<string, ReadonlySet<string>> = new Map(
+  [...MOCK_AGENCIES.values()].map((agency) => [agency.code, new Set(Object.keys(agency.actions))]),
+);
