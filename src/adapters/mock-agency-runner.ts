@@ -1,15 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type {
-  AgencyWorkerLogger,
-  FactValue,
-  LookupJob,
-  LookupOutcome,
-  StepCancelJob,
-  StepHandler,
-  StepHandlerContext,
-  StepJob,
-  StepOutcome,
+import {
+  UNKNOWN_ACTION,
+  type AgencyWorkerLogger,
+  type FactValue,
+  type LookupJob,
+  type LookupOutcome,
+  type StepCancelJob,
+  type StepHandler,
+  type StepHandlerContext,
+  type StepJob,
+  type StepOutcome,
 } from '#agency-contract';
 import { FORMAT_CHECKS } from '#facts';
 import type { MockAgenciesConfig } from '../config/config.schema.js';
@@ -61,13 +62,15 @@ export class MockAgencyRunner {
   async handle(job: StepJob, { signal }: Pick<StepHandlerContext, 'signal'>): Promise<StepOutcome> {
     const action = this.action(job.action);
     if (!action) {
+      // leo's configuration is at fault, not the application: never answered as a refusal.
       return {
-        outcome: 'rejected',
-        code: 'unknown-action',
-        reason: `${this.agency.code} has no action ${job.action}`,
+        outcome: 'retryable-error',
+        code: UNKNOWN_ACTION,
+        reason: `the mock of ${this.agency.code} has no action ${job.action}, built in or configured`,
       };
     }
-    if (this.settings.latencyMs > 0) await sleep(this.settings.latencyMs, undefined, { signal });
+    const latencyMs = action.latencyMs ?? this.settings.latencyMs;
+    if (latencyMs > 0) await sleep(latencyMs, undefined, { signal });
     const failing = this.settings.failureRate > 0 && this.random() < this.settings.failureRate;
 
     if (failing) {
@@ -85,8 +88,9 @@ export class MockAgencyRunner {
     const receivedAt = this.now();
     let outcome: StepOutcome;
     let decisionDueAt: Date | undefined;
-    if (action.decidedLater && this.settings.decisionDelayMs > 0) {
-      decisionDueAt = new Date(receivedAt.getTime() + this.settings.decisionDelayMs);
+    const decisionDelayMs = action.decisionDelayMs ?? this.settings.decisionDelayMs;
+    if (action.decidedLater && decisionDelayMs > 0) {
+      decisionDueAt = new Date(receivedAt.getTime() + decisionDelayMs);
       outcome = { outcome: 'pending', reference, expectedDecisionAt: decisionDueAt.toISOString() };
     } else {
       outcome = await this.decision(action, job.facts, receivedAt, reference);
@@ -196,17 +200,14 @@ export class MockAgencyRunner {
         facts,
         receivedAt,
         nextOrganisationNumber: () => this.ledger.nextOrganisationNumber(),
+        reference,
       });
     } catch (error) {
       if (!(error instanceof IncompleteApplication)) throw error;
       decision = refused('incomplete-application', error.message);
     }
-    if (
-      'granted' in decision &&
-      action.refusal &&
-      this.settings.rejectionRate > 0 &&
-      this.random() < this.settings.rejectionRate
-    ) {
+    const refusalRate = action.refusalRate ?? this.settings.rejectionRate;
+    if ('granted' in decision && action.refusal && refusalRate > 0 && this.random() < refusalRate) {
       decision = { refused: action.refusal };
     }
     return decisionOutcome(decision, reference);

@@ -20,6 +20,8 @@ export interface MockDecisionContext {
   receivedAt: Date;
   /** Bolagsverket's register: a new organisation number, never given before. */
   nextOrganisationNumber: () => Promise<string>;
+  /** The agency's reference (case number) of the application. */
+  reference: string;
 }
 
 export interface MockAction {
@@ -30,6 +32,12 @@ export interface MockAction {
   decidedLater?: boolean;
   /** The refusal a decision may be, at MOCK_REJECTION_RATE; absent: never refused at random. */
   refusal?: { code: string; reason: string };
+  /** This action's own refusal rate, instead of MOCK_REJECTION_RATE (a configured mock). */
+  refusalRate?: number;
+  /** This action's own time to answer, instead of MOCK_AGENCY_LATENCY_MS (a configured mock). */
+  latencyMs?: number;
+  /** This action's own delay to a later decision, instead of MOCK_DECISION_DELAY_MS. */
+  decisionDelayMs?: number;
   /** The decision on the merits: may throw IncompleteApplication. */
   decide(context: MockDecisionContext): MockDecision | Promise<MockDecision>;
 }

@@ -184,6 +184,11 @@ export class StepViewDto {
   @ApiPropertyOptional({ nullable: true }) expectedDecisionAt!: string | null;
   @ApiPropertyOptional({ nullable: true }) deadline!: string | null;
   @ApiProperty() overdue!: boolean;
+  @ApiProperty({
+    description:
+      'The step takes longer than it should: past its deadline, or held up on our side (the agency cannot take it yet). Nothing is needed from you.',
+  })
+  delayed!: boolean;
   @ApiPropertyOptional({ type: TaskDto, description: 'Present while the step waits for you' })
   task?: TaskDto;
 }

@@ -9,6 +9,7 @@ import { EngineRepository } from '../engine/engine.repository.js';
 import { EngineService } from '../engine/engine.service.js';
 import type { FactRecord, StepRunRecord } from '../engine/engine.types.js';
 import {
+  isHeldByConfigurationFault,
   relevantInputs,
   resolve,
   usableFacts,
@@ -189,6 +190,7 @@ export class CitizenService {
       expectedDecisionAt: iso(run.expectedDecisionAt),
       deadline: iso(run.deadlineAt),
       overdue: run.overdue,
+      delayed: run.overdue || isHeldByConfigurationFault(run),
       ...(run.state === 'awaiting-citizen' && step
         ? { task: { facts: step.produces.map((key) => this.question(key, catalogue)) } }
         : {}),

@@ -113,7 +113,22 @@ export class CatalogueSeedService implements OnApplicationBootstrap {
 
   constructor(private readonly repository: DefinitionsRepository) {}
 
+  private seeding: Promise<void> | undefined;
+
   async onApplicationBootstrap(): Promise<void> {
+    await this.seeded();
+  }
+
+  /**
+   * The start-up seed, run once per process whoever asks first (the mock agencies wait for it
+   * before they read which agencies they serve).
+   */
+  seeded(): Promise<void> {
+    this.seeding ??= this.seedAtStart();
+    return this.seeding;
+  }
+
+  private async seedAtStart(): Promise<void> {
     const report = await this.seed(this.seedDir);
     const changed =
       report.factTypes.added.length +

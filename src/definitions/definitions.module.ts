@@ -32,7 +32,7 @@ export class DefinitionsModule {
           }),
         },
       ],
-      exports: [DefinitionsRepository, DefinitionsService, AgencyDirectory],
+      exports: [DefinitionsRepository, DefinitionsService, CatalogueSeedService, AgencyDirectory],
     };
   }
 }

@@ -42,6 +42,11 @@ export function observeCaseChange(metrics: Metrics, change: CaseChange): void {
   }
 
   for (const event of events) {
+    if (event.type === 'step-configuration-fault') {
+      const { agency, action } = event.data;
+      metrics.stepConfigurationFaults.inc({ agency, action });
+      continue;
+    }
     const outcome = STEP_ENDINGS[event.type];
     if (!outcome || event.stepId === undefined) continue;
     const step = steps.find((s) => s.stepId === event.stepId);

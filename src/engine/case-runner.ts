@@ -10,6 +10,7 @@ import {
   type OpenInput,
 } from '#case-machine';
 import type { DefinitionWithDefaults } from '#workflow';
+import { LogBudget } from '../common/log-budget.js';
 import { uuidv7 } from '../common/uuid.js';
 import type { EngineConfig, ResolvedConfig } from '../config/config.schema.js';
 import { CaseCache } from './case-cache.js';
@@ -73,6 +74,8 @@ interface Pending {
 @Injectable()
 export class CaseRunner {
   private readonly logger = new Logger(CaseRunner.name);
+  /** Error lines about configuration faults: 10 a minute per agency and action. */
+  private readonly configurationFaults = new LogBudget(10, 60_000);
   private readonly settings: EngineConfig;
   private readonly mailboxes = new Mailboxes();
   /** Inputs posted to a case's mailbox and not yet taken by a turn, in order. */
@@ -422,6 +425,16 @@ export class CaseRunner {
         const { lookupId, problems } = event.data;
         const paths = problems.map((p) => p.path);
         this.logger.warn({ caseId, lookupId, problems: paths }, 'look-up answer partly refused');
+      } else if (event.type === 'step-configuration-fault') {
+        // An operator must act (configure the action, bind an adapter): the case waits on it.
+        const { agency, action, code, attempt } = event.data;
+        const budget = this.configurationFaults.take(`${agency}/${action}`);
+        if (budget.log) {
+          this.logger.error(
+            { caseId, stepId: event.stepId, agency, action, code, attempt, alsoHeld: budget.held },
+            `${agency} cannot do ${action} (${code}): configure the action's mock or the adapter; the step is retried until then and shows as delayed`,
+          );
+        }
       }
     }
     this.changes.emit({

@@ -98,6 +98,8 @@ export class Metrics {
   readonly caseDuration: Histogram<'life_event' | 'outcome'>;
   /** Steps that reached a final state (also those never dispatched: skipped, cancelled). */
   readonly stepsFinished: Counter<'agency' | 'action' | 'outcome'>;
+  readonly stepConfigurationFaults: Counter<'agency' | 'action'>;
+  readonly agencyQueueUnserved: Gauge<'agency'>;
   /** From the step's last attempt becoming ready to its final state. */
   readonly stepDuration: Histogram<'agency' | 'action' | 'outcome'>;
   /** One agency result applied (or ignored, or failed) by the engine. */
@@ -168,6 +170,18 @@ export class Metrics {
       help: 'Time from submission to the final status of a case, by life event and outcome.',
       labelNames: ['life_event', 'outcome'],
       buckets: CASE_BUCKETS,
+      registers,
+    });
+    this.stepConfigurationFaults = new Counter({
+      name: 'leo_step_configuration_faults_total',
+      help: 'Attempts an adapter could not do at all (unknown-action: no handler, no mock configured): the step is retried and shows as delayed until an operator configures the action.',
+      labelNames: ['agency', 'action'],
+      registers,
+    });
+    this.agencyQueueUnserved = new Gauge({
+      name: 'leo_agency_queue_unserved',
+      help: "1 while jobs wait on an agency's queue longer than LEO_AGENCY_PICKUP_ALERT_MS unpicked (no adapter serves it), else 0. Set by the engine that watches the queues.",
+      labelNames: ['agency'],
       registers,
     });
     this.stepsFinished = new Counter({

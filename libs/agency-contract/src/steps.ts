@@ -56,6 +56,15 @@ export type StepOutcome =
   /** Failed for a passing reason (unavailable, timeout): leo retries per the step's policy. */
   | { outcome: 'retryable-error'; code: string; reason: string };
 
+/**
+ * The adapter cannot do this action at all (no handler, nothing configured): a fault of
+ * configuration, not the agency's decision. Answered as a `retryable-error`, it is retried until
+ * someone fixes the configuration; the citizen sees the step delayed, never refused.
+ */
+export const UNKNOWN_ACTION = 'unknown-action';
+/** Codes of a `retryable-error` (or, from older adapters, a `rejected`) that are configuration faults. */
+export const CONFIGURATION_FAULTS: ReadonlySet<string> = new Set([UNKNOWN_ACTION]);
+
 export interface StepResult {
   stepRunId: string;
   attempt: number;

@@ -36,6 +36,7 @@ import {
   STEP_CANCEL,
   STEP_EXECUTE,
   STEP_RESULT,
+  UNKNOWN_ACTION,
   type LookupJob,
   type LookupOutcome,
   type LookupResult,
@@ -78,7 +79,10 @@ export interface AgencyWorkerOptions {
   connection: ConnectionOptions;
   /** Queue key prefix; must equal leo's `QUEUE_PREFIX` (default `{leo}`). */
   prefix?: string;
-  /** One handler per action name. A job for any other action is rejected (`unknown-action`). */
+  /**
+   * One handler per action name. A job for any other action is answered `retryable-error`
+   * `unknown-action`: a configuration fault leo retries, never a refusal.
+   */
   handlers: Readonly<Record<string, StepHandler>>;
   /**
    * Answers `fact.lookup` jobs, for an agency that is the authoritative source of some facts.
@@ -152,7 +156,8 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
 /**
  * Starts a worker on `agency.<code>` that runs `handlers[job.action]` for each `step.execute`
  * job and answers on the agency's results stream (`agencyResultsStreamKey(prefix, agency)`):
- * - an action without a handler: `rejected`, code `unknown-action`;
+ * - an action without a handler: `retryable-error`, code `unknown-action` (a configuration fault:
+ *   leo retries it and alerts its operators; the citizen sees the step delayed);
  * - a handler that throws or returns something that is not a StepOutcome: `retryable-error`,
  *   code `adapter-error` (the error's message is neither reported nor logged: it may quote facts);
  * - a handler that runs past `timeoutMs`: `retryable-error`, code `timeout`;
@@ -311,11 +316,13 @@ export function createAgencyWorker(options: AgencyWorkerOptions): AgencyWorker {
     const jobLog = bind(log, { ...ids, action: data.action });
     const handler = Object.hasOwn(handlers, data.action) ? handlers[data.action] : undefined;
     if (!handler) {
-      jobLog.warn({}, 'no handler for the action');
+      // A fault of this adapter's configuration, not a decision: leo retries and tells its
+      // operators; the citizen sees the step delayed, not refused.
+      jobLog.error({}, 'no handler for the action: add one (leo retries the job until then)');
       return answer(data, {
-        outcome: 'rejected',
-        code: 'unknown-action',
-        reason: `${agency} has no action ${data.action}`,
+        outcome: 'retryable-error',
+        code: UNKNOWN_ACTION,
+        reason: `the adapter of ${agency} has no handler for ${data.action}`,
       });
     }
     const outcome = await runHandler(handler, data, jobLog, signal);

@@ -1,4 +1,9 @@
-import type { FactValue, LookupResult, StepResult } from '#agency-contract';
+import {
+  CONFIGURATION_FAULTS,
+  type FactValue,
+  type LookupResult,
+  type StepResult,
+} from '#agency-contract';
 import type { FactValidator } from '#facts';
 import type { Catalogue, DefinitionWithDefaults, StepWithDefaults } from '#workflow';
 import { refuse, type Draft } from './draft.js';
@@ -154,6 +159,11 @@ export function applyOutcome(
       });
       return;
     case 'rejected':
+      // An older adapter answers an action it has no handler for as a refusal: it is not one.
+      if (CONFIGURATION_FAULTS.has(outcome.code)) {
+        retryConfigurationFault(draft, run, step, outcome.code);
+        return;
+      }
       draft.event({
         type: 'step-rejected',
         stepId: run.stepId,
@@ -169,6 +179,10 @@ export function applyOutcome(
       failStep(draft, run, step, outcome.code, outcome.reason);
       return;
     case 'retryable-error':
+      if (CONFIGURATION_FAULTS.has(outcome.code)) {
+        retryConfigurationFault(draft, run, step, outcome.code);
+        return;
+      }
       if (run.attempt < run.maxAttempts) {
         const delayMs = backoffDelayMs(step, run.attempt + 1, draft.env.random());
         draft.event({
@@ -191,6 +205,27 @@ export function applyOutcome(
       }
       return;
   }
+}
+
+/**
+ * The adapter cannot do the action at all (leo's or the agency's configuration is at fault, not
+ * the application): the step is tried again with backoff, however many attempts that takes,
+ * until someone configures the action, and shows as delayed meanwhile; never failed, never a
+ * refusal. Its deadline still escalates it as for any step.
+ */
+function retryConfigurationFault(
+  draft: Draft,
+  run: StepRunRecord,
+  step: StepWithDefaults,
+  code: string,
+): void {
+  const delayMs = backoffDelayMs(step, run.attempt + 1, draft.env.random());
+  draft.event({
+    type: 'step-configuration-fault',
+    stepId: run.stepId,
+    data: { code, agency: run.agency, action: run.action, attempt: run.attempt + 1, delayMs },
+  });
+  dispatch(draft, run, step, { attempt: run.attempt + 1, delayMs, previousError: code });
 }
 
 /**

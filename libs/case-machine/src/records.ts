@@ -1,3 +1,4 @@
+import { CONFIGURATION_FAULTS } from '#agency-contract';
 import type { StepState } from '#workflow';
 
 /**
@@ -34,6 +35,20 @@ export const OPEN_STEP_STATES: readonly StepState[] = [
   'awaiting-decision',
   'awaiting-citizen',
 ];
+
+/**
+ * A step still open whose last attempt the adapter could not do at all (no handler, no mock
+ * configured): it is retried until someone configures the action, and the citizen sees it delayed.
+ */
+export function isHeldByConfigurationFault(
+  run: Pick<StepRunRecord, 'state' | 'lastError'>,
+): boolean {
+  return (
+    run.lastError !== null &&
+    CONFIGURATION_FAULTS.has(run.lastError) &&
+    !FINAL_STEP_STATES.includes(run.state)
+  );
+}
 
 export interface CaseRecord {
   id: string;

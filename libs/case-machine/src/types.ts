@@ -114,6 +114,13 @@ export interface CaseEventData {
   'step-completed': { attempt: number; producedKeys: string[]; reference: string | null };
   'step-rejected': { code: string; reason: string; reference: string | null };
   'step-retry-scheduled': { code: string; attempt: number; delayMs: number };
+  'step-configuration-fault': {
+    code: string;
+    agency: string;
+    action: string;
+    attempt: number;
+    delayMs: number;
+  };
   'step-attempts-exhausted': { code: string };
   'step-failed': { code: string; reason: string };
   'step-cancelled': { inFlight: boolean };
