@@ -9,8 +9,6 @@ import {
 import { ConfigService } from '@nestjs/config';
 import { getSharedConfigToken } from '@nestjs/bullmq';
 import type { QueueOptions } from 'bullmq';
-import { readFile } from 'node:fs/promises';
-import path from 'node:path';
 import {
   createAgencyWorker,
   describeHandlerError,
@@ -18,13 +16,13 @@ import {
   type AgencyWorkerLogger,
   type StepOutcome,
 } from '#agency-contract';
-import { parseAgencies } from '#facts';
 import type { Agency } from '#workflow';
 import type { ResolvedConfig } from '../config/config.schema.js';
-import { DEFAULT_SEED_DIR } from '../definitions/catalogue-seed.service.js';
+import { CatalogueSeedService } from '../definitions/catalogue-seed.service.js';
+import { DefinitionsRepository } from '../definitions/definitions.repository.js';
 import { MOCK_AGENCIES } from './agencies/index.js';
+import { composeMock, unservedActions } from './configured-mock.js';
 import { MockAgencyRunner, type RandomSource } from './mock-agency-runner.js';
-import type { MockAgency } from './mock-agency.js';
 import {
   MockLedgerRepository,
   type Application,
@@ -39,69 +37,45 @@ const POLL_BATCH = 100;
 /** An attempt may run this long beyond the simulated latency before it times out. */
 const TIMEOUT_MARGIN_MS = 30_000;
 
-/** The agencies of agencies.yaml with `adapter: mock`. */
-export async function readMockAgencyEntries(seedDir = DEFAULT_SEED_DIR): Promise<Agency[]> {
-  const file = path.join(seedDir, 'agencies.yaml');
-  const parsed = parseAgencies(await readFile(file, 'utf8'));
-  if (parsed.problems.length > 0) {
-    throw new Error(
-      `${file} has problems: ${parsed.problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`,
-    );
-  }
-  return parsed.agencies.filter((agency) => agency.adapter === 'mock');
+/** How often the mocks follow the catalogue: an agency added, changed or switched. */
+export const BIND_INTERVAL_MS = 2_000;
+
+interface Running {
+  runner: MockAgencyRunner;
+  worker: AgencyWorker;
+  /** The catalogue entry's checksum the mock was composed from. */
+  checksum: string;
 }
 
 /**
- * The mock implementation of each entry; throws naming every agency, action or looked-up fact
- * without one, so leo never starts with a mock that would leave a step or look-up unanswered.
- */
-export function mockImplementations(
-  entries: readonly Agency[],
-  implementations: ReadonlyMap<string, MockAgency> = MOCK_AGENCIES,
-): MockAgency[] {
-  const missing: string[] = [];
-  const found: MockAgency[] = [];
-  for (const entry of entries) {
-    const mock = implementations.get(entry.code);
-    if (!mock) {
-      missing.push(entry.code);
-      continue;
-    }
-    for (const action of entry.actions) {
-      if (!Object.hasOwn(mock.actions, action.name)) missing.push(`${entry.code}/${action.name}`);
-    }
-    for (const key of entry.lookups) {
-      if (!mock.lookups || !Object.hasOwn(mock.lookups, key)) {
-        missing.push(`${entry.code}/lookup ${key}`);
-      }
-    }
-    found.push(mock);
-  }
-  if (missing.length > 0) {
-    throw new Error(`no mock implementation for ${missing.join(', ')} (config/agencies.yaml)`);
-  }
-  return found;
-}
-
-/**
- * Runs the mock agencies of config/agencies.yaml, each an SDK worker on its queue, on leo's
- * Redis connection and queue prefix; and decides their pending applications when due, from the
- * ledger (so decisions survive a restart), reporting them through the SDK.
+ * Runs leo's mock of every agency the catalogue says is served by a mock (`adapter: mock`), each
+ * an SDK worker on its queue, on leo's Redis connection and queue prefix; and decides their
+ * pending applications when due, from the ledger (so decisions survive a restart), reporting
+ * them through the SDK. It follows the catalogue at run time (every {@link BIND_INTERVAL_MS}):
+ * an agency added through the API is served at once, one whose entry changed (an action's mock
+ * configured) is served by a new worker, and one switched to an external adapter is let go,
+ * after its jobs in flight answer. No restart.
  */
 @Injectable()
 export class MockAgenciesService
   implements OnApplicationBootstrap, OnModuleDestroy, BeforeApplicationShutdown
 {
   private readonly logger = new Logger('MockAgencies');
-  private readonly running = new Map<string, { runner: MockAgencyRunner; worker: AgencyWorker }>();
+  private readonly running = new Map<string, Running>();
+  /** Workers being closed (replaced or let go): shutdown waits for them. */
+  private readonly closing = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
+  private bindTimer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
+  private binding: Promise<void> | undefined;
   private stopped = false;
 
   constructor(
     @Inject(getSharedConfigToken()) private readonly shared: QueueOptions,
     private readonly config: ConfigService<ResolvedConfig, true>,
     private readonly ledger: MockLedgerRepository,
+    private readonly catalogue: DefinitionsRepository,
+    private readonly seed: CatalogueSeedService,
     @Inject(MOCK_RANDOM) private readonly random: RandomSource,
   ) {}
 
@@ -112,28 +86,17 @@ export class MockAgenciesService
 
   async onApplicationBootstrap(): Promise<void> {
     const settings = this.config.get('mockAgencies', { infer: true });
-    const agencies = mockImplementations(await readMockAgencyEntries());
-    const log = this.sdkLogger();
-    for (const agency of agencies) {
-      const runner = new MockAgencyRunner(agency, this.ledger, settings, this.random);
-      const worker = createAgencyWorker({
-        agency: agency.code,
-        connection: this.shared.connection,
-        prefix: this.shared.prefix ?? '{leo}',
-        handlers: runner.handlers(),
-        onCancel: (job, context) => runner.cancel(job, context.log),
-        ...(agency.lookups ? { lookup: (job, context) => runner.lookup(job, context) } : {}),
-        timeoutMs: settings.latencyMs + TIMEOUT_MARGIN_MS,
-        log,
-      });
-      this.running.set(agency.code, { runner, worker });
-    }
+    // The catalogue this process seeds (or another replica did) is what the mocks serve.
+    await this.seed.seeded();
+    await this.bind();
     this.logger.log(
       { agencies: [...this.running.keys()], ...settings },
       'mock agencies are serving their queues',
     );
+    this.scheduleBinding();
     // Decisions are due a quarter of the delay apart at most; with no delay they are made at
-    // once, and the poller only picks up what an earlier run with a delay left undecided.
+    // once, and the poller only picks up what an earlier run with a delay left undecided (or an
+    // action configured with its own delay).
     this.schedule(
       settings.decisionDelayMs === 0
         ? 1_000
@@ -141,17 +104,103 @@ export class MockAgenciesService
     );
   }
 
+  /**
+   * Brings the running mocks in line with the catalogue: one worker per agency served by a mock,
+   * composed from its current entry. Serialised: a round never overlaps another.
+   */
+  bind(): Promise<void> {
+    const next = (this.binding ?? Promise.resolve()).then(() => this.bindOnce());
+    this.binding = next.catch(() => undefined);
+    return next;
+  }
+
+  private async bindOnce(): Promise<void> {
+    if (this.stopped) return;
+    const entries = await this.catalogue.listEntries('agency');
+    const wanted = new Map(
+      entries.filter((row) => (row.body).adapter === 'mock').map((row) => [row.key, row]),
+    );
+    for (const [code, running] of this.running) {
+      if (wanted.has(code)) continue;
+      this.running.delete(code);
+      this.logger.log({ agency: code }, 'agency no longer served by a mock: its worker stops');
+      this.retire(running);
+    }
+    for (const [code, row] of wanted) {
+      const current = this.running.get(code);
+      if (current?.checksum === row.checksum) continue;
+      const next = this.start(row.body, row.checksum);
+      this.running.set(code, next);
+      if (current) this.retire(current);
+    }
+  }
+
+  private start(entry: Agency, checksum: string): Running {
+    const settings = this.config.get('mockAgencies', { infer: true });
+    const mock = composeMock(entry, MOCK_AGENCIES.get(entry.code));
+    const unserved = unservedActions(entry, mock);
+    if (unserved.length > 0) {
+      // Publishing refuses a life event using them; cases of older versions get a fault.
+      this.logger.warn(
+        { agency: entry.code, actions: unserved },
+        'the mock has these actions neither built in nor configured: their jobs are configuration faults',
+      );
+    }
+    const runner = new MockAgencyRunner(mock, this.ledger, settings, this.random);
+    const slowest = Math.max(
+      settings.latencyMs,
+      ...Object.values(mock.actions).map((action) => action.latencyMs ?? 0),
+    );
+    const worker = createAgencyWorker({
+      agency: entry.code,
+      connection: this.shared.connection,
+      prefix: this.shared.prefix ?? '{leo}',
+      handlers: runner.handlers(),
+      onCancel: (job, context) => runner.cancel(job, context.log),
+      lookup: (job, context) => runner.lookup(job, context),
+      timeoutMs: slowest + TIMEOUT_MARGIN_MS,
+      log: this.sdkLogger(),
+    });
+    return { runner, worker, checksum };
+  }
+
+  /** Closes a replaced or let-go worker once its jobs in flight have answered. */
+  private retire(running: Running): void {
+    const closed = running.worker.close().catch((error: unknown) => {
+      this.logger.error(describeHandlerError(error), 'closing a mock worker failed');
+    });
+    this.closing.add(closed);
+    void closed.finally(() => this.closing.delete(closed));
+  }
+
+  private scheduleBinding(): void {
+    if (this.stopped) return;
+    this.bindTimer = setTimeout(() => {
+      this.bind()
+        .catch((error: unknown) => {
+          this.logger.error(describeHandlerError(error), 'following the catalogue failed');
+        })
+        .finally(() => {
+          this.scheduleBinding();
+        });
+    }, BIND_INTERVAL_MS);
+  }
+
   /** Shutdown begins: no new round of decisions (a round in flight finishes). */
   onModuleDestroy(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.bindTimer);
   }
 
   async beforeApplicationShutdown(): Promise<void> {
     this.onModuleDestroy();
-    await this.polling;
+    await Promise.all([this.polling, this.binding]);
     // Each worker lets its jobs in flight finish and report before it disconnects.
-    await Promise.all([...this.running.values()].map(({ worker }) => worker.close()));
+    await Promise.all([
+      ...[...this.running.values()].map(({ worker }) => worker.close()),
+      ...this.closing,
+    ]);
     this.running.clear();
   }
 

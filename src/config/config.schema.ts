@@ -206,6 +206,14 @@ export class EnvironmentVariables {
   @IsInt()
   LEO_RECONCILE_INTERVAL_MS?: number;
 
+  /** Jobs waiting unpicked on an agency's queue this long are an operator alert (no adapter). */
+  @IsOptional()
+  @Transform(toInt)
+  @Min(1_000)
+  @Max(86_400_000)
+  @IsInt()
+  LEO_AGENCY_PICKUP_ALERT_MS?: number;
+
   @IsOptional()
   @Transform(toInt)
   @Min(100)
@@ -304,6 +312,7 @@ export const ENVIRONMENT_VARIABLE_NAMES: readonly string[] = Object.freeze([
   'AUTH_DEV_TOKEN_TTL_SECONDS',
   'LEO_OUTBOX_SWEEP_INTERVAL_MS',
   'LEO_RECONCILE_INTERVAL_MS',
+  'LEO_AGENCY_PICKUP_ALERT_MS',
   'LEO_RECONCILE_AFTER_MS',
   'LEO_RESULT_CONCURRENCY',
   'LEO_CASE_CACHE_SIZE',
@@ -457,6 +466,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): A
     engine: {
       outboxSweepIntervalMs: vars.LEO_OUTBOX_SWEEP_INTERVAL_MS ?? 1_000,
       reconcileIntervalMs: vars.LEO_RECONCILE_INTERVAL_MS ?? 30_000,
+      agencyPickupAlertMs: vars.LEO_AGENCY_PICKUP_ALERT_MS ?? 120_000,
       reconcileAfterMs: vars.LEO_RECONCILE_AFTER_MS ?? 300_000,
       resultConcurrency: vars.LEO_RESULT_CONCURRENCY ?? 64,
       caseCacheSize: vars.LEO_CASE_CACHE_SIZE ?? 10_000,

@@ -51,6 +51,8 @@ export interface EngineConfig {
   outboxSweepIntervalMs: number;
   /** How often unanswered steps and look-ups are re-dispatched and overdue steps escalated. */
   reconcileIntervalMs: number;
+  /** Jobs waiting unpicked on an agency's queue this long are an alert: no adapter serves it. */
+  agencyPickupAlertMs: number;
   /** How long a step or look-up may go unanswered before it is re-dispatched. */
   reconcileAfterMs: number;
   /** Results one engine process applies at once (their reads and writes are batched). */

@@ -105,7 +105,8 @@ export class CatalogueService {
   ): Promise<void> {
     const facts: FactType[] = [...next.facts.values()];
     const agencies: Agency[] = [...next.agencies.values()];
-    const catalogueProblems = checkCatalogue(facts, agencies);
+    // A produced fact may come before the action producing it: one entry is edited at a time.
+    const catalogueProblems = checkCatalogue(facts, agencies, { allowUnproduced: true });
     if (catalogueProblems.length > 0) {
       throw new DomainError(
         'unprocessable',

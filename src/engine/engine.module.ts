@@ -9,6 +9,7 @@ import { EngineBus } from './engine-bus.js';
 import { EngineCatalogue } from './engine-catalogue.js';
 import { EngineRepository } from './engine.repository.js';
 import { EngineService } from './engine.service.js';
+import { AgencyPickupWatch } from './agency-pickup-watch.js';
 import { EngineWorkers } from './engine.workers.js';
 import { HousekeepingRepository } from './housekeeping.repository.js';
 import { OutboxRelay } from './outbox.relay.js';
@@ -43,7 +44,7 @@ export class EngineModule {
         OutboxRelay,
         PartitionLeases,
         Reconciler,
-        ...(options.workers ? [EngineWorkers, ResultStreamConsumer] : []),
+        ...(options.workers ? [EngineWorkers, ResultStreamConsumer, AgencyPickupWatch] : []),
       ],
       exports: [CaseChanges, CaseSignals, EngineService, EngineRepository, Reconciler],
     };

@@ -29,6 +29,7 @@ import {
   backoffDelayMs,
   buildPreview,
   decide,
+  isHeldByConfigurationFault,
   lookupBackoffMs,
   openCase,
   resolve,
@@ -1026,6 +1027,156 @@ describe('step-result', () => {
     expect(kinds(decision.events)).toEqual(['step-completed:tax']);
     expect(driver.run('sign').state).toBe('pending');
     expect(driver.status).toBe('action-required');
+  });
+});
+
+describe('step-result: a configuration fault (unknown-action)', () => {
+  const unknownAction: StepOutcome = {
+    outcome: 'retryable-error',
+    code: 'unknown-action',
+    reason: 'the mock of register has no action register-business, built in or configured',
+  };
+  const rejectedUnknown: StepOutcome = {
+    outcome: 'rejected',
+    code: 'unknown-action',
+    reason: 'no handler for register-business',
+  };
+
+  /** Submitted, then the register step's first two attempts answered retryable: at its last (3). */
+  function atLastAttempt(): Driver {
+    const driver = Driver.submitted();
+    changed(driver.apply(driver.result('register', retryable), 100));
+    changed(driver.apply(driver.result('register', retryable), 200));
+    expect(driver.run('register')).toMatchObject({ attempt: 3, maxAttempts: 3 });
+    return driver;
+  }
+
+  it.each([
+    ['a retryable error', unknownAction],
+    ['a rejection (an older adapter)', rejectedUnknown],
+  ])(
+    'at the last attempt, %s does not fail the step but dispatches attempt maxAttempts + 1',
+    (_, outcome) => {
+      const driver = atLastAttempt();
+      const run = driver.run('register');
+      const step = must(DEFINITION.steps[0], 'register step');
+      const delayMs = backoffDelayMs(step, 4, 0.5);
+      expect(delayMs).toBe(3600);
+
+      const decision = changed(driver.apply(driver.result('register', outcome), 300));
+      expect(decision.events).toEqual([
+        {
+          type: 'step-configuration-fault',
+          stepId: 'register',
+          data: {
+            code: 'unknown-action',
+            agency: 'register',
+            action: 'register-business',
+            attempt: 4,
+            delayMs,
+          },
+        },
+        {
+          type: 'step-dispatched',
+          stepId: 'register',
+          data: {
+            attempt: 4,
+            agency: 'register',
+            factKeys: [IDENTITY_FACT, 'person.name', 'biz.name'],
+            delayMs,
+          },
+        },
+      ]);
+      expect(kinds(decision.events)).not.toContain('step-attempts-exhausted:register');
+      expect(kinds(decision.events)).not.toContain('step-failed:register');
+      expect(kinds(decision.events)).not.toContain('step-rejected:register');
+      const [redispatch] = effects(decision, 'dispatch-step');
+      expect(redispatch).toMatchObject({
+        agency: 'register',
+        jobId: `${run.id}.4`,
+        availableAt: new Date(T0.getTime() + 300 + delayMs),
+        job: { attempt: 4, idempotencyKey: run.id, action: 'register-business' },
+      });
+      // Nobody is told of a refusal: it is not one.
+      expect(effects(decision, 'notify')).toEqual([]);
+      expect(driver.run('register')).toMatchObject({
+        state: 'ready',
+        attempt: 4,
+        maxAttempts: 3,
+        lastError: 'unknown-action',
+      });
+      expect(driver.status).toBe('running');
+      expect(isHeldByConfigurationFault(driver.run('register'))).toBe(true);
+    },
+  );
+
+  it('keeps retrying however many attempts it takes, then completes once the action is served', () => {
+    const driver = atLastAttempt();
+    for (let attempt = 4; attempt <= 12; attempt += 1) {
+      const decision = changed(driver.apply(driver.result('register', unknownAction)));
+      expect(kinds(decision.events)).toEqual([
+        'step-configuration-fault:register',
+        'step-dispatched:register',
+      ]);
+      expect(driver.run('register')).toMatchObject({ state: 'ready', attempt });
+    }
+    // The backoff is capped at the step's maxDelayMs (60 s, jittered by random 0.5).
+    const capped = changed(driver.apply(driver.result('register', rejectedUnknown)));
+    expect(capped.events[0]).toMatchObject({ data: { attempt: 13, delayMs: 54_000 } });
+    expect(isHeldByConfigurationFault(driver.run('register'))).toBe(true);
+
+    const done = changed(
+      driver.apply(driver.result('register', completed({ 'biz.orgNumber': '556-1' }))),
+    );
+    expect(kinds(done.events)[0]).toBe('step-completed:register');
+    expect(done.events[0]).toMatchObject({ data: { attempt: 13 } });
+    expect(driver.run('register').state).toBe('completed');
+    expect(isHeldByConfigurationFault(driver.run('register'))).toBe(false);
+  });
+
+  it('at the first attempt, is retried the same way, keeping the first deadline', () => {
+    const driver = Driver.submitted();
+    const deadline = driver.run('register').deadlineAt;
+    const decision = changed(driver.apply(driver.result('register', rejectedUnknown), 100));
+    expect(kinds(decision.events)).toEqual([
+      'step-configuration-fault:register',
+      'step-dispatched:register',
+    ]);
+    expect(decision.events[0]).toMatchObject({ data: { attempt: 2, delayMs: 900 } });
+    expect(effects(decision, 'arm-timer')).toEqual([]);
+    expect(driver.run('register')).toMatchObject({
+      attempt: 2,
+      lastError: 'unknown-action',
+      deadlineAt: deadline,
+    });
+  });
+
+  it('treats another code as usual: the last attempt exhausted, a rejection a refusal', () => {
+    const driver = atLastAttempt();
+    changed(driver.apply(driver.result('register', retryable)));
+    expect(driver.run('register')).toMatchObject({ state: 'failed' });
+    expect(isHeldByConfigurationFault(driver.run('register'))).toBe(false);
+
+    const rejecting = Driver.submitted();
+    const decision = changed(
+      rejecting.apply(
+        rejecting.result('register', { outcome: 'rejected', code: 'unknown-person', reason: 'x' }),
+      ),
+    );
+    expect(kinds(decision.events)[0]).toBe('step-rejected:register');
+    expect(rejecting.run('register')).toMatchObject({ state: 'failed', lastError: 'unknown-person' });
+  });
+
+  it('isHeldByConfigurationFault: only an open step whose last error is a configuration fault', () => {
+    expect(isHeldByConfigurationFault({ state: 'ready', lastError: 'unknown-action' })).toBe(true);
+    expect(isHeldByConfigurationFault({ state: 'dispatched', lastError: 'unknown-action' })).toBe(
+      true,
+    );
+    expect(isHeldByConfigurationFault({ state: 'ready', lastError: 'unavailable' })).toBe(false);
+    expect(isHeldByConfigurationFault({ state: 'ready', lastError: null })).toBe(false);
+    for (const state of ['completed', 'failed', 'skipped', 'cancelled'] as const) {
+      expect(isHeldByConfigurationFault({ state, lastError: 'unknown-action' })).toBe(false);
+    }
   });
 });
 

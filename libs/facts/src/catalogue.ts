@@ -131,12 +131,18 @@ export function parseAgencies(text: string): AgenciesParseResult {
  * - a `lookup:<agency>` source names a known agency, which lists the fact in its `lookups`;
  * - an agency's `lookups` are known facts whose source is a lookup from that agency;
  * - an action's `produces` are known facts whose source is `produced`;
- * - every `produced` fact can be produced by some action (otherwise nothing could ever set it);
+ * - every `produced` fact can be produced by some action (otherwise nothing could ever set it),
+ *   unless `allowUnproduced`: an administrator adds a produced fact before the action that
+ *   produces it (a life event needing it is refused until then: `need-unavailable`);
  * - an action's `changes` are among its agency's `lookups` (its own register);
  * - the facts a configured mock reads (`requires`, `from`) are known;
  * - fact keys and agency codes are unique.
  */
-export function checkCatalogue(facts: FactType[], agencies: Agency[]): CatalogueProblem[] {
+export function checkCatalogue(
+  facts: FactType[],
+  agencies: Agency[],
+  options: { allowUnproduced?: boolean } = {},
+): CatalogueProblem[] {
   const problems: CatalogueProblem[] = [];
   const factIndex = new Map<string, number>();
   facts.forEach((fact, i) => {
@@ -228,6 +234,7 @@ export function checkCatalogue(facts: FactType[], agencies: Agency[]): Catalogue
   });
 
   facts.forEach((fact, i) => {
+    if (options.allowUnproduced) return;
     if (fact.source.kind === 'produced' && !producible.has(fact.key)) {
       problems.push({
         path: `/facts/${i}/source`,
