@@ -35,7 +35,11 @@ class MemoryLedger implements MockLedger {
   }
 
   async recordEffect(effect: NewEffect): Promise<{ effect: EffectRecord; created: boolean }> {
-    this.requests.push({ agency: effect.agency, job: structuredClone(effect.job), receivedAt: this.now() });
+    this.requests.push({
+      agency: effect.agency,
+      job: structuredClone(effect.job),
+      receivedAt: this.now(),
+    });
     const key = MemoryLedger.key(effect.agency, effect.job.idempotencyKey);
     const existing = this.effects.get(key);
     if (existing) return { effect: structuredClone(existing), created: false };
@@ -108,13 +112,7 @@ const SETTINGS: MockAgenciesConfig = {
 /** Late in the evening of 31 January in UTC: already 1 February in Sweden. */
 const NOW = new Date('2026-01-31T23:30:00Z');
 
-const FARM_PRODUCES = [
-  'farm.id',
-  'farm.registeredOn',
-  'farm.reference',
-  'farm.kind',
-  'farm.owner',
-];
+const FARM_PRODUCES = ['farm.id', 'farm.registeredOn', 'farm.reference', 'farm.kind', 'farm.owner'];
 
 const FARM_MOCK: MockBehaviour = {
   requires: ['person.personalNumber'],
@@ -216,9 +214,9 @@ describe('a configured action', () => {
     const facts = outcomes.map(produced);
     expect(new Set(facts.map((f) => f['farm.id'])).size).toBe(3);
     expect(new Set(facts.map((f) => f['farm.reference'])).size).toBe(3);
-    outcomes.forEach((outcome, i) =>
-      expect(facts[i]?.['farm.reference']).toBe((outcome as { reference: string }).reference),
-    );
+    outcomes.forEach((outcome, i) => {
+      expect(facts[i]?.['farm.reference']).toBe((outcome as { reference: string }).reference);
+    });
   });
 
   it('answers a repeat of the same key with the recorded answer', async () => {
@@ -233,8 +231,16 @@ describe('a configured action', () => {
 
   it.each([
     ['a required fact is missing', { 'person.name': 'Anna Lindqvist' }, 'person.personalNumber'],
-    ['a required fact is empty', { ...FARMER, 'person.personalNumber': '' }, 'person.personalNumber'],
-    ['a required fact is null', { ...FARMER, 'person.personalNumber': null }, 'person.personalNumber'],
+    [
+      'a required fact is empty',
+      { ...FARMER, 'person.personalNumber': '' },
+      'person.personalNumber',
+    ],
+    [
+      'a required fact is null',
+      { ...FARMER, 'person.personalNumber': null },
+      'person.personalNumber',
+    ],
     ['the fact a value comes from is missing', { 'person.personalNumber': PN }, 'person.name'],
   ])('refuses the application as incomplete when %s, naming the fact', async (_, facts, key) => {
     const { runner } = runnerOf(jordbruksverket(action('register-farm', FARM_PRODUCES, FARM_MOCK)));
@@ -369,9 +375,9 @@ describe('a configured action', () => {
       { latencyMs: 60_000 },
     ).runner;
     const bound = AbortSignal.timeout(5_000);
-    expect(
-      await fast.handle(stepJob('register-farm', FARMER), { signal: bound }),
-    ).toMatchObject({ outcome: 'completed' });
+    expect(await fast.handle(stepJob('register-farm', FARMER), { signal: bound })).toMatchObject({
+      outcome: 'completed',
+    });
   });
 
   it('maps the behaviour onto the runner’s action settings', () => {
@@ -425,9 +431,9 @@ describe('composing a mock from the catalogue and leo’s built-in mock', () => 
       () => 0.5,
       () => NOW,
     );
-    expect(await builtIn.handle(stepJob('notify-new-resident', facts), { signal })).toMatchObject(
-      { outcome: 'completed' },
-    );
+    expect(await builtIn.handle(stepJob('notify-new-resident', facts), { signal })).toMatchObject({
+      outcome: 'completed',
+    });
   });
 
   it('keeps the built-in actions not configured, and the built-in mock’s register', async () => {
@@ -489,8 +495,9 @@ describe('composing a mock from the catalogue and leo’s built-in mock', () => 
       ...jordbruksverket(action('issue-parking-permit', [])),
       code: 'kommun',
     }).runner;
-    expect(
-      await kommun.handle(stepJob('issue-parking-permit', {}), { signal }),
-    ).toMatchObject({ outcome: 'retryable-error', code: 'unknown-action' });
+    expect(await kommun.handle(stepJob('issue-parking-permit', {}), { signal })).toMatchObject({
+      outcome: 'retryable-error',
+      code: 'unknown-action',
+    });
   });
 });

@@ -76,6 +76,10 @@ export class EngineCatalogue {
       this.current.set(key, { at: Date.now(), row });
       if (row && !this.definitions.has(row.id)) {
         this.definitions.set(row.id, withDefaults(row.body));
+        // A version new to this process may use catalogue entries added just before it was
+        // published: ask again whether the catalogue changed, rather than trust the kept one.
+        if (this.cached) this.cached.at = 0;
+        this.published = undefined;
       }
       return row;
     });

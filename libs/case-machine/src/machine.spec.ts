@@ -1102,7 +1102,8 @@ describe('step-result: a configuration fault (unknown-action)', () => {
       expect(driver.run('register')).toMatchObject({
         state: 'ready',
         attempt: 4,
-        maxAttempts: 3,
+        // The attempt the fault took does not count against the retry policy.
+        maxAttempts: 4,
         lastError: 'unknown-action',
       });
       expect(driver.status).toBe('running');
@@ -1132,6 +1133,27 @@ describe('step-result: a configuration fault (unknown-action)', () => {
     expect(done.events[0]).toMatchObject({ data: { attempt: 13 } });
     expect(driver.run('register').state).toBe('completed');
     expect(isHeldByConfigurationFault(driver.run('register'))).toBe(false);
+  });
+
+  it('leaves the retry policy whole: once served, passing errors get every attempt it gives', () => {
+    const driver = Driver.submitted();
+    for (let i = 0; i < 3; i += 1) {
+      changed(driver.apply(driver.result('register', unknownAction)));
+    }
+    expect(driver.run('register')).toMatchObject({ attempt: 4, maxAttempts: 6 });
+    // The adapter can do the action now but is briefly unavailable: the policy's three attempts
+    // are all still to come (4, 5 and 6), so only the third passing error fails the step.
+    for (const attempt of [5, 6]) {
+      const retried = changed(driver.apply(driver.result('register', retryable)));
+      expect(kinds(retried.events)).toEqual([
+        'step-retry-scheduled:register',
+        'step-dispatched:register',
+      ]);
+      expect(driver.run('register')).toMatchObject({ state: 'ready', attempt });
+    }
+    const exhausted = changed(driver.apply(driver.result('register', retryable)));
+    expect(kinds(exhausted.events)).toContain('step-attempts-exhausted:register');
+    expect(driver.run('register')).toMatchObject({ state: 'failed' });
   });
 
   it('at the first attempt, is retried the same way, keeping the first deadline', () => {
@@ -1164,7 +1186,10 @@ describe('step-result: a configuration fault (unknown-action)', () => {
       ),
     );
     expect(kinds(decision.events)[0]).toBe('step-rejected:register');
-    expect(rejecting.run('register')).toMatchObject({ state: 'failed', lastError: 'unknown-person' });
+    expect(rejecting.run('register')).toMatchObject({
+      state: 'failed',
+      lastError: 'unknown-person',
+    });
   });
 
   it('isHeldByConfigurationFault: only an open step whose last error is a configuration fault', () => {

@@ -209,7 +209,8 @@ export function applyOutcome(
 
 /**
  * The adapter cannot do the action at all (leo's or the agency's configuration is at fault, not
- * the application): the step is tried again with backoff, however many attempts that takes,
+ * the application): the step is tried again with backoff, however many attempts that takes
+ * (each one extends its attempt budget by one),
  * until someone configures the action, and shows as delayed meanwhile; never failed, never a
  * refusal. Its deadline still escalates it as for any step.
  */
@@ -225,6 +226,9 @@ function retryConfigurationFault(
     stepId: run.stepId,
     data: { code, agency: run.agency, action: run.action, attempt: run.attempt + 1, delayMs },
   });
+  // The attempt it took is not counted against the step's retry policy: once configured, the
+  // step still has every attempt its policy gives for passing errors.
+  draft.setRun(run, { maxAttempts: run.maxAttempts + 1 });
   dispatch(draft, run, step, { attempt: run.attempt + 1, delayMs, previousError: code });
 }
 

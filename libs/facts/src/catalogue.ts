@@ -258,6 +258,7 @@ const FACT_KEY = {
 };
 
 function readFact(entry: unknown, at: Problems): FactType | undefined {
+  const before = at.count();
   const object = readObject(entry, at, '', [
     'key',
     'schema',
@@ -268,7 +269,6 @@ function readFact(entry: unknown, at: Problems): FactType | undefined {
     'maxAge',
   ]);
   if (!object) return undefined;
-  const before = at.count();
 
   const key = readString(object, 'key', at, FACT_KEY);
   const label = readText(object, 'label', at, true);
@@ -334,9 +334,9 @@ function readSource(value: unknown, at: Problems): FactSource | undefined {
 }
 
 function readAgency(entry: unknown, at: Problems): Agency | undefined {
+  const before = at.count();
   const object = readObject(entry, at, '', ['code', 'name', 'adapter', 'actions', 'lookups']);
   if (!object) return undefined;
-  const before = at.count();
 
   const code = readString(object, 'code', at, {
     regex: AGENCY_CODE_PATTERN,
@@ -371,9 +371,9 @@ function readAgency(entry: unknown, at: Problems): Agency | undefined {
 }
 
 function readAction(entry: unknown, at: Problems): AgencyAction | undefined {
+  const before = at.count();
   const object = readObject(entry, at, '', ['name', 'title', 'produces', 'changes', 'mock']);
   if (!object) return undefined;
-  const before = at.count();
   const name = readString(object, 'name', at, {
     regex: ACTION_NAME_PATTERN,
     describe: 'a kebab-case action name (register-sole-trader)',

@@ -73,7 +73,11 @@ describe('reading an action’s mock through parseAgencies', () => {
         },
         latencyMs: 250,
         decidedAfter: 'PT30S',
-        refusal: { rate: 0.25, code: 'farm-refused', reason: 'The farm does not meet the requirements' },
+        refusal: {
+          rate: 0.25,
+          code: 'farm-refused',
+          reason: 'The farm does not meet the requirements',
+        },
       },
     });
   });
@@ -120,9 +124,17 @@ describe('reading an action’s mock through parseAgencies', () => {
     ['decidedAfter as a number', { decidedAfter: 30 }, '/decidedAfter'],
     ['refusal rate 1.5', { refusal: { rate: 1.5, code: 'no', reason: 'r' } }, '/refusal/rate'],
     ['refusal rate -0.1', { refusal: { rate: -0.1, code: 'no', reason: 'r' } }, '/refusal/rate'],
-    ['refusal rate as a string', { refusal: { rate: '1', code: 'no', reason: 'r' } }, '/refusal/rate'],
+    [
+      'refusal rate as a string',
+      { refusal: { rate: '1', code: 'no', reason: 'r' } },
+      '/refusal/rate',
+    ],
     ['a missing refusal rate', { refusal: { code: 'no', reason: 'r' } }, '/refusal/rate'],
-    ['a code not kebab-case', { refusal: { rate: 1, code: 'Not OK', reason: 'r' } }, '/refusal/code'],
+    [
+      'a code not kebab-case',
+      { refusal: { rate: 1, code: 'Not OK', reason: 'r' } },
+      '/refusal/code',
+    ],
     ['a one-letter code', { refusal: { rate: 1, code: 'x', reason: 'r' } }, '/refusal/code'],
     ['a missing code', { refusal: { rate: 1, reason: 'r' } }, '/refusal/code'],
     ['an empty reason', { refusal: { rate: 1, code: 'no', reason: '' } }, '/refusal/reason'],
@@ -133,7 +145,11 @@ describe('reading an action’s mock through parseAgencies', () => {
       '/refusal/reason',
     ],
     ['a refusal not an object', { refusal: 'always' }, '/refusal'],
-    ['an unknown property of refusal', { refusal: { rate: 1, code: 'no', reason: 'r', why: 1 } }, '/refusal/why'],
+    [
+      'an unknown property of refusal',
+      { refusal: { rate: 1, code: 'no', reason: 'r', why: 1 } },
+      '/refusal/why',
+    ],
     ['requires not a list', { requires: 'person.name' }, '/requires'],
     ['requires with a bad fact key', { requires: ['Person.Name'] }, '/requires/0'],
     ['requires listing a fact twice', { requires: ['person.name', 'person.name'] }, '/requires/1'],
@@ -250,7 +266,9 @@ describe('reading an action’s mock through parseAgencies', () => {
 describe('readMockBehaviour and mockProblems alone', () => {
   it('reports under the prefix it is given and returns nothing on a problem', () => {
     const sink: CatalogueProblem[] = [];
-    expect(readMockBehaviour({ latencyMs: 10, decidedAfter: 'later' }, new Problems('/x', sink))).toBeUndefined();
+    expect(
+      readMockBehaviour({ latencyMs: 10, decidedAfter: 'later' }, new Problems('/x', sink)),
+    ).toBeUndefined();
     expect(sink).toEqual([
       {
         path: '/x/decidedAfter',

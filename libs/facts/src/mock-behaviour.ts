@@ -10,7 +10,7 @@ import {
   type MockGenerator,
   type MockProduce,
 } from '#workflow';
-import { isRecord, readObject, readStringList, type Problems } from './reading.js';
+import { escapePointer, isRecord, readObject, readStringList, type Problems } from './reading.js';
 
 /**
  * Reads an action's `mock` block: how leo's mock of the agency answers the action when an
@@ -30,6 +30,7 @@ const FACT_KEY = {
 };
 
 export function readMockBehaviour(value: unknown, at: Problems): MockBehaviour | undefined {
+  const before = at.count();
   const object = readObject(value, at, '', [
     'requires',
     'produce',
@@ -38,7 +39,6 @@ export function readMockBehaviour(value: unknown, at: Problems): MockBehaviour |
     'refusal',
   ]);
   if (!object) return undefined;
-  const before = at.count();
   const behaviour: MockBehaviour = {};
 
   if (object.requires !== undefined) {
@@ -50,7 +50,7 @@ export function readMockBehaviour(value: unknown, at: Problems): MockBehaviour |
     else {
       const produce: Record<string, MockProduce> = {};
       for (const [key, rule] of Object.entries(object.produce)) {
-        const path = `/produce/${key}`;
+        const path = `/produce/${escapePointer(key)}`;
         if (!FACT_KEY.regex.test(key)) at.add(path, `must be keyed by ${FACT_KEY.describe}`);
         const read = readProduce(rule, at.under(path));
         if (read) produce[key] = read;
@@ -118,9 +118,9 @@ function readProduce(value: unknown, at: Problems): MockProduce | undefined {
 }
 
 function readRefusal(value: unknown, at: Problems): MockBehaviour['refusal'] {
+  const before = at.count();
   const object = readObject(value, at, '', ['rate', 'code', 'reason']);
   if (!object) return undefined;
-  const before = at.count();
   const { rate, code, reason } = object;
   if (typeof rate !== 'number' || !(rate >= 0 && rate <= 1)) at.add('/rate', 'must be 0 to 1');
   if (typeof code !== 'string' || !ANSWER_LIMITS.codePattern.test(code))

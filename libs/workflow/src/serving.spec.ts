@@ -110,7 +110,9 @@ describe('servingDiagnostics', () => {
     it('is not reported once the action has a mock configured', () => {
       const agencies = agenciesWith({
         skatteverket: {
-          mocks: { 'register-vat': { produce: { 'business.vatNumber': { generate: 'reference' } } } },
+          mocks: {
+            'register-vat': { produce: { 'business.vatNumber': { generate: 'reference' } } },
+          },
         },
       });
       expect(
@@ -328,7 +330,9 @@ describe('servingDiagnostics', () => {
     });
     expect(
       found(
-        diagnose(agencies, { builtInMocks: builtInWithout({ bolagsverket: ['register-sole-trader'] }) }),
+        diagnose(agencies, {
+          builtInMocks: builtInWithout({ bolagsverket: ['register-sole-trader'] }),
+        }),
       ),
     ).toEqual([
       'error action-not-served /steps/0/action',

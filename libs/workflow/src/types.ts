@@ -143,7 +143,7 @@ export type MockProduce =
   | { from: string }
   /**
    * Made up: `reference`, the agency's case number; `organisation-number`, a new valid
-   * organisation number never given before; `today`, the date in Sweden (YYYY-MM-DD).
+   * organisation number never given before; `today`, the date in Sweden (YYYY-MM-DD) the application was received.
    */
   | { generate: MockGenerator };
 
