@@ -456,13 +456,14 @@ describe('the mock agencies, on real Redis and Postgres', () => {
     expect(decision?.result).toMatchObject({ outcome: 'completed', produced: {} });
   });
 
-  it('refuses an action the agency does not have', async () => {
+  it('answers an action it cannot do as a configuration fault, never a refusal', async () => {
     const job = stepJob('issue-passport', PERSON);
     await send('kommun', job);
+    // The SDK answers first (the mock has no handler for it): leo retries, the citizen waits.
     expect((await engine.waitFor(job.stepRunId))[0]?.result).toEqual({
-      outcome: 'rejected',
+      outcome: 'retryable-error',
       code: 'unknown-action',
-      reason: 'kommun has no action issue-passport',
+      reason: 'the adapter of kommun has no handler for issue-passport',
     });
   });
 
@@ -691,7 +692,7 @@ describe('the adapter SDK (createAgencyWorker)', () => {
     ).toThrow(/concurrency must be a positive integer/);
   });
 
-  it('answers with the handler for the action, and rejects an unknown action', async () => {
+  it('answers with the handler for the action, and an unknown action as a configuration fault', async () => {
     const job = stepJob('echo', { 'test.value': 42 });
     const unknown = stepJob('dance', {});
     await engine.send('testverket', job);
@@ -702,7 +703,7 @@ describe('the adapter SDK (createAgencyWorker)', () => {
       result: { outcome: 'completed', produced: { 'test.echo': 42 } },
     });
     expect((await engine.waitFor(unknown.stepRunId))[0]?.result).toMatchObject({
-      outcome: 'rejected',
+      outcome: 'retryable-error',
       code: 'unknown-action',
     });
   });
