@@ -70,7 +70,17 @@ const ABOVE_INFRASTRUCTURE = [
 
 export default defineConfig(
   {
-    ignores: ['dist/', 'node_modules/', 'coverage/', '.data/', 'bench/results/'],
+    // libs/*/dist: a lib built on its own as a package (npm run sdk:pack);
+    // examples/*/node_modules: an example's dependencies, installed to try it.
+    ignores: [
+      'dist/',
+      'node_modules/',
+      'coverage/',
+      '.data/',
+      'bench/results/',
+      'libs/*/dist/',
+      'examples/*/node_modules/',
+    ],
   },
   {
     files: ['**/*.ts'],

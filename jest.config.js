@@ -16,6 +16,12 @@ const shared = {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: '<rootDir>/tsconfig.json' }],
   },
   testEnvironment: 'node',
+  // The SDK built as its package (npm run sdk:pack), and an example's installed dependencies
+  // (which hold another copy of it): neither is a module of this project.
+  modulePathIgnorePatterns: [
+    '<rootDir>/libs/[^/]+/dist/',
+    '<rootDir>/examples/[^/]+/node_modules/',
+  ],
 };
 
 export default {

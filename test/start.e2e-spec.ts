@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, isAlive, sleep } from '../src/infra/processes.js';
+import { killLeftoverServices } from './support/leo-process.js';
 import { createTestDatabase, testRedisUrl, type TestDatabase } from './support/test-env.js';
 
 /**
@@ -118,13 +119,7 @@ describe('npm start with embedded infrastructure', () => {
   });
   afterAll(async () => {
     // Leave nothing running even if a test failed half-way.
-    for (const file of ['postgres/postmaster.pid', 'redis/redis.pid']) {
-      const full = path.join(dataDir, file);
-      if (existsSync(full)) {
-        const pid = pidIn(full);
-        if (pid > 0 && isAlive(pid)) process.kill(pid, 'SIGKILL');
-      }
-    }
+    killLeftoverServices(dataDir);
     await rm(dataDir, { recursive: true, force: true });
   });
 

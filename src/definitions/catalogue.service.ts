@@ -105,8 +105,8 @@ export class CatalogueService {
   ): Promise<void> {
     const facts: FactType[] = [...next.facts.values()];
     const agencies: Agency[] = [...next.agencies.values()];
-    // A produced fact may come before the action producing it: one entry is edited at a time.
-    const catalogueProblems = checkCatalogue(facts, agencies, { allowUnproduced: true });
+    // One entry changes at a time, so a new produced fact comes before the action producing it.
+    const catalogueProblems = checkCatalogue(facts, agencies, { requireProducers: false });
     if (catalogueProblems.length > 0) {
       throw new DomainError(
         'unprocessable',

@@ -1,7 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../../src/infra/processes.js';
+import { freePort, isAlive } from '../../src/infra/processes.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const main = path.join(root, 'dist/src/main.js');
@@ -89,4 +90,18 @@ export async function startLeoProcess(
     await new Promise((r) => setTimeout(r, 50));
   }
   return leo;
+}
+
+/**
+ * Kills the Postgres and Redis that a leo started without DATABASE_URL and REDIS_URL (as
+ * `npm start` does) left running in `dataDir`: after a test that failed half-way, or a leo killed
+ * with SIGKILL. Nothing happens when they stopped with it.
+ */
+export function killLeftoverServices(dataDir: string): void {
+  for (const file of ['postgres/postmaster.pid', 'redis/redis.pid']) {
+    const full = path.join(dataDir, file);
+    if (!existsSync(full)) continue;
+    const pid = Number(readFileSync(full, 'utf8').split('\n')[0]);
+    if (pid > 0 && isAlive(pid)) process.kill(pid, 'SIGKILL');
+  }
 }

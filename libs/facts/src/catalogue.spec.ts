@@ -352,4 +352,15 @@ describe('checkCatalogue', () => {
       { path: '/facts/3/source', message: 'no agency action produces business.orphan' },
     ]);
   });
+
+  it('lets a produced fact wait for its producer when asked to (an edit one entry at a time)', () => {
+    const agencies = parseAgencies(AGENCY).agencies;
+    const withOrphan = facts.filter((f) =>
+      ['person.nickname', 'business.fTaxStatus', 'business.orphan'].includes(f.key),
+    );
+    expect(checkCatalogue(withOrphan, agencies)).toEqual([
+      { path: '/facts/2/source', message: 'no agency action produces business.orphan' },
+    ]);
+    expect(checkCatalogue(withOrphan, agencies, { requireProducers: false })).toEqual([]);
+  });
 });

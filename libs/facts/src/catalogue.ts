@@ -132,17 +132,22 @@ export function parseAgencies(text: string): AgenciesParseResult {
  * - an agency's `lookups` are known facts whose source is a lookup from that agency;
  * - an action's `produces` are known facts whose source is `produced`;
  * - every `produced` fact can be produced by some action (otherwise nothing could ever set it),
- *   unless `allowUnproduced`: an administrator adds a produced fact before the action that
- *   produces it (a life event needing it is refused until then: `need-unavailable`);
+ *   unless `options.requireProducers` is false;
  * - an action's `changes` are among its agency's `lookups` (its own register);
  * - the facts a configured mock reads (`requires`, `from`) are known;
  * - fact keys and agency codes are unique.
+ *
+ * `requireProducers: false` is for a catalogue edited one entry at a time (the admin API): a new
+ * produced fact must exist before the action that produces it can name it, so for a moment no
+ * action does. Such a fact cannot be used meanwhile: a life event needing it is refused, as
+ * nothing produces it. Seed files, read whole, are checked with it on.
  */
 export function checkCatalogue(
   facts: FactType[],
   agencies: Agency[],
-  options: { allowUnproduced?: boolean } = {},
+  options: { requireProducers?: boolean } = {},
 ): CatalogueProblem[] {
+  const requireProducers = options.requireProducers ?? true;
   const problems: CatalogueProblem[] = [];
   const factIndex = new Map<string, number>();
   facts.forEach((fact, i) => {
@@ -234,8 +239,7 @@ export function checkCatalogue(
   });
 
   facts.forEach((fact, i) => {
-    if (options.allowUnproduced) return;
-    if (fact.source.kind === 'produced' && !producible.has(fact.key)) {
+    if (requireProducers && fact.source.kind === 'produced' && !producible.has(fact.key)) {
       problems.push({
         path: `/facts/${i}/source`,
         message: `no agency action produces ${fact.key}`,
