@@ -186,6 +186,44 @@ describe('the example adapter, installed from the SDK tarball as docs/adapters.m
     return (text === '' ? undefined : JSON.parse(text)) as T;
   }
 
+  /** A citizen's case of get-a-dog, opened, consented to, submitted, and run to completion. */
+  async function runCase(
+    citizen: string,
+    dogName: string,
+    output: () => string,
+  ): Promise<{ opened: CaseView; view: CaseView | undefined }> {
+    const opened = await call<CaseView>('POST', '/v1/cases', {
+      token: citizen,
+      body: { lifeEvent: 'get-a-dog', answers: { 'dog.name': dogName } },
+      headers: { prefer: 'wait=10' },
+      expect: 201,
+    });
+    expect(opened.resolution).toMatchObject({ state: 'ready', questions: [] });
+    const preview = await call<Preview>('GET', `/v1/cases/${opened.id}/preview`, {
+      token: citizen,
+    });
+    expect(preview.agencies.map((a) => a.agency)).toEqual(['jordbruksverket']);
+    await call('POST', `/v1/cases/${opened.id}/submit`, {
+      token: citizen,
+      body: { previewChecksum: preview.checksum },
+      expect: 202,
+    });
+    let view: CaseView | undefined;
+    await until(
+      async () => {
+        view = await call<CaseView>('GET', `/v1/cases/${opened.id}`, { token: citizen });
+        if (view.status === 'completed') return true;
+        if (['failed', 'cancelled', 'action-required'].includes(view.status)) {
+          throw new Error(`the case is ${view.status}: ${JSON.stringify(view.steps)}`);
+        }
+        return false;
+      },
+      60_000,
+      `the case to complete (adapter output:\n${output()})`,
+    );
+    return { opened, view };
+  }
+
   const catalogueEntry = async (name: string): Promise<unknown> =>
     JSON.parse(await readFile(path.join(example, 'catalogue', `${name}.json`), 'utf8'));
 
@@ -267,7 +305,7 @@ describe('the example adapter, installed from the SDK tarball as docs/adapters.m
     expect(bare.output()).toContain('LEO_REDIS_PASSWORD is not set');
   });
 
-  it('serves a case of a life event at an agency added through the admin API', async () => {
+  it('serves a case of a life event at an agency added through the admin API, first by its mock, then by the adapter', async () => {
     if (!leo) throw new Error('leo did not start');
     // Step 3: the catalogue, as leo's administrator.
     const admin = (
@@ -279,6 +317,57 @@ describe('the example adapter, installed from the SDK tarball as docs/adapters.m
         body: await catalogueEntry(fact),
       });
     }
+    const citizen = (
+      await call<Token>('POST', '/v1/dev/token', {
+        body: { role: 'citizen', personalNumber: PERSONAL_NUMBER },
+      })
+    ).accessToken;
+
+    // Before the agency's adapter exists, the administrator tries the life event on leo's mock
+    // of the agency, configured through the API (decision 0023).
+    const external = (await catalogueEntry('jordbruksverket')) as {
+      actions: Array<Record<string, unknown>>;
+    };
+    const mocked = (produce: object): object => ({
+      ...external,
+      adapter: 'mock',
+      actions: external.actions.map((action) => ({
+        ...action,
+        mock: { requires: ['dog.name'], produce: { 'dog.ownerRegistrationNumber': produce } },
+      })),
+    });
+    // Its case numbers do not fit the register number's pattern: refused, naming the rule.
+    const misfit = await call<{ code: string; errors: Array<{ path: string; reason: string }> }>(
+      'PUT',
+      '/v1/admin/agencies/jordbruksverket',
+      { token: admin, body: mocked({ generate: 'reference' }), expect: 422 },
+    );
+    expect(misfit.code).toBe('mock-values-invalid');
+    expect(misfit.errors).toEqual([
+      expect.objectContaining({
+        path: '/actions/0/mock/produce/dog.ownerRegistrationNumber',
+        reason: expect.stringContaining('must match pattern'),
+      }),
+    ]);
+    await call('PUT', '/v1/admin/agencies/jordbruksverket', {
+      token: admin,
+      body: mocked({ template: 'JV-{year}-{digits:6}' }),
+    });
+    await call('POST', '/v1/admin/life-events', {
+      token: admin,
+      body: await catalogueEntry('get-a-dog'),
+      expect: 201,
+    });
+    await call('POST', '/v1/admin/life-events/get-a-dog/draft/publish', { token: admin });
+    const tried = await runCase(citizen, 'Vira', () => "(leo's mock)");
+    expect(tried.view?.steps).toEqual([
+      expect.objectContaining({
+        state: 'completed',
+        agencyReference: expect.stringMatching(/^JOR-/),
+      }),
+    ]);
+
+    // Then the guide: the agency switched to its own adapter, the life event published again.
     const agency = await call<{ entry: object }>('PUT', '/v1/admin/agencies/jordbruksverket', {
       token: admin,
       body: await catalogueEntry('jordbruksverket'),
@@ -332,40 +421,7 @@ describe('the example adapter, installed from the SDK tarball as docs/adapters.m
 
     // Step 6: a citizen's case, through the adapter.
     await new Promise((r) => setTimeout(r, Math.max(0, takenUp - Date.now())));
-    const citizen = (
-      await call<Token>('POST', '/v1/dev/token', {
-        body: { role: 'citizen', personalNumber: PERSONAL_NUMBER },
-      })
-    ).accessToken;
-    const opened = await call<CaseView>('POST', '/v1/cases', {
-      token: citizen,
-      body: { lifeEvent: 'get-a-dog', answers: { 'dog.name': DOG_NAME } },
-      headers: { prefer: 'wait=10' },
-      expect: 201,
-    });
-    expect(opened.resolution).toMatchObject({ state: 'ready', questions: [] });
-    const preview = await call<Preview>('GET', `/v1/cases/${opened.id}/preview`, {
-      token: citizen,
-    });
-    expect(preview.agencies.map((a) => a.agency)).toEqual(['jordbruksverket']);
-    await call('POST', `/v1/cases/${opened.id}/submit`, {
-      token: citizen,
-      body: { previewChecksum: preview.checksum },
-      expect: 202,
-    });
-    let view: CaseView | undefined;
-    await until(
-      async () => {
-        view = await call<CaseView>('GET', `/v1/cases/${opened.id}`, { token: citizen });
-        if (view.status === 'completed') return true;
-        if (['failed', 'cancelled', 'action-required'].includes(view.status)) {
-          throw new Error(`the case is ${view.status}: ${JSON.stringify(view.steps)}`);
-        }
-        return false;
-      },
-      60_000,
-      `the case to complete (adapter output:\n${running.output()})`,
-    );
+    const { opened, view } = await runCase(citizen, DOG_NAME, running.output);
     expect(view?.steps).toEqual([
       expect.objectContaining({
         stepId: 'owner-registration',
@@ -377,7 +433,9 @@ describe('the example adapter, installed from the SDK tarball as docs/adapters.m
 
     // The fact the adapter produced, recorded with Jordbruksverket as its source.
     const facts = await call<{ facts: FactRecord[] }>('GET', '/v1/me/facts', { token: citizen });
-    const produced = facts.facts.filter((f) => f.key === 'dog.ownerRegistrationNumber');
+    const produced = facts.facts.filter(
+      (f) => f.key === 'dog.ownerRegistrationNumber' && f.caseId === opened.id,
+    );
     expect(produced).toEqual([
       expect.objectContaining({
         value: expect.stringMatching(/^JV-\d{4}-\d{6}$/),

@@ -298,6 +298,48 @@ describe('a life event added, mocked and switched through the admin API, with no
     expect((await step(caseId))?.delayed).toBe(false);
   });
 
+  it('treats values that no longer fit their fact as a configuration fault, and refuses such a mock when it is saved', async () => {
+    // The register number gets a format of its own after the mock was configured.
+    const [, produced] = FACT_TYPES;
+    const patterned = {
+      ...produced,
+      schema: { type: 'string', pattern: '^DOG-[0-9]{4}$' },
+    };
+    await admin.put('/v1/admin/fact-types/dog.ownerRegistrationNumber', patterned).expect(200);
+    await new Promise((r) => setTimeout(r, 2_500)); // the mocks re-read the facts every 2 s
+    const caseId = await submitCase('Tass');
+    await waitUntil(async () => {
+      const rows = await sql<{ n: string }>(
+        `SELECT count(*) AS n FROM case_events
+          WHERE case_id = $1 AND type = 'step-configuration-fault'
+            AND data->>'code' = 'adapter-misconfigured'`,
+        [caseId],
+      );
+      return Number(rows[0]?.n) >= 1;
+    });
+    expect((await step(caseId))?.delayed).toBe(true);
+
+    // The same mock saved again is refused, naming the rule; one that fits is taken.
+    const refused = await admin
+      .put(`/v1/admin/agencies/${AGENCY}`, agency('mock', MOCK))
+      .expect(422);
+    expect(refused.body).toMatchObject({
+      code: 'mock-values-invalid',
+      errors: [
+        expect.objectContaining({ path: '/actions/0/mock/produce/dog.ownerRegistrationNumber' }),
+      ],
+    });
+    const fitting = {
+      ...MOCK,
+      produce: { 'dog.ownerRegistrationNumber': { template: 'DOG-{digits:4}' } },
+    };
+    await admin.put(`/v1/admin/agencies/${AGENCY}`, agency('mock', fitting)).expect(200);
+    await waitForCase(leo.database, caseId, ['completed'], 30_000);
+    expect(await producedFact(caseId)).toEqual([
+      { value: expect.stringMatching(/^DOG-\d{4}$/), source: 'agency', agency: AGENCY },
+    ]);
+  });
+
   it('lets the mock go when the agency switches to an external adapter, alerts while nobody serves it, and runs the next case through the adapter', async () => {
     await admin.put(`/v1/admin/agencies/${AGENCY}`, agency('external')).expect(200);
     const mocks = leo.app.get(MockAgenciesService);
@@ -328,7 +370,10 @@ describe('a life event added, mocked and switched through the admin API, with no
         [ACTION]: (job) =>
           Promise.resolve({
             outcome: 'completed',
-            produced: { 'dog.ownerRegistrationNumber': `EXT-${job.idempotencyKey.slice(0, 8)}` },
+            // The register number's format, as the fact type now has it.
+            produced: {
+              'dog.ownerRegistrationNumber': `DOG-${String(job.attempt).padStart(4, '0')}`,
+            },
             reference: 'EXT-1',
           }),
       },
@@ -336,7 +381,7 @@ describe('a life event added, mocked and switched through the admin API, with no
     });
     await waitForCase(leo.database, caseId, ['completed'], 30_000);
     expect(await producedFact(caseId)).toEqual([
-      { value: expect.stringMatching(/^EXT-/), source: 'agency', agency: AGENCY },
+      { value: 'DOG-0001', source: 'agency', agency: AGENCY },
     ]);
     await waitUntil(
       async () =>

@@ -1,10 +1,22 @@
 import { describe, expect, it } from '@jest/globals';
-import { UNKNOWN_ACTION, type FactValue, type StepJob, type StepOutcome } from '#agency-contract';
+import {
+  ADAPTER_MISCONFIGURED,
+  UNKNOWN_ACTION,
+  type FactValue,
+  type StepJob,
+  type StepOutcome,
+} from '#agency-contract';
 import { FORMAT_CHECKS } from '#facts';
 import type { Agency, AgencyAction, MockBehaviour } from '#workflow';
 import type { MockAgenciesConfig } from '../config/config.schema.js';
 import { MOCK_AGENCIES } from './agencies/index.js';
-import { composeMock, configuredAction, unservedActions } from './configured-mock.js';
+import {
+  composeMock,
+  configuredAction,
+  fillTemplate,
+  sampleProduced,
+  unservedActions,
+} from './configured-mock.js';
 import { MockAgencyRunner } from './mock-agency-runner.js';
 import type { MockAgency } from './mock-agency.js';
 import type { Application, EffectRecord, MockLedger, NewEffect } from './mock-ledger.repository.js';
@@ -499,5 +511,72 @@ describe('composing a mock from the catalogue and leo’s built-in mock', () => 
       outcome: 'retryable-error',
       code: 'unknown-action',
     });
+  });
+});
+
+describe('templates, and values their facts refuse', () => {
+  it('fills a template: the year and date in Sweden, the reference, random digits and hex', () => {
+    const digits = [3, 1, 4, 1, 5, 9, 2, 6];
+    let next = 0;
+    const filled = fillTemplate(
+      'JV-{year}-{digits:6} {date} {reference} {hex:2}',
+      { receivedAt: NOW, reference: 'JOR-2026-AB' },
+      () => digits[next++ % digits.length] ?? 0,
+    );
+    expect(filled).toBe('JV-2026-314159 2026-02-01 JOR-2026-AB 26');
+  });
+
+  it('answers values its fact refuses as a configuration fault, recording no effect', async () => {
+    const template = action('register-dog', ['dog.number'], {
+      produce: { 'dog.number': { template: 'JV-{digits:3}' } },
+    });
+    const entry = jordbruksverket(template);
+    const check = (key: string, value: FactValue): string | undefined =>
+      key === 'dog.number' && !/^JV-\d{6}$/.test(String(value)) ? 'must match pattern' : undefined;
+    const ledger = new MemoryLedger(() => NOW);
+    const runner = new MockAgencyRunner(
+      composeMock(entry, undefined, check),
+      ledger,
+      SETTINGS,
+      () => 0.5,
+      () => NOW,
+    );
+    const outcome = await runner.handle(stepJob('register-dog', {}), { signal });
+    expect(outcome).toEqual({
+      outcome: 'retryable-error',
+      code: ADAPTER_MISCONFIGURED,
+      reason: 'the mock made a value of dog.number that its schema refuses: must match pattern',
+    });
+    expect(ledger.effects.size).toBe(0);
+    expect(ledger.requests).toHaveLength(1);
+  });
+
+  it('says so at receipt for an action decided later, not after the delay', async () => {
+    const later = action('register-dog', ['dog.number'], {
+      decidedAfter: 'PT1H',
+      produce: { 'dog.number': { value: 'nope' } },
+    });
+    const runner = new MockAgencyRunner(
+      composeMock(jordbruksverket(later), undefined, () => 'must match pattern'),
+      new MemoryLedger(() => NOW),
+      SETTINGS,
+      () => 0.5,
+      () => NOW,
+    );
+    const outcome = await runner.handle(stepJob('register-dog', {}), { signal });
+    expect(outcome).toMatchObject({ outcome: 'retryable-error', code: ADAPTER_MISCONFIGURED });
+  });
+
+  it('samples every rule but from, for checking a configuration before it is saved', async () => {
+    const sampled = await sampleProduced(
+      jordbruksverket(action('register-farm', FARM_PRODUCES, FARM_MOCK)),
+      action('register-farm', FARM_PRODUCES, FARM_MOCK),
+      NOW,
+    );
+    expect(Object.keys(sampled).sort()).toEqual(
+      ['farm.id', 'farm.kind', 'farm.reference', 'farm.registeredOn'].sort(),
+    );
+    expect(sampled['farm.reference']).toBe('JOR-2026-0123456789');
+    expect(FORMAT_CHECKS.organisationsnummer(String(sampled['farm.id']))).toBe(true);
   });
 });

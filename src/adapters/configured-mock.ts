@@ -1,19 +1,25 @@
 import type { FactValue } from '#agency-contract';
 import {
+  MOCK_TEMPLATE_PLACEHOLDER,
   nominalDurationMs,
   parseIsoDuration,
   type Agency,
   type AgencyAction,
   type MockBehaviour,
 } from '#workflow';
+import { randomInt } from 'node:crypto';
+import { MOCK_AGENCIES } from './agencies/index.js';
 import {
   IncompleteApplication,
+  MockMisconfigured,
+  agencyReference,
   granted,
   swedishDate,
   type MockAction,
   type MockAgency,
   type MockDecisionContext,
 } from './mock-agency.js';
+import { organisationNumberFromSequence } from './organisation-number.js';
 
 /**
  * The mock that serves an agency of the catalogue with `adapter: mock`, composed from data: the
@@ -21,11 +27,15 @@ import {
  * configured (`mock` on the action) taking precedence. An action with neither is left out: the
  * runner answers it as a configuration fault (`unknown-action`), which leo retries.
  */
-export function composeMock(entry: Agency, builtIn: MockAgency | undefined): MockAgency {
+export function composeMock(
+  entry: Agency,
+  builtIn: MockAgency | undefined,
+  check?: ProducedCheck,
+): MockAgency {
   const actions: Record<string, MockAction> = { ...builtIn?.actions };
   const officeOf = builtIn?.officeOf?.bind(builtIn);
   for (const action of entry.actions) {
-    if (action.mock) actions[action.name] = configuredAction(action, action.mock);
+    if (action.mock) actions[action.name] = configuredAction(action, action.mock, check);
   }
   return {
     code: entry.code,
@@ -53,14 +63,29 @@ function referencePrefixOf(code: string): string {
   );
 }
 
-/** A configured action: checks what it requires, makes what it produces, refuses at its rate. */
-export function configuredAction(action: AgencyAction, behaviour: MockBehaviour): MockAction {
+/** Checks a value a configured mock made against its fact's schema: problems, if any. */
+export type ProducedCheck = (factKey: string, value: FactValue) => string | undefined;
+
+/**
+ * A configured action: checks what it requires, makes what it produces (each value checked
+ * against its fact's schema by `check`, so a template that does not fit its fact is a
+ * configuration fault and not an invalid answer), refuses at its rate.
+ */
+export function configuredAction(
+  action: AgencyAction,
+  behaviour: MockBehaviour,
+  check: ProducedCheck = () => undefined,
+): MockAction {
   const decidedAfter = behaviour.decidedAfter
     ? parseIsoDuration(behaviour.decidedAfter)
     : undefined;
   return {
     ...(decidedAfter
-      ? { decidedLater: true, decisionDelayMs: nominalDurationMs(decidedAfter) }
+      ? {
+          decidedLater: true,
+          decisionDelayMs: nominalDurationMs(decidedAfter),
+          checkAtReceipt: true,
+        }
       : { decisionDelayMs: 0 }),
     ...(behaviour.latencyMs !== undefined ? { latencyMs: behaviour.latencyMs } : {}),
     ...(behaviour.refusal
@@ -69,15 +94,23 @@ export function configuredAction(action: AgencyAction, behaviour: MockBehaviour)
           refusalRate: behaviour.refusal.rate,
         }
       : {}),
-    decide: (context) => decideConfigured(action, behaviour, context),
+    decide: async (context) => {
+      const produced = await produceConfigured(action, behaviour, context);
+      for (const [key, value] of Object.entries(produced)) {
+        const problem = check(key, value);
+        if (problem) throw new MockMisconfigured(key, problem);
+      }
+      return granted(produced);
+    },
   };
 }
 
-async function decideConfigured(
+/** What a configured action produces for an application, before any check of the values. */
+export async function produceConfigured(
   action: AgencyAction,
   behaviour: MockBehaviour,
   context: MockDecisionContext,
-) {
+): Promise<Record<string, FactValue>> {
   const { facts } = context;
   const present = (key: string): FactValue => {
     const value = facts[key];
@@ -91,10 +124,58 @@ async function decideConfigured(
     if (!rule) continue;
     if ('value' in rule) produced[key] = rule.value;
     else if ('from' in rule) produced[key] = present(rule.from);
+    else if ('template' in rule) produced[key] = fillTemplate(rule.template, context);
     else if (rule.generate === 'reference') produced[key] = context.reference;
     else if (rule.generate === 'organisation-number') {
       produced[key] = await context.nextOrganisationNumber();
     } else produced[key] = swedishDate(context.receivedAt);
   }
-  return granted(produced);
+  return produced;
+}
+
+const HEX = '0123456789ABCDEF';
+
+/** A template with its placeholders filled in, random characters from `random`. */
+export function fillTemplate(
+  template: string,
+  context: Pick<MockDecisionContext, 'receivedAt' | 'reference'>,
+  random: (below: number) => number = randomInt,
+): string {
+  const date = swedishDate(context.receivedAt);
+  return template.replace(MOCK_TEMPLATE_PLACEHOLDER, (_, name: string) => {
+    if (name === 'year') return date.slice(0, 4);
+    if (name === 'date') return date;
+    if (name === 'reference') return context.reference;
+    const [kind, count] = name.split(':');
+    const alphabet = kind === 'hex' ? HEX : HEX.slice(0, 10);
+    return Array.from({ length: Number(count) }, () => alphabet[random(alphabet.length)]).join('');
+  });
+}
+
+/**
+ * Values a configured action would produce, made up for checking the configuration before it is
+ * saved: a value of every `value`, `generate` and `template` rule (a `from` rule copies a need,
+ * which the step's own schema checks).
+ */
+export async function sampleProduced(
+  entry: Agency,
+  action: AgencyAction,
+  now: Date = new Date(),
+): Promise<Record<string, FactValue>> {
+  const behaviour = action.mock;
+  if (!behaviour) return {};
+  const mock = composeMock(entry, MOCK_AGENCIES.get(entry.code));
+  const rules = Object.entries(behaviour.produce ?? {}).filter(([, rule]) => !('from' in rule));
+  const sampled: Record<string, FactValue> = {};
+  const context = {
+    facts: {},
+    receivedAt: now,
+    reference: agencyReference(mock, {}, now, '0123456789'),
+    nextOrganisationNumber: () => Promise.resolve(organisationNumberFromSequence(1)),
+  };
+  for (const [key, rule] of rules) {
+    const only: AgencyAction = { ...action, produces: [key] };
+    Object.assign(sampled, await produceConfigured(only, { produce: { [key]: rule } }, context));
+  }
+  return sampled;
 }

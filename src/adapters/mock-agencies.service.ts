@@ -14,9 +14,12 @@ import {
   describeHandlerError,
   type AgencyWorker,
   type AgencyWorkerLogger,
+  type FactValue,
   type StepOutcome,
 } from '#agency-contract';
+import { createFactValidator, type FactValidator } from '#facts';
 import type { Agency } from '#workflow';
+import { LogBudget } from '../common/log-budget.js';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import { CatalogueSeedService } from '../definitions/catalogue-seed.service.js';
 import { DefinitionsRepository } from '../definitions/definitions.repository.js';
@@ -61,6 +64,7 @@ export class MockAgenciesService
   implements OnApplicationBootstrap, OnModuleDestroy, BeforeApplicationShutdown
 {
   private readonly logger = new Logger('MockAgencies');
+  private readonly failedDecisions = new LogBudget(10, 60_000);
   private readonly running = new Map<string, Running>();
   /** Workers being closed (replaced or let go): shutdown waits for them. */
   private readonly closing = new Set<Promise<void>>();
@@ -69,6 +73,8 @@ export class MockAgenciesService
   private polling: Promise<void> | undefined;
   private binding: Promise<void> | undefined;
   private stopped = false;
+  /** The fact catalogue's validator, compiled again only when a fact type changed. */
+  private facts: { version: string; validator: FactValidator } | undefined;
 
   constructor(
     @Inject(getSharedConfigToken()) private readonly shared: QueueOptions,
@@ -116,9 +122,19 @@ export class MockAgenciesService
 
   private async bindOnce(): Promise<void> {
     if (this.stopped) return;
-    const entries = await this.catalogue.listEntries('agency');
+    const [entries, factTypes] = await Promise.all([
+      this.catalogue.listEntries('agency'),
+      this.catalogue.listEntries('fact-type'),
+    ]);
+    const factsVersion = factTypes.map((row) => `${row.key}@${row.checksum}`).join(',');
+    if (this.facts?.version !== factsVersion) {
+      this.facts = {
+        version: factsVersion,
+        validator: createFactValidator(factTypes.map((row) => row.body)),
+      };
+    }
     const wanted = new Map(
-      entries.filter((row) => (row.body).adapter === 'mock').map((row) => [row.key, row]),
+      entries.filter((row) => row.body.adapter === 'mock').map((row) => [row.key, row]),
     );
     for (const [code, running] of this.running) {
       if (wanted.has(code)) continue;
@@ -137,7 +153,9 @@ export class MockAgenciesService
 
   private start(entry: Agency, checksum: string): Running {
     const settings = this.config.get('mockAgencies', { infer: true });
-    const mock = composeMock(entry, MOCK_AGENCIES.get(entry.code));
+    const mock = composeMock(entry, MOCK_AGENCIES.get(entry.code), (key, value) =>
+      this.checkProduced(key, value),
+    );
     const unserved = unservedActions(entry, mock);
     if (unserved.length > 0) {
       // Publishing refuses a life event using them; cases of older versions get a fault.
@@ -162,6 +180,15 @@ export class MockAgenciesService
       log: this.sdkLogger(),
     });
     return { runner, worker, checksum };
+  }
+
+  /** What the fact catalogue, as last read, says is wrong with a value a mock made. */
+  private checkProduced(key: string, value: FactValue): string | undefined {
+    const issues = this.facts?.validator.validate(key, value) ?? [];
+    // Paths and reasons only: never the value.
+    return issues.length === 0
+      ? undefined
+      : issues.map((issue) => `${issue.path || '/'} ${issue.reason}`).join('; ');
   }
 
   /** Closes a replaced or let-go worker once its jobs in flight have answered. */
@@ -243,8 +270,12 @@ export class MockAgenciesService
     try {
       return await runner?.decideLater(effect, application);
     } catch (error) {
+      // Tried again every round: a decision that keeps failing is logged 10 times a minute.
+      const budget = this.failedDecisions.take(`${effect.agency}/${effect.action}`);
+      if (!budget.log) return undefined;
       this.logger.error(
         {
+          alsoFailed: budget.held,
           agency: effect.agency,
           action: effect.action,
           stepRunId: effect.stepRunId,

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  ADAPTER_MISCONFIGURED,
   UNKNOWN_ACTION,
   type AgencyWorkerLogger,
   type FactValue,
@@ -16,9 +17,10 @@ import { FORMAT_CHECKS } from '#facts';
 import type { MockAgenciesConfig } from '../config/config.schema.js';
 import {
   IncompleteApplication,
+  MockMisconfigured,
+  agencyReference,
   decisionOutcome,
   refused,
-  swedishDate,
   type MockAction,
   type MockAgency,
   type MockDecision,
@@ -92,8 +94,19 @@ export class MockAgencyRunner {
     if (action.decidedLater && decisionDelayMs > 0) {
       decisionDueAt = new Date(receivedAt.getTime() + decisionDelayMs);
       outcome = { outcome: 'pending', reference, expectedDecisionAt: decisionDueAt.toISOString() };
+      // A configured mock tries its decision at once too: if it could never decide (values its
+      // facts refuse), that is said now, as a configuration fault, not after the delay.
+      if (action.checkAtReceipt) {
+        const trial = await this.decision(action, job.facts, receivedAt, reference);
+        if (trial.outcome === 'retryable-error') outcome = trial;
+      }
     } else {
       outcome = await this.decision(action, job.facts, receivedAt, reference);
+    }
+    if (outcome.outcome === 'retryable-error') {
+      // Nothing was done (the mock is misconfigured): recorded as delivered, answered afresh.
+      await this.ledger.recordRequest(this.agency.code, job);
+      return outcome;
     }
     const recorded = await this.ledger.recordEffect({
       agency: this.agency.code,
@@ -158,7 +171,15 @@ export class MockAgencyRunner {
   ): Promise<StepOutcome | undefined> {
     const action = this.action(effect.action);
     if (!action) return undefined;
-    return this.decision(action, application.facts, application.receivedAt, effect.reference);
+    const outcome = await this.decision(
+      action,
+      application.facts,
+      application.receivedAt,
+      effect.reference,
+    );
+    // A misconfigured mock decides nothing: the decision waits until it is configured.
+    if (outcome.outcome === 'retryable-error') throw new Error(outcome.reason);
+    return outcome;
   }
 
   /** leo cancelled the step: an application not yet decided is withdrawn. */
@@ -203,6 +224,10 @@ export class MockAgencyRunner {
         reference,
       });
     } catch (error) {
+      if (error instanceof MockMisconfigured) {
+        // A configuration fault: leo retries it, and the citizen sees the step delayed.
+        return { outcome: 'retryable-error', code: ADAPTER_MISCONFIGURED, reason: error.message };
+      }
       if (!(error instanceof IncompleteApplication)) throw error;
       decision = refused('incomplete-application', error.message);
     }
@@ -215,9 +240,11 @@ export class MockAgencyRunner {
 
   /** The agency's case number: `SKV-2025-…`, or with the office, `KOM-0180-2025-…`. */
   private reference(facts: Readonly<Record<string, FactValue>>): string {
-    const office = this.agency.officeOf?.(facts);
-    const year = swedishDate(this.now()).slice(0, 4);
-    const serial = randomBytes(5).toString('hex').toUpperCase();
-    return [this.agency.referencePrefix, office, year, serial].filter(Boolean).join('-');
+    return agencyReference(
+      this.agency,
+      facts,
+      this.now(),
+      randomBytes(5).toString('hex').toUpperCase(),
+    );
   }
 }

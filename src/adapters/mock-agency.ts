@@ -38,6 +38,8 @@ export interface MockAction {
   latencyMs?: number;
   /** This action's own delay to a later decision, instead of MOCK_DECISION_DELAY_MS. */
   decisionDelayMs?: number;
+  /** Decided later, but tried at receipt too, so a misconfiguration shows at once. */
+  checkAtReceipt?: boolean;
   /** The decision on the merits: may throw IncompleteApplication. */
   decide(context: MockDecisionContext): MockDecision | Promise<MockDecision>;
 }
@@ -75,6 +77,20 @@ export class IncompleteApplication extends Error {
   constructor(readonly factKey: string) {
     super(`${factKey} is missing or not valid`);
     this.name = 'IncompleteApplication';
+  }
+}
+
+/**
+ * A configured mock made a value its fact's schema refuses (a template or generator that does
+ * not fit the fact): leo's configuration is at fault, not the application.
+ */
+export class MockMisconfigured extends Error {
+  constructor(
+    readonly factKey: string,
+    problem: string,
+  ) {
+    super(`the mock made a value of ${factKey} that its schema refuses: ${problem}`);
+    this.name = 'MockMisconfigured';
   }
 }
 
@@ -123,4 +139,16 @@ const STOCKHOLM_DATE = new Intl.DateTimeFormat('en-CA', {
 /** The calendar date (YYYY-MM-DD) in Sweden at `at`. */
 export function swedishDate(at: Date): string {
   return STOCKHOLM_DATE.format(at);
+}
+
+/** An agency's case number: `SKV-2025-…`, or with the office that handles it, `KOM-0180-2025-…`. */
+export function agencyReference(
+  agency: Pick<MockAgency, 'referencePrefix' | 'officeOf'>,
+  facts: Facts,
+  now: Date,
+  serial: string,
+): string {
+  const office = agency.officeOf?.(facts);
+  const year = swedishDate(now).slice(0, 4);
+  return [agency.referencePrefix, office, year, serial].filter(Boolean).join('-');
 }

@@ -1,5 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { checkCatalogue, parseAgencies, parseFactCatalogue } from '#facts';
+import { checkCatalogue, createFactValidator, parseAgencies, parseFactCatalogue } from '#facts';
+import { sampleProduced } from '../adapters/configured-mock.js';
 import type { Agency, Catalogue, FactType } from '#workflow';
 import { DomainError, type FieldProblem } from '../common/domain-error.js';
 import { assertStorableJson } from '../common/params.js';
@@ -89,6 +90,7 @@ export class CatalogueService {
         agencies: new Map(current.agencies).set(code, agency),
       };
       await this.refuseIfBreaking(next, manager);
+      await refuseMockValuesNotFitting(agency, next);
       const checksum = entryChecksum(agency);
       return this.repository.saveEntry(manager, 'agency', code, {
         body: agency,
@@ -124,6 +126,38 @@ export class CatalogueService {
         broken,
       );
     }
+  }
+}
+
+/**
+ * A configured mock must make values its facts accept: each `value`, `generate` and `template`
+ * rule is tried once, and a value its fact's schema refuses is refused here, naming the rule,
+ * rather than failing a citizen's step later.
+ */
+async function refuseMockValuesNotFitting(agency: Agency, catalogue: Catalogue): Promise<void> {
+  const configured = agency.actions.filter((action) => action.mock?.produce);
+  if (configured.length === 0) return;
+  const validator = createFactValidator([...catalogue.facts.values()]);
+  const problems: FieldProblem[] = [];
+  for (const action of configured) {
+    const index = agency.actions.indexOf(action);
+    const sample = await sampleProduced(agency, action);
+    for (const [key, value] of Object.entries(sample)) {
+      for (const issue of validator.validate(key, value)) {
+        problems.push({
+          path: `/actions/${index}/mock/produce/${key}`,
+          reason: `makes values like ${JSON.stringify(value)}, which ${key} refuses: ${issue.path || '/'} ${issue.reason}`,
+        });
+      }
+    }
+  }
+  if (problems.length > 0) {
+    throw new DomainError(
+      'unprocessable',
+      'mock-values-invalid',
+      "The mock would make values that their facts' schemas refuse.",
+      problems,
+    );
   }
 }
 

@@ -62,8 +62,16 @@ export type StepOutcome =
  * someone fixes the configuration; the citizen sees the step delayed, never refused.
  */
 export const UNKNOWN_ACTION = 'unknown-action';
+/**
+ * The adapter is set up wrongly for this action (leo's configured mock makes a value the fact's
+ * schema refuses): a configuration fault too, retried until fixed.
+ */
+export const ADAPTER_MISCONFIGURED = 'adapter-misconfigured';
 /** Codes of a `retryable-error` (or, from older adapters, a `rejected`) that are configuration faults. */
-export const CONFIGURATION_FAULTS: ReadonlySet<string> = new Set([UNKNOWN_ACTION]);
+export const CONFIGURATION_FAULTS: ReadonlySet<string> = new Set([
+  UNKNOWN_ACTION,
+  ADAPTER_MISCONFIGURED,
+]);
 
 export interface StepResult {
   stepRunId: string;

@@ -183,6 +183,28 @@ describe('reading an action’s mock through parseAgencies', () => {
     ]);
   });
 
+  it('reads a template rule, and reports one with an unknown placeholder or count', () => {
+    const parsed = parseAgencies(
+      withMock({ produce: { 'farm.id': { template: 'JV-{year}-{digits:6}' } } }),
+    );
+    expect(parsed.problems).toEqual([]);
+    expect(parsed.agencies[0]?.actions[0]?.mock?.produce).toEqual({
+      'farm.id': { template: 'JV-{year}-{digits:6}' },
+    });
+    for (const [template, message] of [
+      [
+        'JV-{serial}',
+        'may hold only the placeholders {year}, {date}, {reference}, {digits:N} and {hex:N}',
+      ],
+      ['JV-{digits:0}', 'N of {digits:N} and {hex:N} must be 1 to 20'],
+      ['', 'must be a text of 1 to 200 characters'],
+    ] as const) {
+      expect(problemsOf({ produce: { 'farm.id': { template } } })).toEqual([
+        { path: `${AT}/produce/farm.id/template`, message },
+      ]);
+    }
+  });
+
   it('reports a produce rule for a fact the action does not produce, at that rule', () => {
     expect(
       problemsOf({
@@ -207,12 +229,12 @@ describe('reading an action’s mock through parseAgencies', () => {
       {
         path: `${AT}/produce`,
         message:
-          'says nothing of farm.name, which register-farm produces (give a value, from or generate)',
+          'says nothing of farm.name, which register-farm produces (give a value, from, generate or template)',
       },
       {
         path: `${AT}/produce`,
         message:
-          'says nothing of farm.size, which register-farm produces (give a value, from or generate)',
+          'says nothing of farm.size, which register-farm produces (give a value, from, generate or template)',
       },
     ]);
     // No produce at all: every fact of produces is reported.

@@ -2,6 +2,7 @@ import { ANSWER_LIMITS } from '#agency-contract';
 import {
   FACT_KEY_PATTERN,
   MOCK_GENERATORS,
+  MOCK_TEMPLATE_PLACEHOLDER,
   nominalDurationMs,
   parseIsoDuration,
   type AgencyAction,
@@ -87,9 +88,12 @@ export function readMockBehaviour(value: unknown, at: Problems): MockBehaviour |
   return at.count() === before ? behaviour : undefined;
 }
 
+const ONE_OF =
+  'must be one of { value: … }, { from: <fact key> }, { generate: … } or { template: … }';
+
 function readProduce(value: unknown, at: Problems): MockProduce | undefined {
   if (!isRecord(value) || Object.keys(value).length !== 1) {
-    at.add('', 'must be one of { value: … }, { from: <fact key> } or { generate: … }');
+    at.add('', ONE_OF);
     return undefined;
   }
   if ('value' in value) {
@@ -113,7 +117,32 @@ function readProduce(value: unknown, at: Problems): MockProduce | undefined {
     }
     return { generate: value.generate as MockGenerator };
   }
-  at.add('', 'must be one of { value: … }, { from: <fact key> } or { generate: … }');
+  if ('template' in value) {
+    const template = value.template;
+    const problem = templateProblem(template);
+    if (problem) {
+      at.add('/template', problem);
+      return undefined;
+    }
+    return { template: template as string };
+  }
+  at.add('', ONE_OF);
+  return undefined;
+}
+
+/** What is wrong with a template rule's text, if anything. */
+function templateProblem(template: unknown): string | undefined {
+  if (typeof template !== 'string' || template.length === 0 || template.length > 200) {
+    return 'must be a text of 1 to 200 characters';
+  }
+  const rest = template.replace(MOCK_TEMPLATE_PLACEHOLDER, '');
+  if (/[{}]/.test(rest)) {
+    return 'may hold only the placeholders {year}, {date}, {reference}, {digits:N} and {hex:N}';
+  }
+  for (const [, count] of template.matchAll(/\{(?:digits|hex):(\d+)\}/g)) {
+    if (Number(count) < 1 || Number(count) > 20)
+      return 'N of {digits:N} and {hex:N} must be 1 to 20';
+  }
   return undefined;
 }
 
@@ -165,7 +194,7 @@ export function mockProblems(action: AgencyAction): Array<{ path: string; messag
     if (!Object.hasOwn(produce, key)) {
       problems.push({
         path: '/mock/produce',
-        message: `says nothing of ${key}, which ${action.name} produces (give a value, from or generate)`,
+        message: `says nothing of ${key}, which ${action.name} produces (give a value, from, generate or template)`,
       });
     }
   });

@@ -145,10 +145,18 @@ export type MockProduce =
    * Made up: `reference`, the agency's case number; `organisation-number`, a new valid
    * organisation number never given before; `today`, the date in Sweden (YYYY-MM-DD) the application was received.
    */
-  | { generate: MockGenerator };
+  | { generate: MockGenerator }
+  /**
+   * Made up to a pattern, for identifiers with a format of their own: `{year}`, `{date}`
+   * (YYYY-MM-DD), `{reference}`, `{digits:N}` and `{hex:N}` (N random characters, 1-20) are
+   * filled in; anything else is kept as written, e.g. `JV-{year}-{digits:6}`.
+   */
+  | { template: string };
 
 export const MOCK_GENERATORS = ['reference', 'organisation-number', 'today'] as const;
 export type MockGenerator = (typeof MOCK_GENERATORS)[number];
+/** The placeholders of a template rule, e.g. `{digits:6}`. */
+export const MOCK_TEMPLATE_PLACEHOLDER = /\{(year|date|reference|digits:\d{1,2}|hex:\d{1,2})\}/g;
 
 /** How a mock agency answers one action, configured as data. */
 export interface MockBehaviour {
