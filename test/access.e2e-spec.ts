@@ -132,6 +132,10 @@ const ROUTES: Record<string, Route> = {
     allowed: ADMIN,
     path: () => '/v1/admin/agencies/kommun/credentials',
   },
+  'GET /v1/admin/agencies/{code}/service': {
+    allowed: ADMIN,
+    path: () => '/v1/admin/agencies/kommun/service',
+  },
   'GET /v1/admin/agency-credentials': {
     allowed: ADMIN,
     path: () => '/v1/admin/agency-credentials',

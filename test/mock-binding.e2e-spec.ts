@@ -180,6 +180,9 @@ describe('a life event added, mocked and switched through the admin API, with no
     for (const fact of FACT_TYPES)
       await admin.put(`/v1/admin/fact-types/${fact.key}`, fact).expect(200);
     await admin.put(`/v1/admin/agencies/${AGENCY}`, agency('mock')).expect(200);
+    const service = await admin.get(`/v1/admin/agencies/${AGENCY}/service`).expect(200);
+    expect(service.body).toMatchObject({ actions: [{ name: ACTION, servedBy: 'nobody' }] });
+    await admin.get('/v1/admin/agencies/nowhere/service').expect(404);
 
     const draft = await admin.post('/v1/admin/life-events', LIFE_EVENT).expect(201);
     expect((draft.body as { diagnostics: unknown[] }).diagnostics).toContainEqual(
@@ -237,6 +240,12 @@ describe('a life event added, mocked and switched through the admin API, with no
     await admin.post('/v1/admin/life-events/get-a-dog/draft/publish').expect(200);
     const mocks = leo.app.get(MockAgenciesService);
     await waitUntil(async () => Promise.resolve(mocks.worker(AGENCY) !== undefined));
+    const service = await admin.get(`/v1/admin/agencies/${AGENCY}/service`).expect(200);
+    expect(service.body).toMatchObject({
+      adapter: 'mock',
+      actions: [{ name: ACTION, servedBy: 'configured-mock' }],
+      queue: { unserved: false },
+    });
 
     const caseId = await submitCase('Vira');
     // Decided a second after it was received: pending first, then granted by the poller.
@@ -346,6 +355,20 @@ describe('a life event added, mocked and switched through the admin API, with no
     await waitUntil(async () => Promise.resolve(mocks.worker(AGENCY) === undefined));
 
     const caseId = await submitCase('Sixten');
+    // The administrator's view of the agency says the same as the alert.
+    await waitUntil(async () => {
+      const service = await admin.get(`/v1/admin/agencies/${AGENCY}/service`).expect(200);
+      return (service.body as { queue: { unserved: boolean } }).queue.unserved;
+    });
+    expect(
+      (await admin.get(`/v1/admin/agencies/${AGENCY}/service`).expect(200)).body,
+    ).toMatchObject({
+      agency: AGENCY,
+      adapter: 'external',
+      actions: [{ name: ACTION, servedBy: 'external-adapter' }],
+      queue: { name: `agency.${AGENCY}`, workers: 0, waiting: 1, unserved: true },
+      standingCredentials: 0,
+    });
     await waitUntil(
       async () =>
         (await scrape(leo.app)).value('leo_agency_queue_unserved', { agency: AGENCY }) === 1,

@@ -179,3 +179,13 @@ export async function sampleProduced(
   }
   return sampled;
 }
+
+/** Who serves one action of an agency, as its catalogue entry and leo's built-in mocks say. */
+export type ActionServing = 'configured-mock' | 'built-in-mock' | 'external-adapter' | 'nobody';
+
+export function actionServing(entry: Agency, action: AgencyAction): ActionServing {
+  if (entry.adapter === 'external') return 'external-adapter';
+  if (action.mock) return 'configured-mock';
+  const builtIn = MOCK_AGENCIES.get(entry.code);
+  return builtIn && Object.hasOwn(builtIn.actions, action.name) ? 'built-in-mock' : 'nobody';
+}

@@ -4,6 +4,7 @@ import { AclLogWatcher } from './acl-log-watcher.js';
 import { AgencyCredentialsController } from './agency-credentials.controller.js';
 import { AgencyCredentialsRepository } from './agency-credentials.repository.js';
 import { AgencyCredentials } from './agency-credentials.service.js';
+import { AgencyServiceController } from './agency-service.controller.js';
 import { RedisAcl } from './redis-acl.js';
 
 /**
@@ -17,7 +18,7 @@ export class AgencyAccessModule {
   static forRoot(options: { api: boolean }): DynamicModule {
     return {
       module: AgencyAccessModule,
-      controllers: options.api ? [AgencyCredentialsController] : [],
+      controllers: options.api ? [AgencyCredentialsController, AgencyServiceController] : [],
       // Global: the access guard (auth) checks agency credentials on REST through the port.
       global: true,
       providers: [

@@ -32,7 +32,13 @@ export class DefinitionsModule {
           }),
         },
       ],
-      exports: [DefinitionsRepository, DefinitionsService, CatalogueSeedService, AgencyDirectory],
+      exports: [
+        DefinitionsRepository,
+        DefinitionsService,
+        CatalogueService,
+        CatalogueSeedService,
+        AgencyDirectory,
+      ],
     };
   }
 }
