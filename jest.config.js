@@ -9,6 +9,7 @@ const shared = {
     '^#agency-contract$': '<rootDir>/libs/agency-contract/src/index.ts',
     '^#case-machine$': '<rootDir>/libs/case-machine/src/index.ts',
     '^#facts$': '<rootDir>/libs/facts/src/index.ts',
+    '^#mock-agencies$': '<rootDir>/libs/mock-agencies/src/index.ts',
     '^#workflow$': '<rootDir>/libs/workflow/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },

@@ -5,7 +5,7 @@
  * 12-digit form YYYYMMDDNNNC that leo normalises to.
  */
 
-import { luhnCheckDigit } from '../src/adapters/organisation-number.js';
+import { luhnCheckDigit } from '#mock-agencies';
 
 const BIRTH_NUMBERS = 20; // 980–999
 const DAY_MS = 86_400_000;

@@ -9,18 +9,18 @@ import {
 import { FORMAT_CHECKS } from '#facts';
 import type { Agency, AgencyAction, MockBehaviour } from '#workflow';
 import type { MockAgenciesConfig } from '../config/config.schema.js';
-import { MOCK_AGENCIES } from './agencies/index.js';
 import {
+  MOCK_AGENCIES,
   composeMock,
   configuredAction,
   fillTemplate,
   sampleProduced,
   unservedActions,
-} from './configured-mock.js';
+  type MockAgency,
+  organisationNumberFromSequence,
+} from '#mock-agencies';
 import { MockAgencyRunner } from './mock-agency-runner.js';
-import type { MockAgency } from './mock-agency.js';
 import type { Application, EffectRecord, MockLedger, NewEffect } from './mock-ledger.repository.js';
-import { organisationNumberFromSequence } from './organisation-number.js';
 
 // ---- a small in-memory ledger: one effect per (agency, key), decisions when due -----------------
 

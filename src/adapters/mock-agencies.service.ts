@@ -23,8 +23,7 @@ import { LogBudget } from '../common/log-budget.js';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import { CatalogueSeedService } from '../definitions/catalogue-seed.service.js';
 import { DefinitionsRepository } from '../definitions/definitions.repository.js';
-import { MOCK_AGENCIES } from './agencies/index.js';
-import { composeMock, unservedActions } from './configured-mock.js';
+import { MOCK_AGENCIES, composeMock, unservedActions } from '#mock-agencies';
 import { MockAgencyRunner, type RandomSource } from './mock-agency-runner.js';
 import {
   MockLedgerRepository,

@@ -7,11 +7,18 @@ import { FORMAT_CHECKS, createFactValidator, parseAgencies, parseFactCatalogue }
 import type { Agency, LifeEventDefinition } from '#workflow';
 import type { MockAgenciesConfig } from '../config/config.schema.js';
 import { DEFAULT_SEED_DIR } from '../definitions/catalogue-seed.service.js';
-import { MOCK_AGENCIES } from './agencies/index.js';
-import { municipalityOf } from './agencies/kommun.js';
+import {
+  MOCK_AGENCIES,
+  municipalityOf,
+  swedishDate,
+  composeMock,
+  unservedActions,
+  organisationNumberFromSequence,
+  deathRecord,
+  municipalityOfPostalCode,
+  vehiclesOwnedBy,
+} from '#mock-agencies';
 import { MockAgencyRunner } from './mock-agency-runner.js';
-import { swedishDate } from './mock-agency.js';
-import { composeMock, unservedActions } from './configured-mock.js';
 import {
   WITHDRAWN_REASON,
   type Application,
@@ -19,8 +26,6 @@ import {
   type MockLedger,
   type NewEffect,
 } from './mock-ledger.repository.js';
-import { organisationNumberFromSequence } from './organisation-number.js';
-import { deathRecord, municipalityOfPostalCode, vehiclesOwnedBy } from './registers.js';
 
 // ---- an in-memory ledger with the repository's semantics ---------------------------------------
 

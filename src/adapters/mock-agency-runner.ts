@@ -24,7 +24,7 @@ import {
   type MockAction,
   type MockAgency,
   type MockDecision,
-} from './mock-agency.js';
+} from '#mock-agencies';
 import type { Application, EffectRecord, MockLedger } from './mock-ledger.repository.js';
 
 /** A source of uniform numbers in [0, 1): Math.random, or a scripted one in tests. */

@@ -4,7 +4,7 @@ import { DataSource, type EntityManager } from 'typeorm';
 import { Batcher, eachAloneOnFailure } from '../database/batcher.js';
 import { preparedQuery } from '../database/prepared.js';
 import type { FactValue, LookupJob, StepJob, StepOutcome } from '#agency-contract';
-import { organisationNumberFromSequence } from './organisation-number.js';
+import { organisationNumberFromSequence } from '#mock-agencies';
 
 export const WITHDRAWN_REASON = 'the application was withdrawn: the case was cancelled';
 

@@ -8,7 +8,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { agencyQueueName } from '#agency-contract';
-import { actionServing, type ActionServing } from '../adapters/configured-mock.js';
+import { actionServing, type ActionServing } from '#mock-agencies';
 import { Roles } from '../auth/access.decorator.js';
 import { AgencyCodeParam } from '../common/params.js';
 import type { ResolvedConfig } from '../config/config.schema.js';

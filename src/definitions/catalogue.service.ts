@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { checkCatalogue, createFactValidator, parseAgencies, parseFactCatalogue } from '#facts';
-import { sampleProduced } from '../adapters/configured-mock.js';
+import { sampleProduced } from '#mock-agencies';
 import type { Agency, Catalogue, FactType } from '#workflow';
 import { DomainError, type FieldProblem } from '../common/domain-error.js';
 import { assertStorableJson } from '../common/params.js';

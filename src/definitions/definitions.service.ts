@@ -12,7 +12,7 @@ import {
   type Diagnostic,
   type LifeEventDefinition,
 } from '#workflow';
-import { BUILT_IN_MOCK_ACTIONS } from '../adapters/agencies/index.js';
+import { BUILT_IN_MOCK_ACTIONS } from '#mock-agencies';
 import { DomainError, type FieldProblem } from '../common/domain-error.js';
 import { assertStorableJson } from '../common/params.js';
 import type { LifeEventDefinitionRow } from './definition.entities.js';

@@ -12,6 +12,7 @@ import {
 } from '#workflow';
 import {
   Problems,
+  type CatalogueProblem,
   isRecord,
   parseYamlList,
   readObject,
@@ -22,11 +23,7 @@ import {
 import { mockProblems, readMockBehaviour } from './mock-behaviour.js';
 import { createSchemaCompiler } from './schema.js';
 
-/** A problem in a catalogue file or entry: a JSON pointer into it and what is wrong there. */
-export interface CatalogueProblem {
-  path: string;
-  message: string;
-}
+export type { CatalogueProblem } from './reading.js';
 
 export interface FactCatalogueParseResult {
   /** The well-formed entries; an entry with a problem is left out. */

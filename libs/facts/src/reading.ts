@@ -1,6 +1,11 @@
 import { parseDocument } from 'yaml';
 import type { LocalisedText } from '#workflow';
-import type { CatalogueProblem } from './catalogue.js';
+
+/** A problem in a catalogue file or entry: a JSON pointer into it and what is wrong there. */
+export interface CatalogueProblem {
+  path: string;
+  message: string;
+}
 
 /**
  * Readers of catalogue entries (config/facts.yaml, config/agencies.yaml or the same entries from

@@ -30,7 +30,7 @@ describe('luhnCheckDigit', () => {
   it("agrees with the personnummer project's list of valid organisation numbers", () => {
     const list = JSON.parse(
       readFileSync(
-        new URL('../../test/fixtures/personnummer/orgnumber.json', import.meta.url),
+        new URL('../../../test/fixtures/personnummer/orgnumber.json', import.meta.url),
         'utf8',
       ),
     ) as Array<{ short_format: string; valid_as_orgnumber: boolean }>;
