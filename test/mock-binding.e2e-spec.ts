@@ -270,7 +270,8 @@ describe('a life event added, mocked and switched through the admin API, with no
     const before = (await scrape(leo.app)).value('leo_step_configuration_faults_total', {
       agency: AGENCY,
     });
-    await new Promise((r) => setTimeout(r, 2_500)); // the mocks follow the catalogue every 2 s
+    // The mocks follow the catalogue every 2 s; a round now, rather than a wait for one.
+    await leo.app.get(MockAgenciesService).bind();
     const caseId = await submitCase('Ludde');
     await waitUntil(async () => {
       const rows = await sql<{ n: string }>(
@@ -315,7 +316,7 @@ describe('a life event added, mocked and switched through the admin API, with no
       schema: { type: 'string', pattern: '^DOG-[0-9]{4}$' },
     };
     await admin.put('/v1/admin/fact-types/dog.ownerRegistrationNumber', patterned).expect(200);
-    await new Promise((r) => setTimeout(r, 2_500)); // the mocks re-read the facts every 2 s
+    await leo.app.get(MockAgenciesService).bind(); // as the next round would, every 2 s
     const caseId = await submitCase('Tass');
     await waitUntil(async () => {
       const rows = await sql<{ n: string }>(

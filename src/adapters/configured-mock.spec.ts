@@ -553,6 +553,28 @@ describe('templates, and values their facts refuse', () => {
     expect(ledger.requests).toHaveLength(1);
   });
 
+  it('answers a repeat of an application granted before with its recorded answer, even once misconfigured', async () => {
+    const numbered = action('register-dog', ['dog.number'], {
+      produce: { 'dog.number': { template: 'JV-{digits:6}' } },
+    });
+    let fits = true;
+    const ledger = new MemoryLedger(() => NOW);
+    const runner = new MockAgencyRunner(
+      composeMock(jordbruksverket(numbered), undefined, () =>
+        fits ? undefined : 'must match pattern',
+      ),
+      ledger,
+      SETTINGS,
+      () => 0.5,
+      () => NOW,
+    );
+    const job = stepJob('register-dog', {});
+    const first = await runner.handle(job, { signal });
+    expect(first).toMatchObject({ outcome: 'completed' });
+    fits = false; // the fact's schema changed since
+    expect(await runner.handle({ ...job, attempt: 2 }, { signal })).toEqual(first);
+  });
+
   it('says so at receipt for an action decided later, not after the delay', async () => {
     const later = action('register-dog', ['dog.number'], {
       decidedAfter: 'PT1H',
@@ -570,7 +592,7 @@ describe('templates, and values their facts refuse', () => {
   });
 
   it('samples every rule but from, for checking a configuration before it is saved', async () => {
-    const sampled = await sampleProduced(
+    const [sampled = {}] = await sampleProduced(
       jordbruksverket(action('register-farm', FARM_PRODUCES, FARM_MOCK)),
       action('register-farm', FARM_PRODUCES, FARM_MOCK),
       NOW,
@@ -581,5 +603,13 @@ describe('templates, and values their facts refuse', () => {
     expect(sampled['farm.reference']).toBe('JOR-2026-0123456789');
     const id = sampled['farm.id'];
     expect(typeof id === 'string' && FORMAT_CHECKS.organisationsnummer(id)).toBe(true);
+  });
+
+  it("samples a template at its random characters' extremes", async () => {
+    const numbered = action('register-dog', ['dog.number'], {
+      produce: { 'dog.number': { template: 'JV-{digits:3}-{hex:2}' } },
+    });
+    const samples = await sampleProduced(jordbruksverket(numbered), numbered, NOW);
+    expect(samples).toEqual([{ 'dog.number': 'JV-000-00' }, { 'dog.number': 'JV-999-FF' }]);
   });
 });

@@ -24,7 +24,7 @@ import type { ResolvedConfig } from '../config/config.schema.js';
 import { CatalogueSeedService } from '../definitions/catalogue-seed.service.js';
 import { DefinitionsRepository } from '../definitions/definitions.repository.js';
 import { MOCK_AGENCIES, composeMock, unservedActions } from '#mock-agencies';
-import { MockAgencyRunner, type RandomSource } from './mock-agency-runner.js';
+import { MockAgencyRunner, UndecidableNow, type RandomSource } from './mock-agency-runner.js';
 import {
   MockLedgerRepository,
   type Application,
@@ -125,6 +125,8 @@ export class MockAgenciesService
       this.catalogue.listEntries('agency'),
       this.catalogue.listEntries('fact-type'),
     ]);
+    // Shutdown may have begun while the catalogue was read: start nothing then.
+    if (this.hasStopped()) return;
     const factsVersion = factTypes.map((row) => `${row.key}@${row.checksum}`).join(',');
     if (this.facts?.version !== factsVersion) {
       this.facts = {
@@ -148,6 +150,10 @@ export class MockAgenciesService
       this.running.set(code, next);
       if (current) this.retire(current);
     }
+  }
+
+  private hasStopped(): boolean {
+    return this.stopped;
   }
 
   private start(entry: Agency, checksum: string): Running {
@@ -279,6 +285,8 @@ export class MockAgenciesService
           action: effect.action,
           stepRunId: effect.stepRunId,
           ...describeHandlerError(error),
+          // Leo's own reason (a fact key and a schema rule), safe to log, unlike a handler's.
+          ...(error instanceof UndecidableNow ? { reason: error.message } : {}),
         },
         'a decision failed; it is tried again',
       );

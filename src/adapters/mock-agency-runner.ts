@@ -27,6 +27,14 @@ import {
 } from '#mock-agencies';
 import type { Application, EffectRecord, MockLedger } from './mock-ledger.repository.js';
 
+/** A decision due that cannot be made now (a configured mock at fault); its reason has no values. */
+export class UndecidableNow extends Error {
+  constructor(reason: string) {
+    super(reason);
+    this.name = 'UndecidableNow';
+  }
+}
+
 /** A source of uniform numbers in [0, 1): Math.random, or a scripted one in tests. */
 export type RandomSource = () => number;
 
@@ -104,9 +112,10 @@ export class MockAgencyRunner {
       outcome = await this.decision(action, job.facts, receivedAt, reference);
     }
     if (outcome.outcome === 'retryable-error') {
-      // Nothing was done (the mock is misconfigured): recorded as delivered, answered afresh.
-      await this.ledger.recordRequest(this.agency.code, job);
-      return outcome;
+      // Nothing was done (the mock is misconfigured): recorded as delivered. A repeat of an
+      // application answered before is still answered with what was recorded for it.
+      const existing = await this.ledger.recordRequest(this.agency.code, job);
+      return existing ? this.repeat(existing, job) : outcome;
     }
     const recorded = await this.ledger.recordEffect({
       agency: this.agency.code,
@@ -177,8 +186,9 @@ export class MockAgencyRunner {
       application.receivedAt,
       effect.reference,
     );
-    // A misconfigured mock decides nothing: the decision waits until it is configured.
-    if (outcome.outcome === 'retryable-error') throw new Error(outcome.reason);
+    // A misconfigured mock decides nothing: the decision waits until it is configured. The
+    // reason names a fact key and a schema rule, never a value.
+    if (outcome.outcome === 'retryable-error') throw new UndecidableNow(outcome.reason);
     return outcome;
   }
 

@@ -6,6 +6,9 @@ import { preparedQuery } from '../database/prepared.js';
 import type { FactValue, LookupJob, StepJob, StepOutcome } from '#agency-contract';
 import { organisationNumberFromSequence } from '#mock-agencies';
 
+/** How long an application that could not be decided when due waits to be tried again. */
+const UNDECIDABLE_RETRY_SECONDS = 60;
+
 export const WITHDRAWN_REASON = 'the application was withdrawn: the case was cancelled';
 
 /** An effect an agency made: once per (agency, idempotency key). */
@@ -353,6 +356,7 @@ export class MockLedgerRepository implements MockLedger {
     return organisationNumberFromSequence(Number(rows[0]?.value));
   }
 
+  /** Decides each due application `decide` can decide now; puts off the others for a minute. */
   async decideDue(
     limit: number,
     agencies: readonly string[],
@@ -373,7 +377,17 @@ export class MockLedgerRepository implements MockLedger {
         const effect = toEffect(row);
         const application = await this.application(manager, effect);
         const decision = application ? await decide(effect, application) : undefined;
-        if (!decision) continue;
+        if (!decision) {
+          // Not decidable now (the mock is misconfigured, or lost the action): tried again in a
+          // minute, so that it does not come first in every round and hold up the others.
+          await manager.query(
+            `UPDATE mock_agency_effects
+                SET decision_due_at = now() + make_interval(secs => $3)
+              WHERE agency = $1 AND idempotency_key = $2`,
+            [effect.agency, effect.idempotencyKey, UNDECIDABLE_RETRY_SECONDS],
+          );
+          continue;
+        }
         await manager.query(
           `UPDATE mock_agency_effects SET decision = $3::jsonb, decided_at = now()
             WHERE agency = $1 AND idempotency_key = $2`,

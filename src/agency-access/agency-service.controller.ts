@@ -14,7 +14,7 @@ import { AgencyCodeParam } from '../common/params.js';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import { CatalogueService } from '../definitions/catalogue.service.js';
 import { DefinitionsRepository } from '../definitions/definitions.repository.js';
-import { isUnserved } from '../engine/agency-pickup-watch.js';
+import { isUnserved, readQueuePickup } from '../queue/queue-pickup.js';
 import { QueueService } from '../queue/queue.service.js';
 
 const SERVINGS: ActionServing[] = [
@@ -39,7 +39,10 @@ export class AgencyQueueDto {
   @ApiProperty({ description: 'Workers connected to the queue now (leo’s mock, or adapters).' })
   workers!: number;
   @ApiProperty({ description: 'Jobs waiting to be picked up.' }) waiting!: number;
-  @ApiProperty({ description: 'How long the oldest waiting job has been due; 0 when none.' })
+  @ApiProperty({
+    description:
+      'How long the oldest job due (waiting, or delayed past its time) has waited to be picked up; 0 when none.',
+  })
   oldestWaitingSeconds!: number;
   @ApiProperty({
     description:
@@ -84,30 +87,24 @@ export class AgencyServiceController {
   async service(@Param('code', AgencyCodeParam) code: string): Promise<AgencyServiceDto> {
     const entry = (await this.catalogue.agency(code)).body;
     const name = agencyQueueName(code);
-    const queue = this.queues.queue(name).raw;
-    const now = Date.now();
-    const [workers, counts, [oldest], credentials] = await Promise.all([
-      queue.getWorkersCount(),
-      queue.getJobCounts('waiting', 'prioritized'),
-      queue.getJobs(['waiting'], 0, 0, true),
+    const [pickup, credentials] = await Promise.all([
+      readQueuePickup(this.queues.queue(name).raw, code, Date.now()),
       this.definitions.standingCredentialCount(code),
     ]);
-    const oldestWaitingSeconds = oldest
-      ? Math.max(0, now - (oldest.timestamp + Math.max(0, oldest.delay))) / 1000
-      : 0;
     return {
       agency: code,
-      adapter: entry.adapter,
+      // An entry stored before `http` was renamed reads as external.
+      adapter: entry.adapter === 'mock' ? 'mock' : 'external',
       actions: entry.actions.map((action) => ({
         name: action.name,
         servedBy: actionServing(entry, action),
       })),
       queue: {
         name,
-        workers,
-        waiting: (counts.waiting ?? 0) + (counts.prioritized ?? 0),
-        oldestWaitingSeconds,
-        unserved: isUnserved({ agency: code, oldestWaitingSeconds, workers }, this.alertAfterMs),
+        workers: pickup.workers,
+        waiting: pickup.waiting,
+        oldestWaitingSeconds: pickup.oldestWaitingSeconds,
+        unserved: isUnserved(pickup, this.alertAfterMs),
       },
       standingCredentials: credentials,
     };

@@ -1,10 +1,12 @@
 import { Body, Controller, Get, Param, Put } from '@nestjs/common';
 import {
+  ApiBadRequestResponse,
   ApiBody,
   ApiConflictResponse,
   ApiOkResponse,
   ApiOperation,
   ApiTags,
+  ApiUnprocessableEntityResponse,
 } from '@nestjs/swagger';
 import { Roles } from '../auth/access.decorator.js';
 import { AgencyCodeParam, FactKeyParam } from '../common/params.js';
@@ -87,9 +89,18 @@ export class AdminCatalogueController {
   }
 
   @Put('agencies/:code')
-  @ApiOperation({ summary: 'Create or replace an agency (same format as config/agencies.yaml)' })
+  @ApiOperation({
+    summary: 'Create or replace an agency (same format as config/agencies.yaml)',
+    description:
+      "Who serves it (`adapter`: `mock` or `external`) takes effect within seconds, with no restart. An action may carry a `mock`: how leo's mock answers it (`requires`, `produce` with one rule per produced fact: `value`, `from`, `generate` or `template`; `latencyMs`, `decidedAfter`, `refusal`). See decision 0023.",
+  })
   @ApiBody({ schema: { type: 'object', additionalProperties: true } })
   @ApiOkResponse({ type: CatalogueEntryDto })
+  @ApiBadRequestResponse({ description: 'validation-failed: each field that is wrong, and why.' })
+  @ApiUnprocessableEntityResponse({
+    description:
+      "catalogue-inconsistent: the entry does not fit the facts; mock-values-invalid: the action's mock would make values its facts' schemas refuse.",
+  })
   @ApiConflictResponse({ description: 'The change would make a published life event invalid.' })
   async putAgency(
     @Param('code', AgencyCodeParam) code: string,

@@ -141,9 +141,12 @@ async function refuseMockValuesNotFitting(agency: Agency, catalogue: Catalogue):
   const problems: FieldProblem[] = [];
   for (const action of configured) {
     const index = agency.actions.indexOf(action);
-    const sample = await sampleProduced(agency, action);
-    for (const [key, value] of Object.entries(sample)) {
-      for (const issue of validator.validate(key, value)) {
+    const seen = new Set<string>();
+    for (const sample of await sampleProduced(agency, action)) {
+      for (const [key, value] of Object.entries(sample)) {
+        const issue = validator.validate(key, value)[0];
+        if (!issue || seen.has(key)) continue;
+        seen.add(key);
         problems.push({
           path: `/actions/${index}/mock/produce/${key}`,
           reason: `makes values like ${JSON.stringify(value)}, which ${key} refuses: ${issue.path || '/'} ${issue.reason}`,

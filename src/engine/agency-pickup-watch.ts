@@ -9,26 +9,11 @@ import { agencyQueueName } from '#agency-contract';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import { Metrics } from '../observability/metrics.js';
 import { MonitoredQueues } from '../observability/monitored-queues.js';
+import { isUnserved, readQueuePickup, type QueuePickup } from '../queue/queue-pickup.js';
 import { QueueService } from '../queue/queue.service.js';
 
 /** An alert still standing is logged again this often, so it is not lost in a busy log. */
 const REPEAT_MS = 5 * 60_000;
-
-/** What the watch saw of one agency's queue. */
-export interface QueuePickup {
-  agency: string;
-  /** Seconds the oldest waiting job has been due; 0 when none waits. */
-  oldestWaitingSeconds: number;
-  /** Workers connected to the queue (BullMQ's client names). */
-  workers: number;
-}
-
-/**
- * Whether a queue is unserved: a job has waited past the limit (nobody takes its jobs, or too few
- * adapters for its load).
- */
-export const isUnserved = (pickup: QueuePickup, alertAfterMs: number): boolean =>
-  pickup.oldestWaitingSeconds * 1000 >= alertAfterMs;
 
 /**
  * Watches every agency's queue for jobs nobody picks up (an agency switched to an external
@@ -85,14 +70,8 @@ export class AgencyPickupWatch implements OnApplicationBootstrap, OnModuleDestro
     return pickups;
   }
 
-  private async pickup(agency: string, now: number): Promise<QueuePickup> {
-    const queue = this.queues.queue(agencyQueueName(agency)).raw;
-    const [[job], workers] = await Promise.all([
-      queue.getJobs(['waiting'], 0, 0, true),
-      queue.getWorkersCount(),
-    ]);
-    const dueAt = job ? job.timestamp + Math.max(0, job.delay) : now;
-    return { agency, oldestWaitingSeconds: Math.max(0, now - dueAt) / 1000, workers };
+  private pickup(agency: string, now: number): Promise<QueuePickup> {
+    return readQueuePickup(this.queues.queue(agencyQueueName(agency)).raw, agency, now);
   }
 
   private judge(pickup: QueuePickup, now: number): void {

@@ -1198,6 +1198,10 @@ describe('step-result: a configuration fault (unknown-action)', () => {
       true,
     );
     expect(isHeldByConfigurationFault({ state: 'ready', lastError: 'unavailable' })).toBe(false);
+    // Once the agency holds the step, awaiting its decision, it is not held up on leo's side.
+    expect(
+      isHeldByConfigurationFault({ state: 'awaiting-decision', lastError: 'unknown-action' }),
+    ).toBe(false);
     expect(isHeldByConfigurationFault({ state: 'ready', lastError: null })).toBe(false);
     for (const state of ['completed', 'failed', 'skipped', 'cancelled'] as const) {
       expect(isHeldByConfigurationFault({ state, lastError: 'unknown-action' })).toBe(false);

@@ -46,7 +46,8 @@ export function isHeldByConfigurationFault(
   return (
     run.lastError !== null &&
     CONFIGURATION_FAULTS.has(run.lastError) &&
-    !FINAL_STEP_STATES.includes(run.state)
+    // Once the agency has the step (awaiting its decision), it is no longer held by leo's side.
+    (run.state === 'ready' || run.state === 'dispatched')
   );
 }
 

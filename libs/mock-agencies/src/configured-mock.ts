@@ -124,8 +124,9 @@ export async function produceConfigured(
     if (!rule) continue;
     if ('value' in rule) produced[key] = rule.value;
     else if ('from' in rule) produced[key] = present(rule.from);
-    else if ('template' in rule) produced[key] = fillTemplate(rule.template, context);
-    else if (rule.generate === 'reference') produced[key] = context.reference;
+    else if ('template' in rule) {
+      produced[key] = fillTemplate(rule.template, context, context.random);
+    } else if (rule.generate === 'reference') produced[key] = context.reference;
     else if (rule.generate === 'organisation-number') {
       produced[key] = await context.nextOrganisationNumber();
     } else produced[key] = swedishDate(context.receivedAt);
@@ -154,37 +155,43 @@ export function fillTemplate(
 
 /**
  * Values a configured action would produce, made up for checking the configuration before it is
- * saved: a value of every `value`, `generate` and `template` rule (a `from` rule copies a need,
- * which the step's own schema checks).
+ * saved: of every `value`, `generate` and `template` rule (a `from` rule copies a need, which the
+ * step's own schema checks), twice, with a template's random characters all the lowest and all
+ * the highest they can be, so a pattern that fits only some draws is caught.
  */
 export async function sampleProduced(
   entry: Agency,
   action: AgencyAction,
   now: Date = new Date(),
-): Promise<Record<string, FactValue>> {
+): Promise<Array<Record<string, FactValue>>> {
   const behaviour = action.mock;
-  if (!behaviour) return {};
+  if (!behaviour) return [];
   const mock = composeMock(entry, MOCK_AGENCIES.get(entry.code));
   const rules = Object.entries(behaviour.produce ?? {}).filter(([, rule]) => !('from' in rule));
-  const sampled: Record<string, FactValue> = {};
-  const context = {
-    facts: {},
-    receivedAt: now,
-    reference: agencyReference(mock, {}, now, '0123456789'),
-    nextOrganisationNumber: () => Promise.resolve(organisationNumberFromSequence(1)),
-  };
-  for (const [key, rule] of rules) {
-    const only: AgencyAction = { ...action, produces: [key] };
-    Object.assign(sampled, await produceConfigured(only, { produce: { [key]: rule } }, context));
+  const samples: Array<Record<string, FactValue>> = [];
+  for (const random of [() => 0, (below: number) => below - 1]) {
+    const sampled: Record<string, FactValue> = {};
+    const context: MockDecisionContext = {
+      facts: {},
+      receivedAt: now,
+      reference: agencyReference(mock, {}, now, '0123456789'),
+      nextOrganisationNumber: () => Promise.resolve(organisationNumberFromSequence(1)),
+      random,
+    };
+    for (const [key, rule] of rules) {
+      const only: AgencyAction = { ...action, produces: [key] };
+      Object.assign(sampled, await produceConfigured(only, { produce: { [key]: rule } }, context));
+    }
+    samples.push(sampled);
   }
-  return sampled;
+  return samples;
 }
 
 /** Who serves one action of an agency, as its catalogue entry and leo's built-in mocks say. */
 export type ActionServing = 'configured-mock' | 'built-in-mock' | 'external-adapter' | 'nobody';
 
 export function actionServing(entry: Agency, action: AgencyAction): ActionServing {
-  if (entry.adapter === 'external') return 'external-adapter';
+  if (entry.adapter !== 'mock') return 'external-adapter';
   if (action.mock) return 'configured-mock';
   const builtIn = MOCK_AGENCIES.get(entry.code);
   return builtIn && Object.hasOwn(builtIn.actions, action.name) ? 'built-in-mock' : 'nobody';

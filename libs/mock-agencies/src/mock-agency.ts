@@ -22,6 +22,8 @@ export interface MockDecisionContext {
   nextOrganisationNumber: () => Promise<string>;
   /** The agency's reference (case number) of the application. */
   reference: string;
+  /** Random characters of a template rule: a whole number below `below` (default: crypto's). */
+  random?: (below: number) => number;
 }
 
 export interface MockAction {

@@ -35,7 +35,8 @@ export function servingDiagnostics(
     const pointer = `/steps/${index}`;
     const name = `${agency.code}/${action.name}`;
     const stepId = typeof step.id === 'string' ? step.id : String(index);
-    if (agency.adapter === 'external') {
+    // Anything but `mock` is an external adapter (an entry stored as `http` before the rename).
+    if (agency.adapter !== 'mock') {
       if (!serving.agenciesWithCredential.has(agency.code) && !warned.has(agency.code)) {
         warned.add(agency.code);
         diagnostics.push({
