@@ -20,97 +20,8 @@ import {
   organisationNumberFromSequence,
 } from '#mock-agencies';
 import { MockAgencyRunner } from './mock-agency-runner.js';
-import type { Application, EffectRecord, MockLedger, NewEffect } from './mock-ledger.repository.js';
-
-// ---- a small in-memory ledger: one effect per (agency, key), decisions when due -----------------
-
-class MemoryLedger implements MockLedger {
-  readonly requests: Array<{ agency: string; job: StepJob; receivedAt: Date }> = [];
-  readonly effects = new Map<string, EffectRecord>();
-  private sequence = 0;
-
-  constructor(private readonly now: () => Date) {}
-
-  private static key(agency: string, idempotencyKey: string): string {
-    return `${agency}\u0000${idempotencyKey}`;
-  }
-
-  async recordRequest(agency: string, job: StepJob): Promise<EffectRecord | undefined> {
-    this.requests.push({ agency, job: structuredClone(job), receivedAt: this.now() });
-    return structuredClone(this.effects.get(MemoryLedger.key(agency, job.idempotencyKey)));
-  }
-
-  async recordLookup(): Promise<void> {}
-
-  async registeredMove(): Promise<FactValue | undefined> {
-    return undefined;
-  }
-
-  async recordEffect(effect: NewEffect): Promise<{ effect: EffectRecord; created: boolean }> {
-    this.requests.push({
-      agency: effect.agency,
-      job: structuredClone(effect.job),
-      receivedAt: this.now(),
-    });
-    const key = MemoryLedger.key(effect.agency, effect.job.idempotencyKey);
-    const existing = this.effects.get(key);
-    if (existing) return { effect: structuredClone(existing), created: false };
-    const made: EffectRecord = {
-      agency: effect.agency,
-      idempotencyKey: effect.job.idempotencyKey,
-      action: effect.job.action,
-      stepRunId: effect.job.stepRunId,
-      attempt: effect.job.attempt,
-      reference: effect.reference,
-      outcome: structuredClone(effect.outcome),
-      decision: null,
-      decisionDueAt: effect.decisionDueAt ?? null,
-    };
-    this.effects.set(key, made);
-    return { effect: structuredClone(made), created: true };
-  }
-
-  async advanceAttempt(): Promise<void> {}
-
-  async withdraw(): Promise<boolean> {
-    return false;
-  }
-
-  async nextOrganisationNumber(): Promise<string> {
-    this.sequence += 1;
-    return organisationNumberFromSequence(this.sequence);
-  }
-
-  async decideDue(
-    limit: number,
-    agencies: readonly string[],
-    decide: (effect: EffectRecord, application: Application) => Promise<StepOutcome | undefined>,
-  ): Promise<number> {
-    let decided = 0;
-    for (const effect of this.effects.values()) {
-      if (decided >= limit) break;
-      const due = effect.decisionDueAt !== null && effect.decisionDueAt <= this.now();
-      if (!due || effect.decision !== null || !agencies.includes(effect.agency)) continue;
-      const first = this.requests.find(
-        (r) => r.agency === effect.agency && r.job.idempotencyKey === effect.idempotencyKey,
-      );
-      if (!first) continue;
-      const decision = await decide(structuredClone(effect), {
-        facts: first.job.facts,
-        receivedAt: first.receivedAt,
-      });
-      if (decision) {
-        effect.decision = decision;
-        decided += 1;
-      }
-    }
-    return decided;
-  }
-
-  async reportDecisions(): Promise<number> {
-    return 0;
-  }
-}
+import { MemoryLedger } from '../../test/support/memory-ledger.js';
+import type { Application, EffectRecord } from './mock-ledger.repository.js';
 
 // ---- agencies and runners -------------------------------------------------------------------------
 
@@ -158,7 +69,7 @@ function runnerOf(
   random: () => number = () => 0.5,
   clock = { now: NOW },
 ) {
-  const ledger = new MemoryLedger(() => clock.now);
+  const ledger = new MemoryLedger(() => clock.now, 0);
   const mock = composeMock(entry, MOCK_AGENCIES.get(entry.code));
   const runner = new MockAgencyRunner(
     mock,
@@ -438,7 +349,7 @@ describe('composing a mock from the catalogue and leo’s built-in mock', () => 
     // The built-in one, for comparison, grants it.
     const builtIn = new MockAgencyRunner(
       MOCK_AGENCIES.get('kommun') as MockAgency,
-      new MemoryLedger(() => NOW),
+      new MemoryLedger(() => NOW, 0),
       SETTINGS,
       () => 0.5,
       () => NOW,
@@ -535,7 +446,7 @@ describe('templates, and values their facts refuse', () => {
       key === 'dog.number' && !(typeof value === 'string' && /^JV-\d{6}$/.test(value))
         ? 'must match pattern'
         : undefined;
-    const ledger = new MemoryLedger(() => NOW);
+    const ledger = new MemoryLedger(() => NOW, 0);
     const runner = new MockAgencyRunner(
       composeMock(entry, undefined, check),
       ledger,
@@ -558,7 +469,7 @@ describe('templates, and values their facts refuse', () => {
       produce: { 'dog.number': { template: 'JV-{digits:6}' } },
     });
     let fits = true;
-    const ledger = new MemoryLedger(() => NOW);
+    const ledger = new MemoryLedger(() => NOW, 0);
     const runner = new MockAgencyRunner(
       composeMock(jordbruksverket(numbered), undefined, () =>
         fits ? undefined : 'must match pattern',
@@ -582,7 +493,7 @@ describe('templates, and values their facts refuse', () => {
     });
     const runner = new MockAgencyRunner(
       composeMock(jordbruksverket(later), undefined, () => 'must match pattern'),
-      new MemoryLedger(() => NOW),
+      new MemoryLedger(() => NOW, 0),
       SETTINGS,
       () => 0.5,
       () => NOW,
