@@ -14,6 +14,7 @@ import {
   type KeepJobs,
 } from 'bullmq';
 import { RESULTS_STREAM_MAXLEN, agencyQueueName, agencyResultsStreamKey } from './queues.js';
+import { AttemptTimeout, StepCancelled, positiveInteger } from './worker-options.js';
 import {
   hasStepIds,
   isLookupJob,
@@ -130,28 +131,6 @@ export const DEFAULT_TIMEOUT_MS = 60_000;
 const HOUR_SECONDS = 3_600;
 
 export { isLookupOutcome, isStepOutcome } from './shapes.js';
-
-class AttemptTimeout extends Error {
-  constructor(readonly ms: number) {
-    super(`the attempt took longer than ${ms} ms`);
-    this.name = 'AttemptTimeout';
-  }
-}
-
-class StepCancelled extends Error {
-  constructor() {
-    super('the step was cancelled');
-    this.name = 'StepCancelled';
-  }
-}
-
-function positiveInteger(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isInteger(value) || value < 1) {
-    throw new Error(`createAgencyWorker: ${name} must be a positive integer (got ${value})`);
-  }
-  return value;
-}
 
 /**
  * Starts a worker on `agency.<code>` that runs `handlers[job.action]` for each `step.execute`
