@@ -3,7 +3,7 @@ import request from 'supertest';
 import { createAgencyWorker, type AgencyWorker } from '#agency-contract';
 import { MockAgenciesService } from '../src/adapters/mock-agencies.service.js';
 import { redisOptions } from '../src/queue/redis-connection.js';
-import { sql as query, waitForCase } from './support/engine-harness.js';
+import { sql as query, waitForCase, waitForStep } from './support/engine-harness.js';
 import { scrape } from './support/metrics.js';
 import { deleteAgencyUsers, startTestApp, testRedisUrl, type TestApp } from './support/test-env.js';
 
@@ -35,6 +35,13 @@ const FACT_TYPES = [
     schema: { type: 'string', minLength: 1, maxLength: 100 },
   },
 ];
+
+/** A mock whose register numbers fit the pattern a later test gives the fact. */
+const FITTING = {
+  requires: ['dog.name'],
+  produce: { 'dog.ownerRegistrationNumber': { template: 'DOG-{digits:4}' } },
+  decidedAfter: 'PT1S',
+};
 
 const MOCK = {
   requires: ['dog.name'],
@@ -339,11 +346,7 @@ describe('a life event added, mocked and switched through the admin API, with no
         expect.objectContaining({ path: '/actions/0/mock/produce/dog.ownerRegistrationNumber' }),
       ],
     });
-    const fitting = {
-      ...MOCK,
-      produce: { 'dog.ownerRegistrationNumber': { template: 'DOG-{digits:4}' } },
-    };
-    await admin.put(`/v1/admin/agencies/${AGENCY}`, agency('mock', fitting)).expect(200);
+    await admin.put(`/v1/admin/agencies/${AGENCY}`, agency('mock', FITTING)).expect(200);
     await waitForCase(leo.database, caseId, ['completed'], 30_000);
     expect(await producedFact(caseId)).toEqual([
       { value: expect.stringMatching(/^DOG-\d{4}$/), source: 'agency', agency: AGENCY },
@@ -351,9 +354,23 @@ describe('a life event added, mocked and switched through the admin API, with no
   });
 
   it('lets the mock go when the agency switches to an external adapter, alerts while nobody serves it, and runs the next case through the adapter', async () => {
-    await admin.put(`/v1/admin/agencies/${AGENCY}`, agency('external')).expect(200);
+    // An application the mock has answered pending when the agency switches: the mock still
+    // decides it, as it promised, though its worker is gone.
     const mocks = leo.app.get(MockAgenciesService);
-    await waitUntil(async () => Promise.resolve(mocks.worker(AGENCY) === undefined));
+    await admin
+      .put(`/v1/admin/agencies/${AGENCY}`, agency('mock', { ...FITTING, decidedAfter: 'PT4S' }))
+      .expect(200);
+    await mocks.bind();
+    const pendingCase = await submitCase('Pluto');
+    await waitForStep(leo.database, pendingCase, 'register-owner', 'awaiting-decision');
+
+    await admin.put(`/v1/admin/agencies/${AGENCY}`, agency('external')).expect(200);
+    await mocks.bind();
+    expect(mocks.worker(AGENCY)).toBeUndefined();
+    await waitForCase(leo.database, pendingCase, ['completed'], 30_000);
+    expect(await producedFact(pendingCase)).toEqual([
+      { value: expect.stringMatching(/^DOG-\d{4}$/), source: 'agency', agency: AGENCY },
+    ]);
 
     const caseId = await submitCase('Sixten');
     // The administrator's view of the agency says the same as the alert.

@@ -10,11 +10,17 @@ import { ConfigService } from '@nestjs/config';
 import { getSharedConfigToken } from '@nestjs/bullmq';
 import type { QueueOptions } from 'bullmq';
 import {
+  RESULTS_STREAM_MAXLEN,
+  STEP_RESULT,
+  agencyQueueName,
+  agencyResultsStreamKey,
   createAgencyWorker,
+  resultEntryFields,
   describeHandlerError,
   type AgencyWorker,
   type AgencyWorkerLogger,
   type FactValue,
+  type StepResult,
   type StepOutcome,
 } from '#agency-contract';
 import { createFactValidator, type FactValidator } from '#facts';
@@ -22,6 +28,7 @@ import type { Agency } from '#workflow';
 import { LogBudget } from '../common/log-budget.js';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import { CatalogueSeedService } from '../definitions/catalogue-seed.service.js';
+import { QueueService } from '../queue/queue.service.js';
 import { DefinitionsRepository } from '../definitions/definitions.repository.js';
 import { MOCK_AGENCIES, composeMock, unservedActions } from '#mock-agencies';
 import { MockAgencyRunner, UndecidableNow, type RandomSource } from './mock-agency-runner.js';
@@ -65,6 +72,11 @@ export class MockAgenciesService
   private readonly logger = new Logger('MockAgencies');
   private readonly failedDecisions = new LogBudget(10, 60_000);
   private readonly running = new Map<string, Running>();
+  /**
+   * The runners of agencies no longer served by a mock: applications they left pending are
+   * still decided when due and reported on the agency's stream, as the mock promised.
+   */
+  private readonly retired = new Map<string, MockAgencyRunner>();
   /** Workers being closed (replaced or let go): shutdown waits for them. */
   private readonly closing = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
@@ -81,6 +93,7 @@ export class MockAgenciesService
     private readonly ledger: MockLedgerRepository,
     private readonly catalogue: DefinitionsRepository,
     private readonly seed: CatalogueSeedService,
+    private readonly queues: QueueService,
     @Inject(MOCK_RANDOM) private readonly random: RandomSource,
   ) {}
 
@@ -140,10 +153,15 @@ export class MockAgenciesService
     for (const [code, running] of this.running) {
       if (wanted.has(code)) continue;
       this.running.delete(code);
-      this.logger.log({ agency: code }, 'agency no longer served by a mock: its worker stops');
+      this.retired.set(code, running.runner);
+      this.logger.log(
+        { agency: code },
+        'agency no longer served by a mock: its worker stops; applications pending at the mock are still decided',
+      );
       this.retire(running);
     }
     for (const [code, row] of wanted) {
+      this.retired.delete(code);
       const current = this.running.get(code);
       if (current?.checksum === row.checksum) continue;
       const next = this.start(row.body, row.checksum);
@@ -248,7 +266,7 @@ export class MockAgenciesService
 
   /** One round: decide what is due, then report what is decided, in batches. */
   private async poll(): Promise<void> {
-    const agencies = [...this.running.keys()];
+    const agencies = [...this.running.keys(), ...this.retired.keys()];
     try {
       while (
         !this.stopped &&
@@ -271,7 +289,7 @@ export class MockAgenciesService
     effect: EffectRecord,
     application: Application,
   ): Promise<StepOutcome | undefined> {
-    const runner = this.running.get(effect.agency)?.runner;
+    const runner = this.running.get(effect.agency)?.runner ?? this.retired.get(effect.agency);
     try {
       return await runner?.decideLater(effect, application);
     } catch (error) {
@@ -296,15 +314,18 @@ export class MockAgenciesService
 
   private async report(effect: EffectRecord): Promise<void> {
     const worker = this.running.get(effect.agency)?.worker;
-    if (!worker || !effect.decision) throw new Error(`cannot report for ${effect.agency}`);
+    if (!effect.decision || (!worker && !this.retired.has(effect.agency))) {
+      throw new Error(`cannot report for ${effect.agency}`);
+    }
+    const result: StepResult = {
+      stepRunId: effect.stepRunId,
+      attempt: effect.attempt,
+      agency: effect.agency,
+      result: effect.decision,
+      reportedAt: new Date().toISOString(),
+    };
     try {
-      await worker.report({
-        stepRunId: effect.stepRunId,
-        attempt: effect.attempt,
-        agency: effect.agency,
-        result: effect.decision,
-        reportedAt: new Date().toISOString(),
-      });
+      await (worker ? worker.report(result) : this.reportWithoutWorker(result));
     } catch (error) {
       this.logger.error(
         { agency: effect.agency, stepRunId: effect.stepRunId, ...describeHandlerError(error) },
@@ -312,6 +333,21 @@ export class MockAgenciesService
       );
       throw error;
     }
+  }
+
+  /**
+   * A decision of an agency the mock no longer serves, appended to the agency's results stream
+   * as its worker would (leo's own connection; the agency's adapter never sees it).
+   */
+  private async reportWithoutWorker(result: StepResult): Promise<void> {
+    const queue = this.queues.queue(agencyQueueName(result.agency)).raw;
+    const client = await queue.getBackend().client;
+    await client.xadd(
+      agencyResultsStreamKey(this.queues.prefix, result.agency),
+      '*',
+      resultEntryFields({ kind: STEP_RESULT, result }),
+      { MAXLEN: RESULTS_STREAM_MAXLEN, approximate: true },
+    );
   }
 
   /** The SDK logs through Nest's logger (pino): ids and outcomes only, never facts. */
