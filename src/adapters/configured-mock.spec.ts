@@ -3,7 +3,6 @@ import {
   ADAPTER_MISCONFIGURED,
   UNKNOWN_ACTION,
   type FactValue,
-  type StepJob,
   type StepOutcome,
 } from '#agency-contract';
 import { FORMAT_CHECKS } from '#facts';
@@ -20,7 +19,7 @@ import {
   organisationNumberFromSequence,
 } from '#mock-agencies';
 import { MockAgencyRunner } from './mock-agency-runner.js';
-import { MemoryLedger } from '../../test/support/memory-ledger.js';
+import { MemoryLedger, stepJob } from '../../test/support/memory-ledger.js';
 import type { Application, EffectRecord } from './mock-ledger.repository.js';
 
 // ---- agencies and runners -------------------------------------------------------------------------
@@ -79,20 +78,6 @@ function runnerOf(
     () => clock.now,
   );
   return { runner, ledger, clock, mock };
-}
-
-let counter = 0;
-function stepJob(action: string, facts: Record<string, FactValue>): StepJob {
-  counter += 1;
-  return {
-    caseId: '00000000-0000-4000-8000-000000000001',
-    stepRunId: `00000000-0000-4000-8000-${String(counter).padStart(12, '0')}`,
-    stepId: action,
-    action,
-    attempt: 1,
-    idempotencyKey: `key-${counter}`,
-    facts,
-  };
 }
 
 const signal = new AbortController().signal;

@@ -17,7 +17,7 @@ import {
   municipalityOfPostalCode,
   vehiclesOwnedBy,
 } from '#mock-agencies';
-import { MemoryLedger } from '../../test/support/memory-ledger.js';
+import { MemoryLedger, stepJob } from '../../test/support/memory-ledger.js';
 import { MockAgencyRunner } from './mock-agency-runner.js';
 import type { Application, EffectRecord } from './mock-ledger.repository.js';
 
@@ -86,25 +86,6 @@ const SETTINGS: MockAgenciesConfig = {
   decisionDelayMs: 0,
   rejectionRate: 0,
 };
-
-let counter = 0;
-function stepJob(
-  action: string,
-  facts: Record<string, FactValue>,
-  overrides: Partial<StepJob> = {},
-): StepJob {
-  counter += 1;
-  return {
-    caseId: '00000000-0000-4000-8000-000000000001',
-    stepRunId: `00000000-0000-4000-8000-${String(counter).padStart(12, '0')}`,
-    stepId: action,
-    action,
-    attempt: 1,
-    idempotencyKey: `key-${counter}`,
-    facts,
-    ...overrides,
-  };
-}
 
 const signal = new AbortController().signal;
 

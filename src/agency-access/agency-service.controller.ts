@@ -13,9 +13,9 @@ import { Roles } from '../auth/access.decorator.js';
 import { AgencyCodeParam } from '../common/params.js';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import { CatalogueService } from '../definitions/catalogue.service.js';
-import { DefinitionsRepository } from '../definitions/definitions.repository.js';
 import { isUnserved, readQueuePickup } from '../queue/queue-pickup.js';
 import { QueueService } from '../queue/queue.service.js';
+import { AgencyCredentials } from './agency-credentials.service.js';
 
 const SERVINGS: ActionServing[] = [
   'configured-mock',
@@ -73,7 +73,7 @@ export class AgencyServiceController {
 
   constructor(
     private readonly catalogue: CatalogueService,
-    private readonly definitions: DefinitionsRepository,
+    private readonly credentials: AgencyCredentials,
     private readonly queues: QueueService,
     config: ConfigService<ResolvedConfig, true>,
   ) {
@@ -89,7 +89,7 @@ export class AgencyServiceController {
     const name = agencyQueueName(code);
     const [pickup, credentials] = await Promise.all([
       readQueuePickup(this.queues.queue(name).raw, code, Date.now()),
-      this.definitions.standingCredentialCount(code),
+      this.credentials.list(code),
     ]);
     return {
       agency: code,
@@ -106,7 +106,7 @@ export class AgencyServiceController {
         oldestWaitingSeconds: pickup.oldestWaitingSeconds,
         unserved: isUnserved(pickup, this.alertAfterMs),
       },
-      standingCredentials: credentials,
+      standingCredentials: credentials.filter((c) => c.revokedAt === null).length,
     };
   }
 }

@@ -56,15 +56,6 @@ export class DefinitionsRepository {
     return new Set(rows.map((row) => row.agency));
   }
 
-  /** The standing (not revoked) adapter credentials of one agency. */
-  async standingCredentialCount(agency: string): Promise<number> {
-    const rows: Array<{ n: string }> = await this.dataSource.query(
-      'SELECT count(*) AS n FROM agency_credentials WHERE agency = $1 AND revoked_at IS NULL',
-      [agency],
-    );
-    return Number(rows[0]?.n ?? 0);
-  }
-
   /** Serialises writers of the catalogue and definitions for the rest of the transaction. */
   async lockCatalogue(manager: EntityManager): Promise<void> {
     await manager.query('SELECT pg_advisory_xact_lock($1)', ['7359420271002']);

@@ -142,3 +142,24 @@ export class MemoryLedger implements MockLedger {
     return reported;
   }
 }
+
+let counter = 0;
+
+/** A step job for the mock runner's unit tests, each with a step run id and key of its own. */
+export function stepJob(
+  action: string,
+  facts: Record<string, FactValue>,
+  overrides: Partial<StepJob> = {},
+): StepJob {
+  counter += 1;
+  return {
+    caseId: '00000000-0000-4000-8000-000000000001',
+    stepRunId: `00000000-0000-4000-8000-${String(counter).padStart(12, '0')}`,
+    stepId: action,
+    action,
+    attempt: 1,
+    idempotencyKey: `key-${counter}`,
+    facts,
+    ...overrides,
+  };
+}
