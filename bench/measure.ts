@@ -167,7 +167,8 @@ export async function checkLedger(
     );
   }
 
-  const agencies = WORKLOAD_STEPS.map((s) => s.agency);
+  // By step id: the municipality's step runs carry the instance it went to (kommun-0180).
+  const stepIds = WORKLOAD_STEPS.map((s) => s.stepId);
   const actions = WORKLOAD_STEPS.map((s) => s.action);
   const perStep = await db.query<{
     case_id: string;
@@ -183,8 +184,8 @@ export async function checkLedger(
                     FROM mock_agency_effects GROUP BY step_run_id, agency, action) e
          ON e.step_run_id = s.id AND e.agency = s.agency AND e.action = s.action
       WHERE s.case_id = ANY($1::uuid[])
-        AND (s.agency, s.action) IN (SELECT * FROM unnest($2::text[], $3::text[]))`,
-    [ids, agencies, actions],
+        AND s.step_id = ANY($2::text[])`,
+    [ids, stepIds],
   );
   const good = new Map<string, number>();
   let effects = 0;

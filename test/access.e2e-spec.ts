@@ -125,16 +125,16 @@ const ROUTES: Record<string, Route> = {
   },
   'POST /v1/admin/agencies/{code}/credentials': {
     allowed: ADMIN,
-    path: () => '/v1/admin/agencies/kommun/credentials',
+    path: () => '/v1/admin/agencies/kommun-0180/credentials',
     body: () => ({ label: 'access test' }),
   },
   'GET /v1/admin/agencies/{code}/credentials': {
     allowed: ADMIN,
-    path: () => '/v1/admin/agencies/kommun/credentials',
+    path: () => '/v1/admin/agencies/kommun-0180/credentials',
   },
   'GET /v1/admin/agencies/{code}/service': {
     allowed: ADMIN,
-    path: () => '/v1/admin/agencies/kommun/service',
+    path: () => '/v1/admin/agencies/kommun-0180/service',
   },
   'GET /v1/admin/agency-credentials': {
     allowed: ADMIN,

@@ -90,7 +90,8 @@ const AGENCIES = [
   'arbetsformedlingen',
   'bolagsverket',
   'forsakringskassan',
-  'kommun',
+  // Växjö, where the jobs below go: each municipality is an agency of its own (decision 0024).
+  'kommun-0780',
   'pensionsmyndigheten',
   'skatteverket',
   'testverket',
@@ -250,7 +251,9 @@ describe('the mock agencies, on real Redis and Postgres', () => {
     for (const code of [
       'bolagsverket',
       'skatteverket',
-      'kommun',
+      'kommun-0180',
+      'kommun-0780',
+      'kommun-1480',
       'forsakringskassan',
       'pensionsmyndigheten',
       'transportstyrelsen',
@@ -258,6 +261,8 @@ describe('the mock agencies, on real Redis and Postgres', () => {
     ]) {
       expect(service.worker(code)).toBeDefined();
     }
+    // The municipalities' entry has no queue of its own: nothing is ever sent to it.
+    expect(service.worker('kommun')).toBeUndefined();
   });
 
   it('registers a sole trader: completed, with the personnummer as the organisation number', async () => {
@@ -439,9 +444,14 @@ describe('the mock agencies, on real Redis and Postgres', () => {
     const notice = stepJob('notify-new-business', {
       'business.orgNumber': '199012119948',
       'person.address': { street: 'Storgatan 12', postalCode: '352 30', town: 'Växjö' },
+      'person.municipalityCode': '0780',
     });
     const licence = stepJob('apply-alcohol-licence', ALCOHOL_LICENCE);
-    await Promise.all([send('kommun', food), send('kommun', notice), send('kommun', licence)]);
+    await Promise.all([
+      send('kommun-0780', food),
+      send('kommun-0780', notice),
+      send('kommun-0780', licence),
+    ]);
     expect((await engine.waitFor(food.stepRunId))[0]?.result).toMatchObject({
       outcome: 'completed',
       produced: {},
@@ -458,12 +468,12 @@ describe('the mock agencies, on real Redis and Postgres', () => {
 
   it('answers an action it cannot do as a configuration fault, never a refusal', async () => {
     const job = stepJob('issue-passport', PERSON);
-    await send('kommun', job);
+    await send('kommun-0780', job);
     // The SDK answers first (the mock has no handler for it): leo retries, the citizen waits.
     expect((await engine.waitFor(job.stepRunId))[0]?.result).toEqual({
       outcome: 'retryable-error',
       code: 'unknown-action',
-      reason: 'the adapter of kommun has no handler for issue-passport',
+      reason: 'the adapter of kommun-0780 has no handler for issue-passport',
     });
   });
 
@@ -570,7 +580,7 @@ describe('the mock agencies, configured to fail, refuse and survive a restart', 
     const run = await startAdapters({ MOCK_REJECTION_RATE: '1', MOCK_DECISION_DELAY_MS: '200' });
     started.push(run);
     const job = stepJob('apply-alcohol-licence', ALCOHOL_LICENCE);
-    await run.engine.send('kommun', job);
+    await run.engine.send('kommun-0780', job);
     const [pending, decision] = await run.engine.waitFor(job.stepRunId, 2);
     expect(pending?.result.outcome).toBe('pending');
     expect(decision?.result).toEqual({

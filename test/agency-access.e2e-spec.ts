@@ -162,7 +162,7 @@ describe('agency credentials: each adapter acts only as its own agency', () => {
     );
     // Bolagsverket and the municipality answer through leo's own connection, as scripted; nobody
     // serves Skatteverket until its adapter starts with its credential.
-    agencies = scriptedAgencies(engineRole.app.get(QueueService), ['bolagsverket', 'kommun']);
+    agencies = scriptedAgencies(engineRole.app.get(QueueService), ['bolagsverket', 'kommun-0780']);
     admin = new Redis(redisOptions(testRedisUrl()));
     const token = await request(http())
       .post('/v1/dev/token')

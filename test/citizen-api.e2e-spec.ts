@@ -314,7 +314,13 @@ describe('the citizen API', () => {
     };
     const org = facts.facts.find((f) => f.key === 'business.orgNumber');
     expect(org).toMatchObject({ source: 'agency', agency: 'bolagsverket' });
-    expect(new Set(org?.sentTo.map((s) => s.agency))).toEqual(new Set(['skatteverket', 'kommun']));
+    // The municipality it went to is the citizen's own, each municipality an agency of its own.
+    const home = facts.facts.find((f) => f.key === 'person.municipalityCode') as
+      { value?: unknown } | undefined;
+    expect(typeof home?.value).toBe('string');
+    expect(new Set(org?.sentTo.map((s) => s.agency))).toEqual(
+      new Set(['skatteverket', `kommun-${String(home?.value)}`]),
+    );
   });
 
   it('asks nothing twice: a second life event reuses what was given and produced', async () => {

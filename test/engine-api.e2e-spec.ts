@@ -53,7 +53,7 @@ describe('agency decisions and case administration over HTTP', () => {
     const agencies = scriptedAgencies(engineRole.app.get(QueueService), [
       'bolagsverket',
       'skatteverket',
-      'kommun',
+      'kommun-0780',
     ]);
     agencies.setScript((job) =>
       job.stepId === 'f-tax'

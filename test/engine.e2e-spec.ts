@@ -101,7 +101,8 @@ describe('the engine', () => {
     agencies = scriptedAgencies(leo.app.get(QueueService), [
       'bolagsverket',
       'skatteverket',
-      'kommun',
+      // The workload's citizen lives in Växjö: the municipality's step goes there (decision 0024).
+      'kommun-0780',
     ]);
   });
   beforeEach(() => {
@@ -193,7 +194,7 @@ describe('the engine', () => {
       'f-tax': ['business.expectedTurnover', 'business.orgNumber'],
       'vat-registration': ['business.expectedTurnover', 'business.orgNumber'],
       'employer-registration': ['business.orgNumber'],
-      'business-notice': ['business.orgNumber', 'person.address'],
+      'business-notice': ['business.orgNumber', 'person.address', 'person.municipalityCode'],
     };
     for (const job of jobs)
       expect(Object.keys(job.facts).sort()).toEqual(expectedNeeds[job.stepId]);
@@ -208,6 +209,8 @@ describe('the engine', () => {
       [caseId],
     );
     expect(disclosures).toHaveLength(jobs.length);
+    // Each sharing is logged with the agency that received it: Växjö's own, for the notice.
+    expect(disclosures.find((d) => d.step_id === 'business-notice')?.agency).toBe('kommun-0780');
     for (const d of disclosures) {
       expect([...d.fact_keys].sort()).toEqual(expectedNeeds[d.step_id]);
       expect(d.n).toBe(d.fact_keys.length);
@@ -839,6 +842,7 @@ describe('the engine', () => {
           'business.legalForm',
           'business.sniCode',
           'business.expectedTurnover',
+          'person.municipalityCode',
         ],
         steps: [
           {
@@ -870,7 +874,7 @@ describe('the engine', () => {
             action: 'notify-new-business',
             kind: 'automatic',
             after: ['sign-application'],
-            needs: ['business.orgNumber'],
+            needs: ['business.orgNumber', 'person.municipalityCode'],
             produces: [],
           },
         ],

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Worker, UnrecoverableError } from 'bullmq';
 import request from 'supertest';
 import { STEP_EXECUTE, agencyQueueName, type AgencyJobs } from '#agency-contract';
+import { queuedAgencies, type Agency } from '#workflow';
 import { EngineRepository } from '../src/engine/engine.repository.js';
 import { EngineService } from '../src/engine/engine.service.js';
 import { HousekeepingRepository } from '../src/engine/housekeeping.repository.js';
@@ -332,11 +333,14 @@ describe('/metrics on roles without workers', () => {
     const watched = new Set(
       metrics.samples.filter((s) => s.name === 'leo_queue_jobs').map((s) => s.labels.queue),
     );
-    const agencies = await sql<{ key: string }>(
+    const entries = await sql<{ key: string; body: Agency }>(
       api.database,
-      "SELECT key FROM catalogue_entries WHERE kind = 'agency'",
+      "SELECT key, body FROM catalogue_entries WHERE kind = 'agency'",
     );
-    expect(agencies.length).toBe(7);
+    expect(entries.length).toBe(7);
+    // Each municipality onboarded has a queue and a stream of its own (decision 0024).
+    const agencies = queuedAgencies(entries.map((e) => e.body)).map((a) => ({ key: a.code }));
+    expect(agencies.map((a) => a.key)).toContain('kommun-0180');
     expect([...watched].sort()).toEqual(agencies.map((a) => `agency.${a.key}`).sort());
     const streams = new Set(
       metrics.samples
@@ -350,7 +354,7 @@ describe('/metrics on roles without workers', () => {
     await sql(
       api.database,
       `INSERT INTO outbox (queue, job_name, job_id, payload, created_at)
-       VALUES ('agency.kommun', 'step.execute', 'metrics-test.1', '{}', now() - interval '2 minutes')`,
+       VALUES ('agency.kommun-0180', 'step.execute', 'metrics-test.1', '{}', now() - interval '2 minutes')`,
     );
     const metrics = await scrapeUntil(
       api.app,

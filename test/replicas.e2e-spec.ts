@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { hostname } from 'node:os';
-import { agencyResultsStreamKey } from '#agency-contract';
+import { agencyResultsStreamKey, globEscape } from '#agency-contract';
 import { Redis } from 'ioredis';
 import request from 'supertest';
 import { PARTITION_COUNT } from '../src/engine/partitioning.js';
@@ -61,9 +61,9 @@ async function pendingOf(url: string, prefix: string, pid: number): Promise<numb
   const redis = new Redis(redisOptions(url));
   try {
     // Over the agencies' results streams (decision 0022).
-    const keys = ['bolagsverket', 'skatteverket', 'kommun'].map((agency) =>
-      agencyResultsStreamKey(prefix, agency),
-    );
+    // Each municipality answers on a stream of its own (decision 0024): every agency's is read.
+    const keys = (await redis.keys(`${globEscape(prefix)}:stream:agency.*.results`)) as string[];
+    expect(keys).toContain(agencyResultsStreamKey(prefix, 'bolagsverket'));
     let pending: number | undefined;
     for (const key of keys) {
       const consumers = (await redis
@@ -285,11 +285,22 @@ describe('replicas: two engines and two adapter processes, Redis flushed mid-run
 
     // Each case's five steps made their effect exactly once at their agency.
     const effects = await sql<{ agency: string; action: string; n: string; cases: string }>(
-      `SELECT e.agency, e.action, count(*) AS n, count(DISTINCT s.case_id) AS cases
+      // Each municipality (kommun-0180, …) counted as the municipality: checked just below.
+      `SELECT regexp_replace(e.agency, '^kommun-[0-9]{4}$', 'kommun') AS agency, e.action,
+              count(*) AS n, count(DISTINCT s.case_id) AS cases
          FROM mock_agency_effects e JOIN step_runs s ON s.id = e.step_run_id
-        GROUP BY e.agency, e.action ORDER BY e.agency, e.action`,
+        GROUP BY 1, e.action ORDER BY 1, e.action`,
     );
     expect(effects.map((e) => `${e.agency}/${e.action}`)).toEqual(STEP_ACTIONS);
+    // Every notice went to the citizen's own municipality, the one its step was routed to.
+    const elsewhere = await sql<{ n: string }>(
+      `SELECT count(*) AS n FROM mock_agency_effects e
+         JOIN step_runs s ON s.id = e.step_run_id
+         JOIN fact_records f ON f.case_id = s.case_id AND f.fact_key = 'person.municipalityCode'
+        WHERE e.action = 'notify-new-business'
+          AND (e.agency <> 'kommun-' || (f.value #>> '{}') OR s.agency <> e.agency)`,
+    );
+    expect(elsewhere).toEqual([{ n: '0' }]);
     for (const e of effects) expect([e.n, e.cases]).toEqual([String(CASES), String(CASES)]);
 
     // Every result was applied once: one completion per step, though some were delivered twice.

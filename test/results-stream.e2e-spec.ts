@@ -97,7 +97,7 @@ describe('the results stream, consumed by the engine', () => {
     leo = await startTestApp({ LEO_ROLE: 'engine', LEO_RESULT_CONCURRENCY: '64' });
     queues = leo.app.get(QueueService);
     consumer = leo.app.get(ResultStreamConsumer);
-    agencies = scriptedAgencies(queues, ['bolagsverket', 'skatteverket', 'kommun']);
+    agencies = scriptedAgencies(queues, ['bolagsverket', 'skatteverket', 'kommun-0780']);
     redis = new Redis(redisOptions(testRedisUrl()));
     key = agencyResultsStreamKey(leo.config.queue.prefix, 'bolagsverket');
   });

@@ -49,9 +49,16 @@ describe('start a business on the mock agencies', () => {
        GROUP BY e.agency, e.action ORDER BY e.agency, e.action`,
       [cases],
     );
+    // The notice went to the citizen's own municipality (decision 0024), looked up once.
+    const [home] = await sql<{ code: string }>(
+      leo.database,
+      `SELECT DISTINCT value #>> '{}' AS code FROM fact_records
+       WHERE fact_key = 'person.municipalityCode' AND case_id = ANY($1::uuid[])`,
+      [cases],
+    );
     expect(effects).toEqual([
       { agency: 'bolagsverket', action: 'register-sole-trader', n: '20' },
-      { agency: 'kommun', action: 'notify-new-business', n: '20' },
+      { agency: `kommun-${home?.code ?? '?'}`, action: 'notify-new-business', n: '20' },
       { agency: 'skatteverket', action: 'register-employer', n: '20' },
       { agency: 'skatteverket', action: 'register-f-tax', n: '20' },
       { agency: 'skatteverket', action: 'register-vat', n: '20' },

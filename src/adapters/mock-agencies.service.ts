@@ -24,7 +24,7 @@ import {
   type StepOutcome,
 } from '#agency-contract';
 import { createFactValidator, type FactValidator } from '#facts';
-import type { Agency } from '#workflow';
+import { queuedAgencies, type Agency } from '#workflow';
 import { LogBudget } from '../common/log-budget.js';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import { CatalogueSeedService } from '../definitions/catalogue-seed.service.js';
@@ -147,8 +147,17 @@ export class MockAgenciesService
         validator: createFactValidator(factTypes.map((row) => row.body)),
       };
     }
+    // An agency of many parties (the municipalities) is served instance by instance, each its own
+    // worker on its own queue; a change of the entry replaces every one of them.
     const wanted = new Map(
-      entries.filter((row) => row.body.adapter === 'mock').map((row) => [row.key, row]),
+      entries.flatMap((row) =>
+        queuedAgencies([row.body])
+          .filter((agency) => agency.adapter === 'mock')
+          .map(
+            (agency) =>
+              [agency.code, { body: agency, family: row.key, checksum: row.checksum }] as const,
+          ),
+      ),
     );
     for (const [code, running] of this.running) {
       if (wanted.has(code)) continue;
@@ -164,7 +173,7 @@ export class MockAgenciesService
       this.retired.delete(code);
       const current = this.running.get(code);
       if (current?.checksum === row.checksum) continue;
-      const next = this.start(row.body, row.checksum);
+      const next = this.start(row.body, row.family, row.checksum);
       this.running.set(code, next);
       if (current) this.retire(current);
     }
@@ -174,9 +183,10 @@ export class MockAgenciesService
     return this.stopped;
   }
 
-  private start(entry: Agency, checksum: string): Running {
+  /** A worker for `entry`: leo's built-in mock of its catalogue entry (`family`), as configured. */
+  private start(entry: Agency, family: string, checksum: string): Running {
     const settings = this.config.get('mockAgencies', { infer: true });
-    const mock = composeMock(entry, MOCK_AGENCIES.get(entry.code), (key, value) =>
+    const mock = composeMock(entry, MOCK_AGENCIES.get(family), (key, value) =>
       this.checkProduced(key, value),
     );
     const unserved = unservedActions(entry, mock);

@@ -85,7 +85,7 @@ export class AgencyServiceController {
   @ApiOkResponse({ type: AgencyServiceDto })
   @ApiNotFoundResponse({ description: 'agency-not-found: no such agency in the catalogue.' })
   async service(@Param('code', AgencyCodeParam) code: string): Promise<AgencyServiceDto> {
-    const entry = (await this.catalogue.agency(code)).body;
+    const { agency: entry, family } = await this.catalogue.queuedAgency(code);
     const name = agencyQueueName(code);
     const [pickup, credentials] = await Promise.all([
       readQueuePickup(this.queues.queue(name).raw, code, Date.now()),
@@ -97,7 +97,7 @@ export class AgencyServiceController {
       adapter: entry.adapter === 'mock' ? 'mock' : 'external',
       actions: entry.actions.map((action) => ({
         name: action.name,
-        servedBy: actionServing(entry, action),
+        servedBy: actionServing(entry, action, family),
       })),
       queue: {
         name,

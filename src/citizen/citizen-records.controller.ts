@@ -1,3 +1,4 @@
+import { agencyByCode } from '#workflow';
 import { Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
 import {
   ApiNoContentResponse,
@@ -122,7 +123,10 @@ export class CitizenRecordsController {
         caseId: r.caseId,
         lifeEvent: r.lifeEventKey,
         agency: r.agency,
-        agencyName: catalogue.agencies.get(r.agency)?.name ?? { sv: r.agency, en: r.agency },
+        agencyName: agencyByCode(catalogue, r.agency)?.agency.name ?? {
+          sv: r.agency,
+          en: r.agency,
+        },
         stepId: r.stepId,
         purpose: r.lookup ? 'lookup' : 'step',
         factKeys: r.factKeys,
@@ -171,7 +175,7 @@ export class CitizenRecordsController {
           senderName:
             m.sender === 'leo'
               ? { sv: 'leo', en: 'leo' }
-              : (catalogue.agencies.get(m.sender)?.name ?? { sv: m.sender, en: m.sender }),
+              : (agencyByCode(catalogue, m.sender)?.agency.name ?? { sv: m.sender, en: m.sender }),
           kind: m.kind,
           template: m.template,
           subject: rendered.subject,

@@ -1,7 +1,14 @@
 import { createHash } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import type { FactValue } from '#agency-contract';
-import { type Catalogue, type DefinitionWithDefaults, type LocalisedText } from '#workflow';
+import {
+  agencyByCode,
+  routeTo,
+  routingNeed,
+  type Catalogue,
+  type DefinitionWithDefaults,
+  type LocalisedText,
+} from '#workflow';
 import type { CitizenPrincipal } from '../auth/principal.js';
 import { DomainError } from '../common/domain-error.js';
 import { CaseSignals } from '../engine/case-signals.js';
@@ -13,6 +20,7 @@ import {
   relevantInputs,
   resolve,
   usableFacts,
+  type Preview,
   type PreviewSource,
   type Resolution,
 } from '#case-machine';
@@ -173,7 +181,7 @@ export class CitizenService {
     catalogue: Catalogue,
   ): StepViewDto {
     const step = definition.steps.find((s) => s.id === run.stepId);
-    const agency = catalogue.agencies.get(run.agency);
+    const agency = agencyByCode(catalogue, run.agency)?.agency;
     const title = step?.title ??
       agency?.actions.find((a) => a.name === run.action)?.title ?? {
         sv: run.action,
@@ -294,15 +302,12 @@ export class CitizenService {
     ]);
     const agencies = new Map<string, PreviewDto['agencies'][number]>();
     for (const step of preview.steps) {
-      const agency = catalogue.agencies.get(step.agency);
-      let entry = agencies.get(step.agency);
+      const code = recipientOf(catalogue, step);
+      const agency = agencyByCode(catalogue, code)?.agency;
+      let entry = agencies.get(code);
       if (!entry) {
-        entry = {
-          agency: step.agency,
-          name: agency?.name ?? { sv: step.agency, en: step.agency },
-          steps: [],
-        };
-        agencies.set(step.agency, entry);
+        entry = { agency: code, name: agency?.name ?? { sv: code, en: code }, steps: [] };
+        agencies.set(code, entry);
       }
       const title = definition.steps.find((s) => s.id === step.stepId)?.title ??
         agency?.actions.find((a) => a.name === step.action)?.title ?? {
@@ -370,4 +375,21 @@ export class CitizenService {
     await this.engine.completeCitizenTask(caseId, subjectId, stepId, facts);
     return this.caseView(subjectId, caseId);
   }
+}
+
+/**
+ * Who receives a previewed step: its agency, or for an agency of many (the municipalities) the
+ * instance its routing need names when that value is known (kommun-0180, Stockholms stad).
+ */
+function recipientOf(catalogue: Catalogue, step: Preview['steps'][number]): string {
+  const agency = catalogue.agencies.get(step.agency);
+  if (!agency?.instances) return step.agency;
+  const route = routingNeed(
+    catalogue,
+    agency,
+    step.facts.map((f) => f.key),
+  );
+  if ('problem' in route) return step.agency;
+  const value = step.facts.find((f) => f.key === route.key)?.value;
+  return value === undefined ? step.agency : routeTo(agency, value).code;
 }

@@ -1,4 +1,4 @@
-import type { Catalogue, LocalisedText } from '#workflow';
+import { agencyByCode, type Catalogue, type LocalisedText } from '#workflow';
 import type { MessageTemplate } from '../engine/engine.types.js';
 
 /** Names the texts refer to, in both languages. */
@@ -33,7 +33,7 @@ export function renderMessage(
   sender: string,
   names: MessageNames,
 ): RenderedMessage {
-  const agency = names.catalogue.agencies.get(text(params.agency) || sender);
+  const agency = agencyByCode(names.catalogue, text(params.agency) || sender)?.agency;
   const agencyName = agency?.name ?? { sv: sender, en: sender };
   const action = agency?.actions.find((a) => a.name === text(params.action))?.title ?? {
     sv: text(params.action),

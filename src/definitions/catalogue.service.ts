@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { checkCatalogue, createFactValidator, parseAgencies, parseFactCatalogue } from '#facts';
 import { sampleProduced } from '#mock-agencies';
-import type { Agency, Catalogue, FactType } from '#workflow';
+import { queuedAgencies, type Agency, type Catalogue, type FactType } from '#workflow';
 import { DomainError, type FieldProblem } from '../common/domain-error.js';
 import { assertStorableJson } from '../common/params.js';
 import type { CatalogueEntryRow } from './definition.entities.js';
@@ -35,6 +35,26 @@ export class CatalogueService {
     const row = await this.repository.findEntry('agency', code);
     if (!row) throw new DomainError('not-found', 'agency-not-found', `No agency ${code}.`);
     return row;
+  }
+
+  /**
+   * An agency with a queue of its own, as it is served: a catalogue entry, or an onboarded
+   * instance of an agency of many (`kommun-0180`, with `family` its entry's code).
+   */
+  async queuedAgency(code: string): Promise<{ agency: Agency; family: string }> {
+    for (const row of await this.repository.listEntries('agency')) {
+      for (const agency of queuedAgencies([row.body])) {
+        if (agency.code === code) return { agency, family: row.key };
+      }
+      if (row.key === code) {
+        throw new DomainError(
+          'not-found',
+          'agency-not-found',
+          `${code} has no queue of its own: it is many agencies, one per onboarded instance (${code}-<id>).`,
+        );
+      }
+    }
+    throw new DomainError('not-found', 'agency-not-found', `No agency ${code}.`);
   }
 
   async putFactType(

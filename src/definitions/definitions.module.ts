@@ -1,3 +1,4 @@
+import { queuedAgencies } from '#workflow';
 import { type DynamicModule, Module } from '@nestjs/common';
 import { AgencyDirectory } from '../observability/monitored-queues.js';
 import { AdminCatalogueController } from './admin-catalogue.controller.js';
@@ -28,7 +29,11 @@ export class DefinitionsModule {
           provide: AgencyDirectory,
           inject: [DefinitionsRepository],
           useFactory: (definitions: DefinitionsRepository): AgencyDirectory => ({
-            agencyCodes: async () => (await definitions.listEntries('agency')).map((a) => a.key),
+            // The agencies with a queue: each onboarded instance of an agency of many.
+            agencyCodes: async () =>
+              queuedAgencies((await definitions.listEntries('agency')).map((a) => a.body)).map(
+                (a) => a.code,
+              ),
           }),
         },
       ],

@@ -28,7 +28,11 @@ export class CaseSearchQueryDto extends PageQueryDto {
   @Matches(/^[a-z][a-z0-9-]{1,62}$/, { message: 'lifeEvent must be a life-event key' })
   lifeEvent?: string;
 
-  @ApiPropertyOptional({ example: 'skatteverket', description: 'Cases with a step at this agency' })
+  @ApiPropertyOptional({
+    example: 'skatteverket',
+    description:
+      'Cases with a step at this agency (for an agency of many, such as kommun, at any of them, or at one: kommun-0180)',
+  })
   @IsOptional()
   @Matches(/^[a-z][a-z0-9-]{1,31}$/, { message: 'agency must be an agency code' })
   agency?: string;

@@ -229,7 +229,7 @@ export function commitCasesStatement(units: readonly CaseUnit[]): CommitStatemen
           UPDATE step_runs s SET state = CASE
               WHEN r.state = 'ready' AND s.state = 'dispatched' AND s.attempt = r.attempt
               THEN s.state ELSE r.state END,
-            attempt = r.attempt,
+            attempt = r.attempt, agency = r.agency,
             max_attempts = r.max_attempts, disclosed_fact_ids = r.disclosed_fact_ids,
             result = r.result, agency_reference = r.agency_reference,
             expected_decision_at = r.expected_decision_at, deadline_at = r.deadline_at,

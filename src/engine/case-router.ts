@@ -381,6 +381,7 @@ const INPUT_TYPES = new Set<CaseInput['type']>([
   'task-completed',
   'timer-fired',
   'escalate-overdue',
+  'route-held',
   'cancel',
   'retry-step',
 ]);

@@ -10,6 +10,7 @@ import {
   readSubjectsFacts,
   type NamedQuery,
 } from './subject-rows.js';
+import { AGENCY_NOT_ONBOARDED } from '#agency-contract';
 import type { StepState } from '#workflow';
 import {
   commitCasesStatement,
@@ -186,7 +187,10 @@ export class EngineRepository {
     if (filter.lifeEvent) add((p) => `c.life_event_key = ${p}`, filter.lifeEvent);
     if (filter.agency)
       add(
-        (p) => `EXISTS (SELECT 1 FROM step_runs s WHERE s.case_id = c.id AND s.agency = ${p})`,
+        // `kommun` finds the steps of each municipality (kommun-0180) too (decision 0024).
+        (p) =>
+          `EXISTS (SELECT 1 FROM step_runs s WHERE s.case_id = c.id
+             AND (s.agency = ${p} OR starts_with(s.agency, ${p} || '-')))`,
         filter.agency,
       );
     if (filter.createdFrom) add((p) => `c.created_at >= ${p}`, filter.createdFrom);
@@ -208,6 +212,19 @@ export class EngineRepository {
    * Cases with an unfinished step past its deadline that has not been escalated yet. The case's
    * status is read through its primary key, not joined (see HousekeepingRepository.claimStale).
    */
+  /** Cases with a step waiting for its agency's instance to be onboarded (decision 0024). */
+  async casesWithHeldSteps(limit: number, partitions?: readonly number[]): Promise<string[]> {
+    const rows = await this.dataSource.manager.query<Array<{ case_id: string }>>(
+      `SELECT DISTINCT s.case_id FROM step_runs s
+       WHERE s.state = 'ready' AND s.last_error = $3::text
+         AND (SELECT c.status FROM cases c WHERE c.id = s.case_id) = 'running'
+         AND ($2::int[] IS NULL OR leo_partition(s.case_id) = ANY($2::int[]))
+       LIMIT $1`,
+      [limit, partitions ?? null, AGENCY_NOT_ONBOARDED],
+    );
+    return rows.map((r) => r.case_id);
+  }
+
   async casesWithOverdueSteps(limit: number, partitions?: readonly number[]): Promise<string[]> {
     const rows = await this.dataSource.manager.query<Array<{ case_id: string }>>(
       `SELECT DISTINCT s.case_id FROM step_runs s

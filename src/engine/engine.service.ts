@@ -299,6 +299,21 @@ export class EngineService {
    * The safety net of deadline timers (lost with Redis' data): escalates every open step past
    * its deadline that has not been escalated yet (of the cases of `partitions`: the engine's own).
    */
+  /**
+   * Sends the steps that waited for their agency's instance (a municipality not onboarded) once
+   * it is onboarded (of the cases of `partitions`: the engine's own). Returns how many cases moved.
+   */
+  async releaseHeld(limit = 100, partitions?: readonly number[]): Promise<number> {
+    let released = 0;
+    for (const caseId of await this.repository.casesWithHeldSteps(limit, partitions)) {
+      const done = await this.router.run({ caseId }, { type: 'route-held' });
+      if (done.outcome === 'changed') released += 1;
+    }
+    if (released > 0)
+      this.logger.log({ cases: released }, 'steps sent to newly onboarded agencies');
+    return released;
+  }
+
   async escalateOverdue(limit = 100, partitions?: readonly number[]): Promise<number> {
     let escalated = 0;
     for (const caseId of await this.repository.casesWithOverdueSteps(limit, partitions)) {

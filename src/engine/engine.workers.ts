@@ -85,6 +85,7 @@ export class EngineWorkers implements OnApplicationBootstrap, OnModuleDestroy {
       chain('escalate overdue', () =>
         this.engine.escalateOverdue(100, this.leases.heldPartitions()),
       );
+      chain('release held', () => this.engine.releaseHeld(100, this.leases.heldPartitions()));
     }, this.settings.reconcileIntervalMs);
     this.sweepTimer.unref();
     this.reconcileTimer.unref();

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type pg from 'pg';
 import { DataSource, type EntityManager } from 'typeorm';
+import { AGENCY_NOT_ONBOARDED } from '#agency-contract';
 import { preparedQuery } from '../database/prepared.js';
 import {
   toFact,
@@ -96,11 +97,13 @@ export class HousekeepingRepository {
       `SELECT s.* FROM step_runs s
        WHERE (SELECT c.status FROM cases c WHERE c.id = s.case_id) = 'running'
          AND s.updated_at < now() - make_interval(secs => $1::double precision / 1000)
+         -- A step waiting for its instance to be onboarded was never sent (decision 0024).
+         AND NOT (s.state = 'ready' AND s.last_error IS NOT DISTINCT FROM $3::text)
          AND (s.state IN ('ready', 'dispatched')
               OR (s.state = 'awaiting-decision' AND s.expected_decision_at IS NOT NULL
                   AND s.expected_decision_at < now() - make_interval(secs => $1::double precision / 1000)))
        ORDER BY s.updated_at LIMIT $2 FOR UPDATE SKIP LOCKED`,
-      [olderThanMs, limit],
+      [olderThanMs, limit, AGENCY_NOT_ONBOARDED],
     );
     return rows.map(toStepRun);
   }

@@ -1,3 +1,4 @@
+import { queuedAgencies } from '#workflow';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
@@ -163,7 +164,7 @@ export class ResultStreamConsumer {
     this.client = undefined;
   }
 
-  /** The streams read: one per agency of the catalogue. */
+  /** The streams read: one per agency with a queue (each instance of an agency of many). */
   private keys(): string[] {
     return [...this.agencies.keys()];
   }
@@ -175,7 +176,9 @@ export class ResultStreamConsumer {
   private async refreshAgencies(): Promise<void> {
     let codes: string[];
     try {
-      codes = [...(await this.catalogue.catalogue()).catalogue.agencies.keys()];
+      // Each municipality onboarded answers on a stream of its own (decision 0024).
+      const { catalogue } = await this.catalogue.catalogue();
+      codes = queuedAgencies(catalogue.agencies.values()).map((agency) => agency.code);
     } catch (error) {
       this.logger.warn(
         { err: error },

@@ -67,10 +67,16 @@ export const UNKNOWN_ACTION = 'unknown-action';
  * schema refuses): a configuration fault too, retried until fixed.
  */
 export const ADAPTER_MISCONFIGURED = 'adapter-misconfigured';
+/**
+ * leo's own: the step goes to an instance of an agency of many (a municipality) that is not
+ * onboarded, so no job leaves leo; it waits, shown as delayed, until the instance is onboarded.
+ */
+export const AGENCY_NOT_ONBOARDED = 'agency-not-onboarded';
 /** Codes of a `retryable-error` (or, from older adapters, a `rejected`) that are configuration faults. */
 export const CONFIGURATION_FAULTS: ReadonlySet<string> = new Set([
   UNKNOWN_ACTION,
   ADAPTER_MISCONFIGURED,
+  AGENCY_NOT_ONBOARDED,
 ]);
 
 export interface StepResult {

@@ -21,6 +21,7 @@ export type StepRunChange = Partial<
   Pick<
     StepRunRecord,
     | 'state'
+    | 'agency'
     | 'attempt'
     | 'maxAttempts'
     | 'result'

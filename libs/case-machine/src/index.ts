@@ -8,6 +8,7 @@ export { DEADLINE_TOLERANCE_MS, decide, openCase } from './machine.js';
 export { LOOKUP_ATTEMPTS } from './draft.js';
 export { backoffDelayMs, lookupBackoffMs } from './steps.js';
 export { checkProduced } from './outcomes.js';
+export { isHeldNotOnboarded } from './routing.js';
 export {
   IDENTITY_FACT,
   answerable,

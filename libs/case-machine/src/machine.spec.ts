@@ -1,18 +1,16 @@
 /**
  * The case machine, input by input: given a case in some state, when one input arrives, then these
  * events, effects and writes (or this refusal, or nothing). A small hand-written life event runs on
- * a deterministic environment (fixed clock, `random` 0.5, counting ids); the last block drives the
- * seeded start-business life event of config/ from opening to completion.
+ * a deterministic environment (fixed clock, `random` 0.5, counting ids); the seeded life events
+ * of config/ are seeded.spec.ts's.
  *
  * Every call goes through `Driver.apply`, which also checks what holds of any decision: the input
  * state is deep-frozen and equal to a copy taken before, the revision advances by the number of
  * events, and an unchanged or refused decision carries nothing.
  */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
-import { parse as parseYaml } from 'yaml';
-import type { FactValue, LookupOutcome, StepOutcome } from '#agency-contract';
-import { createFactValidator, parseAgencies, parseFactCatalogue } from '#facts';
+import type { LookupOutcome, StepOutcome } from '#agency-contract';
+import { createFactValidator } from '#facts';
 import {
   validate,
   withDefaults,
@@ -24,29 +22,31 @@ import {
   type LifeEventDefinition,
 } from '#workflow';
 import {
+  CaseDriver,
+  PN,
+  T0,
+  changed,
+  completed,
+  effects,
+  kinds,
+  must,
+  refused,
+  retryable,
+} from '../test/driver.js';
+import {
   DEADLINE_TOLERANCE_MS,
   IDENTITY_FACT,
   backoffDelayMs,
-  buildPreview,
   decide,
   isHeldByConfigurationFault,
   lookupBackoffMs,
-  openCase,
-  resolve,
-  usableFacts,
-  type CaseEvent,
   type CaseInput,
-  type CaseState,
-  type Decision,
-  type Effect,
   type Environment,
   type FactRecord,
-  type StepRunRecord,
 } from './index.js';
 
 // ---- the life event ----------------------------------------------------------------------------
 
-const PN = '199012119948';
 const CITIZEN: FactSource = { kind: 'citizen' };
 const PRODUCED: FactSource = { kind: 'produced' };
 const FROM_REGISTER: FactSource = { kind: 'lookup', agency: 'register' };
@@ -167,16 +167,11 @@ const SOURCE: LifeEventDefinition = {
 };
 const DEFINITION: DefinitionWithDefaults = withDefaults(SOURCE);
 
-const T0 = new Date('2025-03-03T09:00:00.000Z');
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 const ANSWERS = { 'biz.name': 'Kaffe AB', 'biz.turnover': 500_000, 'biz.employs': true };
 
 // ---- helpers -------------------------------------------------------------------------------
-
-type Changed = Extract<Decision, { outcome: 'changed' }>;
-type Refused = Extract<Decision, { outcome: 'refused' }>;
-type EffectOf<T extends Effect['type']> = Extract<Effect, { type: T }>;
 
 /** A fresh deterministic environment: its ids count up from 1 (`id-001`, …). */
 function makeEnv(overrides: Partial<Environment> = {}): Environment {
@@ -194,169 +189,10 @@ function makeEnv(overrides: Partial<Environment> = {}): Environment {
   };
 }
 
-function deepFreeze<T>(value: T): T {
-  if (value instanceof Map) {
-    for (const v of value.values()) deepFreeze(v);
-  } else if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  if (typeof value === 'object' && value !== null) Object.freeze(value);
-  return value;
-}
-
-function changed(decision: Decision): Changed {
-  if (decision.outcome !== 'changed') {
-    throw new Error(`expected a change, got ${JSON.stringify(decision, null, 2)}`);
-  }
-  return decision;
-}
-
-function refused(decision: Decision): Refused['refusal'] {
-  if (decision.outcome !== 'refused') {
-    throw new Error(`expected a refusal, got ${summary(decision)}`);
-  }
-  return decision.refusal;
-}
-
-/** `type` or `type:stepId` of each event: a readable history. */
-const kinds = (events: readonly CaseEvent[]): string[] =>
-  events.map((e) => (e.stepId === undefined ? e.type : `${e.type}:${e.stepId}`));
-
-function summary(decision: Decision): string {
-  return decision.outcome === 'changed'
-    ? `changed: ${kinds(decision.events).join(', ')}`
-    : JSON.stringify(decision);
-}
-
-function effects<T extends Effect['type']>(decision: Changed, type: T): EffectOf<T>[] {
-  return decision.effects.filter((e): e is EffectOf<T> => e.type === type);
-}
-
-function must<T>(value: T | undefined, what: string): T {
-  if (value === undefined) throw new Error(`no ${what}`);
-  return value;
-}
-
-function checksumOf(state: CaseState, env: Environment): string {
-  const facts = usableFacts(
-    state.facts.values(),
-    env.catalogue,
-    state.caseRecord.id,
-    env.now.getTime(),
-  );
-  const resolution = resolve({
-    definition: env.definition,
-    catalogue: env.catalogue,
-    facts,
-    lookups: state.lookups,
-  });
-  return buildPreview({
-    definitionId: state.caseRecord.definitionId,
-    definition: env.definition,
-    facts,
-    resolution,
-  }).checksum;
-}
-
-/**
- * One case under test: applies inputs at a given time, keeps the state of each change, and checks
- * on every decision that the state it was given is untouched and the revision advanced by the
- * number of events.
- */
-class Driver {
-  state!: CaseState;
-  env: Environment;
-
-  constructor(
-    overrides: Partial<Environment> = {},
-    readonly caseId = 'case-1',
-  ) {
-    this.env = makeEnv(overrides);
-  }
-
-  open(answers: Record<string, unknown>, facts = new Map<string, FactRecord>()): Decision {
-    const decision = openCase(
-      {
-        type: 'open',
-        caseId: this.caseId,
-        subjectId: 'subject-1',
-        definitionId: 'def-1',
-        definitionVersion: 1,
-        personalNumber: PN,
-        answers,
-      },
-      deepFreeze(facts),
-      this.env,
-    );
-    if (decision.outcome === 'changed') {
-      expect(decision.state.caseRecord.revision).toBe(decision.events.length);
-      this.state = decision.state;
-    }
-    return decision;
-  }
-
-  /** Applies `input` `atMs` after T0 (default: at the current time). */
-  apply(input: CaseInput, atMs?: number): Decision {
-    if (atMs !== undefined) this.env = { ...this.env, now: new Date(T0.getTime() + atMs) };
-    const before = structuredClone(this.state);
-    const decision = decide(deepFreeze(this.state), input, this.env);
-    expect(this.state).toEqual(before);
-    if (decision.outcome === 'changed') {
-      expect(decision.state.caseRecord.revision).toBe(
-        before.caseRecord.revision + decision.events.length,
-      );
-      expect(decision.events.length).toBeGreaterThan(0);
-      this.state = decision.state;
-    }
-    return decision;
-  }
-
-  run(stepId: string): StepRunRecord {
-    return must(
-      this.state.runs.find((r) => r.stepId === stepId),
-      `run of ${stepId}`,
-    );
-  }
-
-  get status(): string {
-    return this.state.caseRecord.status;
-  }
-
-  record(key: string): FactRecord {
-    return must(this.state.facts.get(key), `record of ${key}`);
-  }
-
-  /** The result of the current attempt of `stepId` from its own agency. */
-  result(stepId: string, result: StepOutcome, attempt?: number): CaseInput {
-    const run = this.run(stepId);
-    return {
-      type: 'step-result',
-      result: {
-        stepRunId: run.id,
-        attempt: attempt ?? run.attempt,
-        agency: run.agency,
-        result,
-        reportedAt: this.env.now.toISOString(),
-      },
-    };
-  }
-
-  lookupResult(result: LookupOutcome, attempt = 1, agency = 'register'): CaseInput {
-    const lookup = must(this.state.lookups[0], 'look-up');
-    return {
-      type: 'lookup-result',
-      result: {
-        lookupId: lookup.id,
-        attempt,
-        agency,
-        result,
-        reportedAt: this.env.now.toISOString(),
-      },
-    };
-  }
-
-  submitInput(): CaseInput {
-    return { type: 'submit', previewChecksum: checksumOf(this.state, this.env) };
+/** A case of the hand-written life event (test/driver.ts), with its usual starting points. */
+class Driver extends CaseDriver {
+  constructor(overrides: Partial<Environment> = {}, caseId?: string) {
+    super(makeEnv(overrides), caseId);
   }
 
   /** Opened with `answers`, the name found in the register: ready to submit. */
@@ -387,13 +223,6 @@ class Driver {
     return driver;
   }
 }
-
-const completed = (produced: Record<string, FactValue>, reference?: string): StepOutcome => ({
-  outcome: 'completed',
-  produced,
-  ...(reference === undefined ? {} : { reference }),
-});
-const retryable: StepOutcome = { outcome: 'retryable-error', code: 'down', reason: 'unavailable' };
 
 // ---- the tests -----------------------------------------------------------------------------
 
@@ -1641,107 +1470,5 @@ describe('every decision', () => {
     expect(first.state).not.toBe(state);
     // The same state, input and environment give the same decision.
     expect(decide(state, input, makeEnv())).toEqual(first);
-  });
-});
-
-// ---- the seeded start-business life event ------------------------------------------------------
-
-describe('the seeded start-business life event', () => {
-  const configUrl = new URL('../../../config/', import.meta.url);
-  const read = (name: string) => readFileSync(new URL(name, configUrl), 'utf8');
-  const { facts } = parseFactCatalogue(read('facts.yaml'));
-  const { agencies } = parseAgencies(read('agencies.yaml'));
-  const catalogue: Catalogue = {
-    facts: new Map(facts.map((f) => [f.key, f])),
-    agencies: new Map(agencies.map((a) => [a.code, a])),
-  };
-  const source = parseYaml(read('life-events/start-business.yaml')) as LifeEventDefinition;
-  const definition = withDefaults(source);
-  const env = (): Partial<Environment> => ({
-    definition,
-    catalogue,
-    validator: createFactValidator(facts),
-    published: [definition],
-  });
-
-  const REGISTER = {
-    'person.name': { givenName: 'Ada', surname: 'Lovelace' },
-    'person.address': { street: 'Storgatan 1', postalCode: '11122', town: 'Stockholm' },
-  };
-  /** What each agency answers (a decision step: pending first, then the decision). */
-  const PRODUCED: Record<string, Record<string, FactValue>> = {
-    'register-sole-trader': { 'business.orgNumber': PN },
-    'f-tax': { 'business.fTaxStatus': { taxForm: 'F', validFrom: '2025-04-01' } },
-    'vat-registration': { 'business.vatNumber': 'SE901211994801' },
-    'employer-registration': { 'business.employerId': PN },
-    'business-notice': {},
-  };
-
-  it('validates against the seeded catalogue', () => {
-    expect(validate(source, catalogue).filter((d) => d.severity === 'error')).toEqual([]);
-  });
-
-  it('runs the standard workload (a sole trader with staff) to completion', () => {
-    const driver = new Driver(env());
-    changed(
-      driver.open({
-        'business.name': 'Adas Kaffe',
-        'business.legalForm': 'enskild-naringsidkare',
-        'business.sniCode': '56100',
-        'business.expectedTurnover': 500_000,
-        'business.willEmployStaff': true,
-        'business.servesFood': false,
-        'business.servesAlcohol': false,
-      }),
-    );
-    const lookup = must(driver.state.lookups[0], 'look-up');
-    expect(lookup).toMatchObject({
-      agency: 'skatteverket',
-      factKeys: ['person.address', 'person.name'].filter((k) => lookup.factKeys.includes(k)),
-    });
-    expect([...lookup.factKeys].sort()).toEqual(['person.address', 'person.name']);
-    changed(
-      driver.apply(driver.lookupResult({ outcome: 'found', facts: REGISTER }, 1, 'skatteverket')),
-    );
-    expect(driver.record('person.address').value).toMatchObject({ postalCode: '111 22' });
-
-    const submitted = changed(driver.apply(driver.submitInput()));
-    expect(kinds(submitted.events).filter((k) => k.startsWith('step-'))).toEqual([
-      'step-dispatched:register-sole-trader',
-      'step-skipped:register-limited-company',
-      'step-skipped:food-premises',
-      'step-skipped:alcohol-licence',
-    ]);
-
-    const queue: Array<EffectOf<'dispatch-step'>> = [...effects(submitted, 'dispatch-step')];
-    let inputs = 0;
-    for (let job = queue.shift(); job !== undefined; job = queue.shift()) {
-      const step = must(
-        definition.steps.find((s) => s.id === job.job.stepId),
-        job.job.stepId,
-      );
-      expect(Object.keys(job.job.facts).sort()).toEqual([...step.needs].sort());
-      const answer = (outcome: StepOutcome): Changed => {
-        inputs++;
-        return changed(driver.apply(driver.result(step.id, outcome)));
-      };
-      if (step.kind === 'decision') {
-        answer({ outcome: 'pending', reference: `${step.id}-ref` });
-      }
-      const done = answer(completed(must(PRODUCED[step.id], `answer of ${step.id}`)));
-      queue.push(...effects(done, 'dispatch-step'));
-    }
-    expect(inputs).toBe(9);
-    expect(driver.status).toBe('completed');
-    expect(Object.fromEntries(driver.state.runs.map((r) => [r.stepId, r.state]))).toEqual({
-      'register-sole-trader': 'completed',
-      'register-limited-company': 'skipped',
-      'f-tax': 'completed',
-      'vat-registration': 'completed',
-      'employer-registration': 'completed',
-      'food-premises': 'skipped',
-      'alcohol-licence': 'skipped',
-      'business-notice': 'completed',
-    });
   });
 });

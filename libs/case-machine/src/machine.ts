@@ -8,6 +8,7 @@ import {
   type StepRunRecord,
 } from './records.js';
 import { IDENTITY_FACT, buildPreview, resolve } from './resolution.js';
+import { destinationOf, isHeldNotOnboarded } from './routing.js';
 import { advance, cancelRemaining, dispatch, escalate, resolveCase } from './steps.js';
 import type { CaseInput, CaseState, Decision, Environment, OpenInput } from './types.js';
 
@@ -315,6 +316,19 @@ const HANDLERS: { [T in CaseInput['type']]: Handler<T> } = {
   'escalate-overdue'(draft) {
     for (const run of draft.runs.values()) escalate(draft, run, draft.now.getTime());
     return undefined;
+  },
+
+  'route-held'(draft) {
+    let released = 0;
+    for (const run of draft.runs.values()) {
+      const step = draft.step(run.stepId);
+      if (!step || !isHeldNotOnboarded(run)) continue;
+      // Still not onboarded: nothing changes (no event each time the sweep asks).
+      if (!destinationOf(draft, run, step, draft.usable()).onboarded) continue;
+      dispatch(draft, run, step, { attempt: run.attempt, delayMs: 0, previousError: null });
+      released += 1;
+    }
+    return released === 0 ? 'no step waits for an instance now onboarded' : undefined;
   },
 
   cancel(draft, { reason, by }) {

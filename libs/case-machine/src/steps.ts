@@ -23,6 +23,7 @@ import {
   type StepRunRecord,
 } from './records.js';
 import { IDENTITY_FACT, known, resolve, usableFacts } from './resolution.js';
+import { destinationOf, holdNotOnboarded, isHeldNotOnboarded } from './routing.js';
 import { deadlineJobId } from './types.js';
 
 /**
@@ -175,8 +176,20 @@ export function dispatch(
     if (!record) throw new Error(`step ${step.id} is ready but fact ${key} is missing`);
     return record;
   });
-  const keep = run.deadlineAt !== null && attempt > 1 && how.freshDeadline !== true;
+  // A step released after waiting for its instance keeps the deadline it had while it waited.
+  const keep =
+    run.deadlineAt !== null &&
+    (attempt > 1 || isHeldNotOnboarded(run)) &&
+    how.freshDeadline !== true;
   const deadlineAt = keep ? run.deadlineAt : deadlineFrom(draft, step, delayMs);
+  const destination = destinationOf(draft, run, step, facts);
+  if (!destination.onboarded) {
+    if (deadlineAt && !keep) setTimer(draft, run, deadlineAt);
+    holdNotOnboarded(draft, run, step, { attempt, code: destination.code, deadlineAt });
+    return;
+  }
+  const agency = destination.code;
+  if (agency !== run.agency) draft.setRun(run, { agency });
   const job: StepJob = {
     caseId: run.caseId,
     stepRunId: run.id,
@@ -189,7 +202,7 @@ export function dispatch(
   };
   draft.effect({
     type: 'dispatch-step',
-    agency: step.agency,
+    agency,
     jobId: stepJobId(run.id, attempt),
     job,
     availableAt: new Date(draft.now.getTime() + delayMs),
@@ -201,7 +214,7 @@ export function dispatch(
       subjectId: draft.caseRecord.subjectId,
       caseId: run.caseId,
       stepRunId: run.id,
-      agency: step.agency,
+      agency,
       factRecordIds: records.map((r) => r.id),
       factKeys: step.needs,
       basis: 'consent',
@@ -218,7 +231,7 @@ export function dispatch(
   draft.event({
     type: 'step-dispatched',
     stepId: step.id,
-    data: { attempt, agency: step.agency, factKeys: step.needs, delayMs },
+    data: { attempt, agency, factKeys: step.needs, delayMs },
   });
 }
 
@@ -277,8 +290,10 @@ export function cancelRemaining(draft: Draft, reason: string): void {
   }
   for (const run of draft.runs.values()) {
     if (FINAL_STEP_STATES.includes(run.state)) continue;
-    // A ready step may already be on its queue (published, not yet marked dispatched).
-    const inFlight = ['ready', 'dispatched', 'awaiting-decision'].includes(run.state);
+    // A ready step may already be on its queue (published, not yet marked dispatched), unless
+    // it waits for its instance to be onboarded: nothing of it left leo.
+    const inFlight =
+      ['ready', 'dispatched', 'awaiting-decision'].includes(run.state) && !isHeldNotOnboarded(run);
     draft.setRun(run, { state: 'cancelled' });
     draft.event({ type: 'step-cancelled', stepId: run.stepId, data: { inFlight } });
     if (inFlight) {

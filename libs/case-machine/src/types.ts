@@ -93,6 +93,8 @@ export type CaseInput =
   | { type: 'task-completed'; stepId: string; produced: Record<string, FactValue> }
   | { type: 'timer-fired'; stepRunId: string; deadline: string }
   | { type: 'escalate-overdue' }
+  /** Dispatches the steps waiting for their agency's instance, where it is now onboarded. */
+  | { type: 'route-held' }
   | { type: 'cancel'; reason: string; by: 'admin' | 'citizen' }
   | { type: 'retry-step'; stepId: string };
 

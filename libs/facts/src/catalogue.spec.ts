@@ -364,3 +364,107 @@ describe('checkCatalogue', () => {
     expect(checkCatalogue(withOrphan, agencies, { requireProducers: false })).toEqual([]);
   });
 });
+
+describe('an agency of many parties (instances)', () => {
+  const KOMMUN = (instances: string, extra = '') => `
+- code: kommun
+  name: { sv: Kommunen, en: The municipality }
+  adapter: mock
+  actions: []
+  lookups: []
+  instances:
+${instances}
+${extra}`;
+
+  it('reads its routing format and onboarded instances, each with an optional adapter', () => {
+    const parsed = parseAgencies(
+      KOMMUN(`    routedBy: kommunkod
+    onboarded:
+      - { id: '0180', name: { sv: Stockholms stad, en: City of Stockholm } }
+      - { id: '1480', name: { sv: Göteborgs stad, en: City of Gothenburg }, adapter: external }`),
+    );
+    expect(parsed.problems).toEqual([]);
+    expect(parsed.agencies[0]?.instances).toEqual({
+      routedBy: 'kommunkod',
+      onboarded: [
+        { id: '0180', name: { sv: 'Stockholms stad', en: 'City of Stockholm' } },
+        {
+          id: '1480',
+          name: { sv: 'Göteborgs stad', en: 'City of Gothenburg' },
+          adapter: 'external',
+        },
+      ],
+    });
+  });
+
+  it('reports each problem of its instances with its path, and leaves the agency out', () => {
+    const parsed = parseAgencies(
+      KOMMUN(`    routedBy: postcode
+    onboarded:
+      - { id: '0180', name: { sv: a, en: b } }
+      - { id: '0180', name: { sv: c, en: d } }
+      - { id: 'Kommun 1', name: { sv: e, en: f }, adapter: http2 }
+      - { name: { sv: g, en: h }, colour: blue }`),
+    );
+    expect(parsed.agencies).toEqual([]);
+    expect(parsed.problems.map((p) => `${p.path}: ${p.message}`)).toEqual([
+      expect.stringMatching(
+        /^\/0\/instances\/routedBy: must be one of leo's fact formats: .*kommunkod/,
+      ),
+      '/0/instances/onboarded/1/id: duplicate id 0180 (first at 0)',
+      '/0/instances/onboarded/2/id: must be the routing value: lower-case letters and digits (0180)',
+      '/0/instances/onboarded/2/adapter: must be one of mock, external',
+      '/0/instances/onboarded/3/colour: is not a known property',
+      '/0/instances/onboarded/3/id: is required',
+    ]);
+  });
+
+  it('may not be a source of look-ups, nor make an agency code taken or invalid', () => {
+    const agencies = parseAgencies(`
+- code: kommun
+  name: { sv: Kommunen, en: The municipality }
+  adapter: mock
+  actions: []
+  lookups: [person.nickname]
+  instances:
+    routedBy: kommunkod
+    onboarded:
+      - { id: '0180', name: { sv: a, en: b } }
+      - { id: '1480', name: { sv: a, en: b } }
+- code: kommuner-och-regioner
+  name: { sv: Kommuner och regioner, en: Municipalities and regions }
+  adapter: mock
+  actions: []
+  lookups: []
+  instances:
+    routedBy: kommunkod
+    onboarded:
+      - { id: 'abcdefghijklmnop', name: { sv: a, en: b } }
+- code: kommun-1480
+  name: { sv: Göteborg, en: Gothenburg }
+  adapter: mock
+  actions: []
+  lookups: []
+`).agencies;
+    const facts = parseFactCatalogue(`
+- key: person.nickname
+  label: { sv: a, en: b }
+  sensitivity: personal
+  source: lookup:kommun
+  schema: { type: string }
+`).facts;
+    expect(checkCatalogue(facts, agencies).map((p) => `${p.path}: ${p.message}`)).toEqual([
+      '/agencies/0/lookups: kommun is many agencies (instances), which cannot be the source of look-ups: use []',
+      '/agencies/0/instances/onboarded/1/id: makes the agency code kommun-1480, which another agency has',
+      expect.stringMatching(
+        /^\/agencies\/1\/instances\/onboarded\/0\/id: makes the agency code kommuner-och-regioner-abcdefghijklmnop, which is not/,
+      ),
+    ]);
+  });
+
+  it('is how the seed catalogue has the municipalities', () => {
+    const kommun = seedAgencies.agencies.find((a) => a.code === 'kommun');
+    expect(kommun?.instances?.routedBy).toBe('kommunkod');
+    expect(kommun?.instances?.onboarded.map((i) => i.id)).toContain('0180');
+  });
+});

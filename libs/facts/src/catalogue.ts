@@ -20,6 +20,7 @@ import {
   readStringList,
   readText,
 } from './reading.js';
+import { instanceProblems, readInstances } from './agency-instances.js';
 import { mockProblems, readMockBehaviour } from './mock-behaviour.js';
 import { createSchemaCompiler } from './schema.js';
 
@@ -235,6 +236,7 @@ export function checkCatalogue(
     });
   });
 
+  problems.push(...instanceProblems(agencies));
   facts.forEach((fact, i) => {
     if (requireProducers && fact.source.kind === 'produced' && !producible.has(fact.key)) {
       problems.push({
@@ -336,7 +338,14 @@ function readSource(value: unknown, at: Problems): FactSource | undefined {
 
 function readAgency(entry: unknown, at: Problems): Agency | undefined {
   const before = at.count();
-  const object = readObject(entry, at, '', ['code', 'name', 'adapter', 'actions', 'lookups']);
+  const object = readObject(entry, at, '', [
+    'code',
+    'name',
+    'adapter',
+    'actions',
+    'lookups',
+    'instances',
+  ]);
   if (!object) return undefined;
 
   const code = readString(object, 'code', at, {
@@ -366,9 +375,13 @@ function readAgency(entry: unknown, at: Problems): Agency | undefined {
   }
 
   const lookups = readStringList(object, 'lookups', at, FACT_KEY);
+  const instances =
+    object.instances === undefined
+      ? undefined
+      : readInstances(object.instances, at.under('/instances'));
 
   if (at.count() !== before || !code || !name || !adapter || !lookups) return undefined;
-  return { code, name, adapter, actions, lookups };
+  return { code, name, adapter, actions, lookups, ...(instances ? { instances } : {}) };
 }
 
 function readAction(entry: unknown, at: Problems): AgencyAction | undefined {

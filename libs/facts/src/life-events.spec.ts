@@ -100,12 +100,10 @@ describe.each(definitions)('life event $file', ({ file, definition }) => {
     if (step.deadline !== undefined) expect(step.deadline).toMatch(ISO_DURATION);
   });
 
-  it('routes every municipality step by a municipality code or, failing that, a registered address', () => {
+  it('routes every municipality step by exactly one municipality code (decision 0024)', () => {
     for (const step of definition.steps.filter((s) => s.agency === 'kommun')) {
       const codes = step.needs.filter((key) => factByKey.get(key)?.schema.format === 'kommunkod');
-      const routable =
-        codes.length === 1 || (codes.length === 0 && step.needs.includes('person.address'));
-      expect({ step: step.id, routable }).toEqual({ step: step.id, routable: true });
+      expect({ step: step.id, codes: codes.length }).toEqual({ step: step.id, codes: 1 });
     }
   });
 
@@ -236,7 +234,11 @@ describe('the standard workload on start-business', () => {
     ]);
     expect(needs('f-tax')).toEqual(['business.orgNumber', 'business.expectedTurnover']);
     // Exactly what WORKLOAD.md says F needs: nothing more leaves leo.
-    expect(needs('business-notice')).toEqual(['business.orgNumber', 'person.address']);
+    expect(needs('business-notice')).toEqual([
+      'business.orgNumber',
+      'person.address',
+      'person.municipalityCode',
+    ]);
   });
 
   it('skips VAT at or below the threshold and employer registration without staff', () => {

@@ -190,9 +190,13 @@ export async function sampleProduced(
 /** Who serves one action of an agency, as its catalogue entry and leo's built-in mocks say. */
 export type ActionServing = 'configured-mock' | 'built-in-mock' | 'external-adapter' | 'nobody';
 
-export function actionServing(entry: Agency, action: AgencyAction): ActionServing {
+export function actionServing(
+  entry: Agency,
+  action: AgencyAction,
+  family: string = entry.code,
+): ActionServing {
   if (entry.adapter !== 'mock') return 'external-adapter';
   if (action.mock) return 'configured-mock';
-  const builtIn = MOCK_AGENCIES.get(entry.code);
+  const builtIn = MOCK_AGENCIES.get(family);
   return builtIn && Object.hasOwn(builtIn.actions, action.name) ? 'built-in-mock' : 'nobody';
 }

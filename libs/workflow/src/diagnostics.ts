@@ -28,6 +28,8 @@ export const DIAGNOSTIC_CODES = {
     'The when condition uses an operator that is not allowed, an object with other than one key, or a var whose path is not a literal string.',
   'when-unavailable-fact':
     'The when condition reads a fact that is neither an input nor produced by a step that always runs before this one.',
+  'agency-route-unclear':
+    "The step's agency is many agencies (the municipalities), and the step needs not exactly one fact of its routing format (the municipality code), so leo cannot tell which one it goes to.",
   'produces-not-supplied': "A produced fact is not among the agency action's produces.",
   'retry-out-of-range':
     'A retry setting is out of range (attempts 1-20, initialDelayMs 100-3600000, maxDelayMs initialDelayMs-86400000, multiplier 1-10, jitter 0-1).',
@@ -38,6 +40,8 @@ export const DIAGNOSTIC_CODES = {
     "The step's agency is served by leo's mock, which neither has the action built in nor has it configured (the action's mock): its jobs would never be done.",
   'mock-reads-unsent-fact':
     "The configured mock of the step's action reads a fact (requires, or produce from) that the step does not need, so its job never carries it.",
+  'no-instance-onboarded':
+    "The step's agency is many agencies (the municipalities), and none of them is onboarded yet (a warning: its steps wait, shown as delayed).",
   'no-adapter-credential':
     "The step's agency is served by an external adapter, and no credential has been issued for one yet (a warning: its jobs wait until an adapter connects).",
 } as const satisfies Record<string, string>;

@@ -21,3 +21,12 @@ export { WHEN_OPERATORS, conditionFacts, describeRule, evaluateCondition } from 
 export { toMermaid } from './mermaid.js';
 export { canonicalJson, definitionChecksum } from './canonical.js';
 export { nominalDurationMs, parseIsoDuration, type IsoDuration } from './duration.js';
+export {
+  INSTANCE_ID_PATTERN,
+  agencyByCode,
+  instanceAgency,
+  instanceCode,
+  queuedAgencies,
+  routeTo,
+  routingNeed,
+} from './instances.js';

@@ -1,4 +1,5 @@
 import { sortDiagnostics } from './diagnostics.js';
+import { queuedAgencies } from './instances.js';
 import type { Catalogue, Diagnostic, LifeEventDefinition } from './types.js';
 
 /** Who can serve an action, besides what the catalogue itself configures. */
@@ -36,18 +37,35 @@ export function servingDiagnostics(
     const name = `${agency.code}/${action.name}`;
     const stepId = typeof step.id === 'string' ? step.id : String(index);
     // Anything but `mock` is an external adapter (an entry stored as `http` before the rename).
-    if (agency.adapter !== 'mock') {
-      if (!serving.agenciesWithCredential.has(agency.code) && !warned.has(agency.code)) {
-        warned.add(agency.code);
-        diagnostics.push({
-          severity: 'warning',
-          code: 'no-adapter-credential',
-          path: `${pointer}/agency`,
-          message: `step ${stepId}: ${agency.code} is served by an external adapter, and none has a credential yet (POST /v1/admin/agencies/${agency.code}/credentials)`,
-        });
-      }
-      return;
+    // An agency of many parties is served instance by instance.
+    const served = agency.instances ? queuedAgencies([agency]) : [agency];
+    if (agency.instances && served.length === 0 && !warned.has(agency.code)) {
+      warned.add(agency.code);
+      diagnostics.push({
+        severity: 'warning',
+        code: 'no-instance-onboarded',
+        path: `${pointer}/agency`,
+        message: `step ${stepId}: no instance of ${agency.code} is onboarded, so every such step waits, shown as delayed (PUT /v1/admin/agencies/${agency.code} with instances.onboarded)`,
+      });
     }
+    const unconnected = served.filter(
+      (a) => a.adapter !== 'mock' && !serving.agenciesWithCredential.has(a.code),
+    );
+    if (unconnected.length > 0 && !warned.has(`${agency.code}/credential`)) {
+      warned.add(`${agency.code}/credential`);
+      const codes = unconnected.map((a) => a.code);
+      const shown =
+        codes.length > 5
+          ? `${codes.slice(0, 5).join(', ')} and ${String(codes.length - 5)} more`
+          : codes.join(', ');
+      diagnostics.push({
+        severity: 'warning',
+        code: 'no-adapter-credential',
+        path: `${pointer}/agency`,
+        message: `step ${stepId}: ${shown} ${codes.length === 1 ? 'is' : 'are'} served by an external adapter, and none has a credential yet (POST /v1/admin/agencies/${codes[0] ?? agency.code}/credentials)`,
+      });
+    }
+    if (!served.some((a) => a.adapter === 'mock')) return;
     if (!action.mock) {
       if (!serving.builtInMocks.get(agency.code)?.has(action.name)) {
         diagnostics.push({

@@ -187,6 +187,33 @@ export interface Agency {
   actions: AgencyAction[];
   /** Fact keys this agency can be asked for (it is the authoritative source). */
   lookups: string[];
+  /**
+   * An agency of many separate parties, e.g. the 290 municipalities: a life event names it once
+   * (`kommun`), and each step goes to one instance, `<code>-<id>` (`kommun-0180`), with its own
+   * queue, results stream and credential, chosen by the value of the step's routing need. The
+   * entry itself has no queue. Its actions are every instance's; its `adapter` is the instances'
+   * unless an instance names its own.
+   */
+  instances?: AgencyInstances;
+}
+
+/** How an agency of many parties routes a step, and which of its parties leo can reach. */
+export interface AgencyInstances {
+  /**
+   * The format (of the fact types' schemas, e.g. `kommunkod`) of the fact that names the
+   * instance: every step to the agency needs exactly one fact of it, whose value is the id.
+   */
+  routedBy: string;
+  /** The instances connected to leo; a step routed to any other waits, shown as delayed. */
+  onboarded: AgencyInstance[];
+}
+
+export interface AgencyInstance {
+  /** The routing fact's value, e.g. `0180`: lower-case letters and digits. */
+  id: string;
+  name: LocalisedText;
+  /** Who serves this instance's queue, when not the agency's `adapter`. */
+  adapter?: 'mock' | 'external';
 }
 
 export interface Catalogue {

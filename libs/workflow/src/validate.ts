@@ -1,3 +1,4 @@
+import { routingNeed } from './instances.js';
 import { canonicalJson } from './canonical.js';
 import {
   analyseRule,
@@ -273,6 +274,22 @@ class Checker {
         `"${step.action}" is not an action of ${agency.code}${known === '' ? '' : ` (it has: ${known})`}`,
       );
       return;
+    }
+    if (agency.instances) {
+      const route = routingNeed(
+        this.catalogue,
+        agency,
+        step.needs.map((entry) => entry.value),
+      );
+      if ('problem' in route) {
+        this.report(
+          'agency-route-unclear',
+          `${step.pointer}/needs`,
+          route.problem === 'none'
+            ? `${agency.code} is many agencies, each step going to the one a need of format ${agency.instances.routedBy} names, and this step needs none (add one, e.g. the municipality code)`
+            : `${agency.code} is many agencies, each step going to the one a need of format ${agency.instances.routedBy} names, and this step needs several (${route.keys.join(', ')}): keep one`,
+        );
+      }
     }
     for (const entry of step.produces) {
       // An unknown fact is reported as such; that the action cannot supply it follows from that.
