@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
+import { AGENCY_NOT_ONBOARDED } from '#agency-contract';
 import {
   decide,
   openCase,
@@ -432,7 +433,9 @@ export class CaseRunner {
         if (budget.log) {
           this.logger.error(
             { caseId, stepId: event.stepId, agency, action, code, attempt, alsoHeld: budget.held },
-            `${agency} cannot do ${action} (${code}): configure the action's mock or the adapter; the step is retried until then and shows as delayed`,
+            code === AGENCY_NOT_ONBOARDED
+              ? `${agency} is not onboarded: the ${action} step waits, shown as delayed, and nothing is sent until an administrator onboards it (instances.onboarded)`
+              : `${agency} cannot do ${action} (${code}): configure the action's mock or the adapter; the step is retried until then and shows as delayed`,
           );
         }
       }
