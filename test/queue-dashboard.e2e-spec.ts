@@ -160,8 +160,13 @@ describe('the queue dashboard', () => {
     expect(queues.map((q) => q.name)).toEqual(
       expect.arrayContaining(['agency.bolagsverket', transport]),
     );
-    // One per agency: the agencies answer on streams of their own, not on a queue.
-    expect(queues).toHaveLength(7);
+    // One per agency, each onboarded municipality one of its own (decision 0024), and none for
+    // the municipalities as a whole: the agencies answer on streams of their own, not on a queue.
+    const names = queues.map((q) => q.name);
+    expect(names).toContain('agency.kommun-0180');
+    expect(names).not.toContain('agency.kommun');
+    expect(names.filter((name) => !name.startsWith('agency.kommun-'))).toHaveLength(6);
+    expect(names.filter((name) => name.startsWith('agency.kommun-'))).toHaveLength(27);
     for (const queue of queues)
       expect([queue.name, queue.readOnlyMode]).toEqual([queue.name, true]);
   });
