@@ -203,9 +203,14 @@ describe('each municipality an agency of its own', () => {
       id: NOT_ONBOARDED,
       name: { sv: 'Upplands Väsby kommun', en: 'Upplands Väsby Municipality' },
     });
+    const mocks = leo.app.get(MockAgenciesService);
+    const stockholm = mocks.worker('kommun-0180');
     await admin.put('/v1/admin/agencies/kommun', entry).expect(200);
 
     await waitForCase(leo.database, caseId, ['completed'], 30_000);
+    // Onboarding one municipality leaves the others' workers as they were.
+    expect(mocks.worker(`kommun-${NOT_ONBOARDED}`)).toBeDefined();
+    expect(mocks.worker('kommun-0180')).toBe(stockholm);
     expect(await foodPremises(caseId)).toMatchObject({
       agency: `kommun-${NOT_ONBOARDED}`,
       state: 'completed',

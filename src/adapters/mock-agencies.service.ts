@@ -6,6 +6,7 @@ import {
   type OnApplicationBootstrap,
   type OnModuleDestroy,
 } from '@nestjs/common';
+import { createHash } from 'node:crypto';
 import { ConfigService } from '@nestjs/config';
 import { getSharedConfigToken } from '@nestjs/bullmq';
 import type { QueueOptions } from 'bullmq';
@@ -24,7 +25,7 @@ import {
   type StepOutcome,
 } from '#agency-contract';
 import { createFactValidator, type FactValidator } from '#facts';
-import { queuedAgencies, type Agency } from '#workflow';
+import { canonicalJson, queuedAgencies, type Agency } from '#workflow';
 import { LogBudget } from '../common/log-budget.js';
 import type { ResolvedConfig } from '../config/config.schema.js';
 import { CatalogueSeedService } from '../definitions/catalogue-seed.service.js';
@@ -52,7 +53,7 @@ export const BIND_INTERVAL_MS = 2_000;
 interface Running {
   runner: MockAgencyRunner;
   worker: AgencyWorker;
-  /** The catalogue entry's checksum the mock was composed from. */
+  /** The checksum of the catalogue entry (or the instance of one) the mock was composed from. */
   checksum: string;
 }
 
@@ -155,7 +156,16 @@ export class MockAgenciesService
           .filter((agency) => agency.adapter === 'mock')
           .map(
             (agency) =>
-              [agency.code, { body: agency, family: row.key, checksum: row.checksum }] as const,
+              [
+                agency.code,
+                {
+                  body: agency,
+                  family: row.key,
+                  // A municipality's worker is replaced when what it serves changes, not when
+                  // another municipality is onboarded beside it.
+                  checksum: row.body.instances ? canonicalChecksum(agency) : row.checksum,
+                },
+              ] as const,
           ),
       ),
     );
@@ -374,4 +384,9 @@ export class MockAgenciesService
       },
     };
   }
+}
+
+/** A checksum of an agency as its mock would be composed from it. */
+function canonicalChecksum(agency: Agency): string {
+  return createHash('sha256').update(canonicalJson(agency)).digest('base64url');
 }
