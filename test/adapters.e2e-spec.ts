@@ -28,6 +28,7 @@ import {
   testRedisUrl,
   type TestApp,
 } from './support/test-env.js';
+import { waitUntil } from './support/engine-harness.js';
 
 /**
  * The mock agencies as the engine meets them: StepJobs put on `agency.<code>` directly, answers
@@ -883,11 +884,3 @@ describe('the adapter SDK (createAgencyWorker)', () => {
     worker = sdk(); // for afterAll
   });
 });
-
-async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}

@@ -21,16 +21,17 @@ import { QueueService } from '../src/queue/queue.service.js';
 import { redisOptions } from '../src/queue/redis-connection.js';
 import {
   F_TAX_STATUS,
-  WORKLOAD_ANSWERS,
-  WORKLOAD_ORG_NUMBER,
-  WORKLOAD_PERSONAL_NUMBER,
-  WORKLOAD_REGISTER,
   publishResult,
   registerAnswer,
   scriptedAgencies,
   sql,
   submitWithConsent,
   waitForCase,
+  waitUntil,
+  WORKLOAD_ANSWERS,
+  WORKLOAD_ORG_NUMBER,
+  WORKLOAD_PERSONAL_NUMBER,
+  WORKLOAD_REGISTER,
   type ScriptedAgencies,
 } from './support/engine-harness.js';
 import { scrape } from './support/metrics.js';
@@ -110,14 +111,6 @@ describe('agency credentials: each adapter acts only as its own agency', () => {
       return undefined;
     } catch (error) {
       return error instanceof Error ? error.message : String(error);
-    }
-  }
-
-  async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await condition())) {
-      if (Date.now() > deadline) throw new Error('timed out waiting');
-      await new Promise((r) => setTimeout(r, 100));
     }
   }
 

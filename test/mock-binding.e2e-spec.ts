@@ -3,7 +3,7 @@ import request from 'supertest';
 import { createAgencyWorker, type AgencyWorker } from '#agency-contract';
 import { MockAgenciesService } from '../src/adapters/mock-agencies.service.js';
 import { redisOptions } from '../src/queue/redis-connection.js';
-import { sql as query, waitForCase, waitForStep } from './support/engine-harness.js';
+import { sql as query, waitForCase, waitForStep, waitUntil } from './support/engine-harness.js';
 import { scrape } from './support/metrics.js';
 import { deleteAgencyUsers, startTestApp, testRedisUrl, type TestApp } from './support/test-env.js';
 
@@ -127,14 +127,6 @@ describe('a life event added, mocked and switched through the admin API, with no
   async function token(body: Record<string, string>): Promise<string> {
     const response = await request(http()).post('/v1/dev/token').send(body).expect(200);
     return `Bearer ${(response.body as { accessToken: string }).accessToken}`;
-  }
-
-  async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await condition())) {
-      if (Date.now() > deadline) throw new Error('timed out waiting');
-      await new Promise((r) => setTimeout(r, 100));
-    }
   }
 
   /** Opens and submits a case of get-a-dog, as a citizen front-end does. */

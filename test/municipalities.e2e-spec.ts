@@ -9,7 +9,7 @@ import {
 } from '#agency-contract';
 import { MockAgenciesService } from '../src/adapters/mock-agencies.service.js';
 import { redisOptions } from '../src/queue/redis-connection.js';
-import { sql as query, waitForCase } from './support/engine-harness.js';
+import { sql as query, waitForCase, waitUntil } from './support/engine-harness.js';
 import { scrape } from './support/metrics.js';
 import { deleteAgencyUsers, startTestApp, testRedisUrl, type TestApp } from './support/test-env.js';
 
@@ -78,14 +78,6 @@ describe('each municipality an agency of its own', () => {
   async function token(body: Record<string, string>): Promise<string> {
     const response = await request(http()).post('/v1/dev/token').send(body).expect(200);
     return `Bearer ${(response.body as { accessToken: string }).accessToken}`;
-  }
-
-  async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await condition())) {
-      if (Date.now() > deadline) throw new Error('timed out waiting');
-      await new Promise((r) => setTimeout(r, 100));
-    }
   }
 
   async function foodPremises(caseId: string) {

@@ -62,7 +62,7 @@ async function pendingOf(url: string, prefix: string, pid: number): Promise<numb
   try {
     // Over the agencies' results streams (decision 0022).
     // Each municipality answers on a stream of its own (decision 0024): every agency's is read.
-    const keys = (await redis.keys(`${globEscape(prefix)}:stream:agency.*.results`)) as string[];
+    const keys = await redis.keys(`${globEscape(prefix)}:stream:agency.*.results`);
     expect(keys).toContain(agencyResultsStreamKey(prefix, 'bolagsverket'));
     let pending: number | undefined;
     for (const key of keys) {

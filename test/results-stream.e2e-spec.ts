@@ -12,11 +12,12 @@ import { RESULTS_GROUP, ResultStreamConsumer } from '../src/engine/result-stream
 import { QueueService } from '../src/queue/queue.service.js';
 import { redisOptions } from '../src/queue/redis-connection.js';
 import {
-  WORKLOAD_ORG_NUMBER,
   publishResult,
   scriptedAgencies,
   sql as query,
   startCase,
+  waitUntil,
+  WORKLOAD_ORG_NUMBER,
   type ScriptedAgencies,
 } from './support/engine-harness.js';
 import { scrape } from './support/metrics.js';
@@ -46,14 +47,6 @@ describe('the results stream, consumed by the engine', () => {
       [ids],
     );
     return new Map(rows.map((r) => [r.id, r.state]));
-  }
-
-  async function waitUntil(condition: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!(await condition())) {
-      if (Date.now() > deadline) throw new Error('timed out waiting');
-      await new Promise((r) => setTimeout(r, 50));
-    }
   }
 
   async function waitCompleted(ids: string[]): Promise<void> {

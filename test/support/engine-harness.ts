@@ -201,6 +201,19 @@ async function poll<T>(
   }
 }
 
+/** Waits until `condition` holds, asking every `everyMs`; fails after `timeoutMs`. */
+export async function waitUntil(
+  condition: () => Promise<boolean>,
+  timeoutMs = 20_000,
+  everyMs = 50,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
 export async function waitForCase(
   database: TestDatabase,
   caseId: string,

@@ -27,6 +27,7 @@ import {
   T0,
   changed,
   completed,
+  deterministicEnv,
   effects,
   kinds,
   must,
@@ -173,20 +174,12 @@ const ANSWERS = { 'biz.name': 'Kaffe AB', 'biz.turnover': 500_000, 'biz.employs'
 
 // ---- helpers -------------------------------------------------------------------------------
 
-/** A fresh deterministic environment: its ids count up from 1 (`id-001`, …). */
+/** A fresh deterministic environment of the hand-written life event (test/driver.ts). */
 function makeEnv(overrides: Partial<Environment> = {}): Environment {
-  let n = 0;
-  return {
-    definition: DEFINITION,
-    catalogue: CATALOGUE,
-    validator: VALIDATOR,
-    now: T0,
-    random: () => 0.5,
-    newId: () => `id-${String(++n).padStart(3, '0')}`,
-    timers: { armAfterMs: 0, sweepIntervalMs: 60_000 },
-    published: [DEFINITION],
-    ...overrides,
-  };
+  return deterministicEnv(
+    { definition: DEFINITION, catalogue: CATALOGUE, validator: VALIDATOR },
+    overrides,
+  );
 }
 
 /** A case of the hand-written life event (test/driver.ts), with its usual starting points. */

@@ -12,9 +12,9 @@ import { validate, withDefaults, type Catalogue, type LifeEventDefinition } from
 import {
   CaseDriver,
   PN,
-  T0,
   changed,
   completed,
+  deterministicEnv,
   effects,
   kinds,
   must,
@@ -38,19 +38,18 @@ describe('the seeded start-business life event', () => {
   const source = parseYaml(read('life-events/start-business.yaml')) as LifeEventDefinition;
   const definition = withDefaults(source);
   const validator = createFactValidator(facts);
-  const env = (overrides: Partial<Environment> = {}): Environment => {
-    let n = 0;
-    return {
-      definition,
-      catalogue,
-      validator,
-      now: T0,
-      random: () => 0.5,
-      newId: () => `id-${String(++n).padStart(3, '0')}`,
-      timers: { armAfterMs: 0, sweepIntervalMs: 60_000 },
-      published: [definition],
-      ...overrides,
-    };
+  const env = (overrides: Partial<Environment> = {}): Environment =>
+    deterministicEnv({ definition, catalogue, validator }, overrides);
+
+  /** The standard workload's answers (a sole trader with staff, no food). */
+  const WORKLOAD_ANSWERS = {
+    'business.name': 'Adas Kaffe',
+    'business.legalForm': 'enskild-naringsidkare',
+    'business.sniCode': '56100',
+    'business.expectedTurnover': 500_000,
+    'business.willEmployStaff': true,
+    'business.servesFood': false,
+    'business.servesAlcohol': false,
   };
 
   const REGISTER = {
@@ -73,17 +72,7 @@ describe('the seeded start-business life event', () => {
 
   it('runs the standard workload (a sole trader with staff) to completion', () => {
     const driver = new CaseDriver(env());
-    changed(
-      driver.open({
-        'business.name': 'Adas Kaffe',
-        'business.legalForm': 'enskild-naringsidkare',
-        'business.sniCode': '56100',
-        'business.expectedTurnover': 500_000,
-        'business.willEmployStaff': true,
-        'business.servesFood': false,
-        'business.servesAlcohol': false,
-      }),
-    );
+    changed(driver.open(WORKLOAD_ANSWERS));
     const lookup = must(driver.state.lookups[0], 'look-up');
     expect(lookup.agency).toBe('skatteverket');
     expect([...lookup.factKeys].sort()).toEqual([
@@ -139,16 +128,6 @@ describe('the seeded start-business life event', () => {
   });
 
   // ---- the municipality: an agency of many (decision 0024) ------------------------------------
-
-  const WORKLOAD_ANSWERS = {
-    'business.name': 'Adas Kaffe',
-    'business.legalForm': 'enskild-naringsidkare',
-    'business.sniCode': '56100',
-    'business.expectedTurnover': 500_000,
-    'business.willEmployStaff': true,
-    'business.servesFood': false,
-    'business.servesAlcohol': false,
-  };
 
   /** The workload's case, up to the municipality's step: every step before it completed. */
   function upToBusinessNotice(municipality: string, overrides: Partial<Environment> = {}) {

@@ -111,6 +111,26 @@ export const retryable: StepOutcome = {
   reason: 'unavailable',
 };
 
+/**
+ * A deterministic environment for `definition` on `catalogue`: the clock at T0, `random` 0.5, ids
+ * counting up from 1 (`id-001`, …), deadline timers armed at once.
+ */
+export function deterministicEnv(
+  base: Pick<Environment, 'definition' | 'catalogue' | 'validator'>,
+  overrides: Partial<Environment> = {},
+): Environment {
+  let n = 0;
+  return {
+    ...base,
+    now: T0,
+    random: () => 0.5,
+    newId: () => `id-${String(++n).padStart(3, '0')}`,
+    timers: { armAfterMs: 0, sweepIntervalMs: 60_000 },
+    published: [base.definition],
+    ...overrides,
+  };
+}
+
 /** One case under test, on `env` (its clock moved by `apply`'s `atMs`). */
 export class CaseDriver {
   state!: CaseState;
