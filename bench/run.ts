@@ -180,6 +180,8 @@ interface PhaseReport {
   stepsPerSecond: number;
   /** Arrival (burst: the burst's start; rate: the scheduled arrival) → completion, ms. */
   caseLatencyMs: Percentiles;
+  /** The case latency of the cases that arrived in each slice of the window (5 s), in order. */
+  caseLatencyBySliceMs: Array<Percentiles & { fromS: number }>;
   /** The submit's commit → completion, ms: the engine's share. */
   engineLatencyMs: Percentiles;
   apiLatencyMs: { create: Percentiles; preview: Percentiles; submit: Percentiles };
@@ -217,6 +219,9 @@ function cpuGroups(leo: Leo, infra: BenchInfra): CpuGroup[] {
     { name: 'redis', roots: () => [infra.redisPid()] },
   ];
 }
+
+/** The slices the window is cut into for the case latency by arrival time. */
+const LATENCY_SLICE_MS = 5_000;
 
 async function measurePhase(
   context: PhaseContext,
@@ -271,10 +276,14 @@ async function measurePhase(
     const steps = await completedSteps(db, ids);
     const caseLatency: number[] = [];
     const engineLatency: number[] = [];
+    // By arrival, in slices of the window: where in the phase the slow cases were.
+    const bySlice = new Map<number, number[]>();
     for (const o of succeeded) {
       const t = byId.get(o.timings?.caseId ?? '');
       if (t?.status !== 'completed' || t.finishedAt === null) continue;
       caseLatency.push(t.finishedAt - o.scheduledAt);
+      const slice = Math.floor((o.scheduledAt - phase.startedAt) / LATENCY_SLICE_MS);
+      bySlice.set(slice, [...(bySlice.get(slice) ?? []), t.finishedAt - o.scheduledAt]);
       if (t.submittedAt !== null) engineLatency.push(t.finishedAt - t.submittedAt);
     }
     const check = await checkLedger(db, ids, planned.length);
@@ -308,6 +317,12 @@ async function measurePhase(
       casesPerSecond: round((completed.length * 1000) / windowMs),
       stepsPerSecond: round((steps * 1000) / windowMs),
       caseLatencyMs: percentiles(caseLatency),
+      caseLatencyBySliceMs: [...bySlice.entries()]
+        .sort(([a], [b]) => a - b)
+        .map(([slice, latencies]) => ({
+          fromS: (slice * LATENCY_SLICE_MS) / 1000,
+          ...percentiles(latencies),
+        })),
       engineLatencyMs: percentiles(engineLatency),
       apiLatencyMs: {
         create: percentiles(succeeded.map((o) => o.timings?.createMs ?? 0)),
