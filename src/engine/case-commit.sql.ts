@@ -334,8 +334,10 @@ export function commitCasesStatement(units: readonly CaseUnit[]): CommitStatemen
       `facts AS (
           INSERT INTO fact_records (id, subject_id, fact_key, value, source, agency, case_id,
             step_run_id, lookup_id, supersedes, created_at)
-          SELECT f.id, f.subject_id, f.fact_key, f.value, f.source, f.agency, f.case_id,
-            f.step_run_id, f.lookup_id, f.supersedes, now()
+          -- A JSON null value (an answer of null, where the fact allows it) comes out of the
+          -- recordset as SQL NULL: stored as the JSON null it is.
+          SELECT f.id, f.subject_id, f.fact_key, coalesce(f.value, 'null'::jsonb), f.source,
+            f.agency, f.case_id, f.step_run_id, f.lookup_id, f.supersedes, now()
           FROM jsonb_to_recordset(${recordset(
             facts.map(({ caseId, row: f }) => ({
               unit_case_id: caseId,

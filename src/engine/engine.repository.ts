@@ -305,7 +305,7 @@ export class EngineRepository {
          UPDATE subjects SET facts_revision = facts_revision + 1
           WHERE id IN (SELECT subject_id FROM jsonb_to_recordset($1::jsonb) AS s(subject_id text)))
        INSERT INTO fact_records (subject_id, fact_key, value, source, agency, case_id, step_run_id, lookup_id, supersedes)
-       SELECT r.subject_id, r.fact_key, r.value, r.source, r.agency, r.case_id, r.step_run_id, r.lookup_id, r.supersedes
+       SELECT r.subject_id, r.fact_key, coalesce(r.value, 'null'::jsonb), r.source, r.agency, r.case_id, r.step_run_id, r.lookup_id, r.supersedes
        FROM jsonb_to_recordset($1::jsonb)
          AS r(subject_id text, fact_key text, value jsonb, source text, agency text, case_id uuid,
               step_run_id uuid, lookup_id uuid, supersedes uuid)
