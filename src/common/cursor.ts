@@ -11,10 +11,18 @@ export function encodeCursor(position: { at: Date; id: string }): string {
   return Buffer.from(`${position.at.toISOString()}|${position.id}`).toString('base64url');
 }
 
+/**
+ * The times a cursor may hold: from 1970 to 9999. A JavaScript date reaches far further (to
+ * 271821 BC), and Postgres refuses a timestamp before 4713 BC with an error, not an empty page.
+ */
+const EARLIEST = Date.UTC(1970, 0, 1);
+const LATEST = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 export function decodeCursor(cursor: string, idPattern: RegExp): CursorPosition | undefined {
   const [at, id, extra] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
   const time = new Date(at ?? '');
-  if (extra !== undefined || !id || !idPattern.test(id) || Number.isNaN(time.getTime())) {
+  const ms = time.getTime();
+  if (extra !== undefined || !id || !idPattern.test(id) || !(ms >= EARLIEST && ms <= LATEST)) {
     return undefined;
   }
   return { at: time, id };

@@ -1,3 +1,4 @@
+import { decodeCursor as decodePosition } from '../common/cursor.js';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import {
   IsIn,
@@ -144,8 +145,7 @@ export function encodeCursor(c: CaseRecord): string {
 }
 
 export function decodeCursor(cursor: string): { createdAt: Date; id: string } | undefined {
-  const [at, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  const createdAt = new Date(at ?? '');
-  if (!id || !/^[0-9a-f-]{36}$/.test(id) || Number.isNaN(createdAt.getTime())) return undefined;
-  return { createdAt, id };
+  // The same cursor form and checks as every other paged route (src/common/cursor.ts).
+  const position = decodePosition(cursor, /^[0-9a-f-]{36}$/);
+  return position && { createdAt: position.at, id: position.id };
 }
