@@ -68,6 +68,25 @@ const MAX_DEPTH = 32;
  * them) and nesting deeper than any real document (recursion would overflow the stack).
  */
 export function assertStorableJson(value: unknown): void {
+  walkJson(value, (node) => {
+    if (typeof node === 'string') {
+      if (node.includes('\u0000')) throw nulError();
+    } else if (node !== null && typeof node === 'object' && !Array.isArray(node)) {
+      for (const key of Object.keys(node)) if (key.includes('\u0000')) throw nulError();
+    }
+  });
+}
+
+/**
+ * Refuses a document nested deeper than any real one, before anything recursive (a validator,
+ * class-transformer) walks it and overflows the stack.
+ */
+export function assertNotTooDeep(value: unknown): void {
+  walkJson(value, () => undefined);
+}
+
+/** Visits every node of a JSON document without recursion, refusing it past MAX_DEPTH. */
+function walkJson(value: unknown, visit: (node: unknown) => void): void {
   const stack: Array<{ node: unknown; depth: number }> = [{ node: value, depth: 0 }];
   while (stack.length > 0) {
     const { node, depth } = stack.pop() as { node: unknown; depth: number };
@@ -79,15 +98,11 @@ export function assertStorableJson(value: unknown): void {
         [{ path: '', reason: `must not be nested deeper than ${MAX_DEPTH} levels` }],
       );
     }
-    if (typeof node === 'string') {
-      if (node.includes('\u0000')) throw nulError();
-    } else if (Array.isArray(node)) {
+    visit(node);
+    if (Array.isArray(node)) {
       for (const item of node) stack.push({ node: item, depth: depth + 1 });
     } else if (node !== null && typeof node === 'object') {
-      for (const [key, item] of Object.entries(node)) {
-        if (key.includes('\u0000')) throw nulError();
-        stack.push({ node: item, depth: depth + 1 });
-      }
+      for (const item of Object.values(node)) stack.push({ node: item, depth: depth + 1 });
     }
   }
 }

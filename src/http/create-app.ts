@@ -6,6 +6,7 @@ import { Logger } from 'nestjs-pino';
 import type { Logger as PinoLogger } from 'pino';
 import { AppModule, roleRuns } from '../app.module.js';
 import type { ResolvedConfig } from '../config/config.schema.js';
+import { BodyDepthInterceptor } from '../common/body-depth.interceptor.js';
 import { ProblemFilter } from '../common/problem.filter.js';
 import { createValidationPipe } from '../common/validation.js';
 
@@ -47,6 +48,7 @@ export async function createApp(
     type: ['application/yaml', 'application/x-yaml', 'text/yaml'],
     limit: '512kb',
   });
+  app.useGlobalInterceptors(new BodyDepthInterceptor());
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new ProblemFilter());
   app.getHttpAdapter().getInstance().disable('x-powered-by');
