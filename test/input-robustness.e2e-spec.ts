@@ -1,0 +1,136 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import request from 'supertest';
+import { sql as query, waitUntil } from './support/engine-harness.js';
+import { startTestApp, type TestApp } from './support/test-env.js';
+
+/**
+ * Input a client can send that once answered 500 (issue "Hardening", 5xx from input): a valid
+ * `null` answer, a body nested thousands of levels deep, and a cursor whose time Postgres cannot
+ * hold. Each is answered as what it is, and a refused one changes nothing.
+ */
+
+const MOVER = '199012119948';
+
+describe('input that once answered 500', () => {
+  let leo: TestApp;
+  let citizenToken = '';
+  let adminToken = '';
+  const http = (): Parameters<typeof request>[0] =>
+    leo.app.getHttpServer() as Parameters<typeof request>[0];
+  const sql = <T extends import('pg').QueryResultRow>(text: string, values: unknown[] = []) =>
+    query<T>(leo.database, text, values);
+  const counts = () =>
+    sql<{ cases: string; facts: string; subjects: string }>(
+      `SELECT (SELECT count(*) FROM cases)::text AS cases,
+              (SELECT count(*) FROM fact_records)::text AS facts,
+              (SELECT count(*) FROM subjects)::text AS subjects`,
+    );
+
+  async function token(body: Record<string, string>): Promise<string> {
+    const response = await request(http()).post('/v1/dev/token').send(body).expect(200);
+    return `Bearer ${(response.body as { accessToken: string }).accessToken}`;
+  }
+
+  /** `depth` arrays, one inside the next, around `inner`, as JSON text (too deep to stringify). */
+  function nested(depth: number, inner = '1'): string {
+    return `${'['.repeat(depth)}${inner}${']'.repeat(depth)}`;
+  }
+
+  beforeAll(async () => {
+    leo = await startTestApp({ LEO_ROLE: 'all' });
+    citizenToken = await token({ role: 'citizen', personalNumber: MOVER });
+    adminToken = await token({ role: 'admin', subject: 'admin-input' });
+  });
+  afterAll(async () => {
+    await leo.close();
+  });
+
+  it('records a valid null answer (a dwelling without an apartment number) as null', async () => {
+    const opened = await request(http())
+      .post('/v1/cases')
+      .set('Authorization', citizenToken)
+      .send({
+        lifeEvent: 'move-house',
+        answers: {
+          'move.newAddress': { street: 'Ringvägen 3', postalCode: '753 20', town: 'Uppsala' },
+          'move.date': '2026-12-20',
+          'move.apartmentNumber': null,
+        },
+      })
+      .expect(201);
+    const caseId = (opened.body as { id: string }).id;
+    await waitUntil(
+      async () =>
+        (
+          await sql(
+            "SELECT 1 FROM fact_records WHERE case_id = $1 AND fact_key = 'move.apartmentNumber'",
+            [caseId],
+          )
+        ).length > 0,
+    );
+    const [record] = await sql<{ value: unknown; is_json_null: boolean }>(
+      `SELECT value, jsonb_typeof(value) = 'null' AS is_json_null FROM fact_records
+        WHERE case_id = $1 AND fact_key = 'move.apartmentNumber'`,
+      [caseId],
+    );
+    expect(record).toEqual({ value: null, is_json_null: true });
+    // The citizen is not asked it again: it is given, with null.
+    const view = await request(http())
+      .get(`/v1/cases/${caseId}`)
+      .set('Authorization', citizenToken)
+      .expect(200);
+    const resolution = (
+      view.body as {
+        resolution?: {
+          questions: Array<{ key: string }>;
+          facts: Array<{ key: string; status: string }>;
+        };
+      }
+    ).resolution;
+    expect(resolution?.questions.map((q) => q.key)).not.toContain('move.apartmentNumber');
+    expect(resolution?.facts.find((f) => f.key === 'move.apartmentNumber')?.status).toBe('given');
+    // Settled (its look-ups answered) before the next test counts what changes.
+    await waitUntil(
+      async () =>
+        (await sql("SELECT 1 FROM lookups WHERE case_id = $1 AND state = 'pending'", [caseId]))
+          .length === 0,
+    );
+  });
+
+  it('refuses a body nested thousands of levels deep with 400, naming it, and changes nothing', async () => {
+    const before = await counts();
+    for (const [method, url, body] of [
+      ['post', '/v1/cases', `{"lifeEvent":"move-house","answers":{"move.date":${nested(5_000)}}}`],
+      ['post', '/v1/cases', nested(5_000, '{"lifeEvent":"move-house"}')],
+      [
+        'put',
+        '/v1/admin/fact-types/person.nickname',
+        `{"key":"person.nickname","schema":${nested(5_000)}}`,
+      ],
+    ] as const) {
+      const response = await request(http())
+        [method](url)
+        .set('Authorization', url.startsWith('/v1/admin') ? adminToken : citizenToken)
+        .set('Content-Type', 'application/json')
+        .send(body)
+        .expect(400);
+      expect(response.body).toMatchObject({ code: 'too-deep' });
+    }
+    expect(await counts()).toEqual(before);
+  });
+
+  it('refuses a cursor whose time Postgres cannot hold with 400, on every paged route', async () => {
+    const cursor = (at: string, id: string) => Buffer.from(`${at}|${id}`).toString('base64url');
+    const uuid = '00000000-0000-4000-8000-000000000000';
+    for (const at of ['-010000-01-01T00:00:00.000Z', '+275000-01-01T00:00:00.000Z']) {
+      for (const [url, auth] of [
+        [`/v1/admin/cases?cursor=${cursor(at, uuid)}`, adminToken],
+        [`/v1/me/messages?cursor=${cursor(at, '12')}`, citizenToken],
+        [`/v1/me/disclosures?cursor=${cursor(at, '12')}`, citizenToken],
+      ] as const) {
+        const response = await request(http()).get(url).set('Authorization', auth);
+        expect({ url, at, status: response.status }).toEqual({ url, at, status: 400 });
+      }
+    }
+  });
+});
