@@ -51,7 +51,21 @@ export async function createApp(
   app.useGlobalInterceptors(new BodyDepthInterceptor());
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new ProblemFilter());
-  app.getHttpAdapter().getInstance().disable('x-powered-by');
+  const http = app.getHttpAdapter().getInstance();
+  http.disable('x-powered-by');
+  // Every API answer may carry personal data (a citizen's facts, cases, disclosures) or an
+  // administrator's view of them: no cache, shared or private, keeps a copy.
+  http.use(
+    '/v1',
+    (
+      _request: unknown,
+      response: { setHeader(name: string, value: string): void },
+      next: () => void,
+    ) => {
+      response.setHeader('Cache-Control', 'no-store');
+      next();
+    },
+  );
   if (roleRuns(config.role).api) {
     SwaggerModule.setup('docs', app, () => openApiDocument(app), { jsonDocumentUrl: 'docs-json' });
   }
