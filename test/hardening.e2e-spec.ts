@@ -4,14 +4,16 @@ import { sql as query, waitUntil } from './support/engine-harness.js';
 import { startTestApp, type TestApp } from './support/test-env.js';
 
 /**
- * Input a client can send that once answered 500 (issue "Hardening", 5xx from input): a valid
- * `null` answer, a body nested thousands of levels deep, and a cursor whose time Postgres cannot
- * hold. Each is answered as what it is, and a refused one changes nothing.
+ * Findings of the issue "Hardening", each fixed with a test that failed before. Input a client
+ * can send that once answered 500: a valid `null` answer, a body nested thousands of levels deep,
+ * and a cursor whose time Postgres cannot hold; each is answered as what it is, and a refused one
+ * changes nothing. Responses with personal data that a cache could keep; a catalogue PUT repeated
+ * as is that added a revision each time.
  */
 
 const MOVER = '199012119948';
 
-describe('input that once answered 500', () => {
+describe('hardening: what once answered 500, leaked to caches or repeated itself', () => {
   let leo: TestApp;
   let citizenToken = '';
   let adminToken = '';
@@ -132,5 +134,43 @@ describe('input that once answered 500', () => {
         expect({ url, at, status: response.status }).toEqual({ url, at, status: 400 });
       }
     }
+  });
+
+  it('tells every cache not to keep an API answer, which may carry personal data', async () => {
+    for (const [url, auth] of [
+      ['/v1/me/facts', citizenToken],
+      ['/v1/cases', citizenToken],
+      ['/v1/admin/cases', adminToken],
+      ['/v1/cases/not-a-uuid', citizenToken],
+    ] as const) {
+      const response = await request(http()).get(url).set('Authorization', auth);
+      expect({ url, cache: response.headers['cache-control'] }).toEqual({
+        url,
+        cache: 'no-store',
+      });
+    }
+  });
+
+  it('adds no revision for a catalogue entry PUT again as it is', async () => {
+    const admin = (method: 'get' | 'put', url: string) =>
+      request(http())[method](url).set('Authorization', adminToken);
+    const current = await admin('get', '/v1/admin/agencies/transportstyrelsen').expect(200);
+    const { entry, revision } = current.body as { entry: object; revision: number };
+    for (let i = 0; i < 2; i += 1) {
+      const again = await admin('put', '/v1/admin/agencies/transportstyrelsen')
+        .send(entry)
+        .expect(200);
+      expect((again.body as { revision: number }).revision).toBe(revision);
+    }
+    const fact = await admin('get', '/v1/admin/fact-types/person.name').expect(200);
+    const factBody = fact.body as { entry: object; revision: number };
+    const factAgain = await admin('put', '/v1/admin/fact-types/person.name')
+      .send(factBody.entry)
+      .expect(200);
+    expect((factAgain.body as { revision: number }).revision).toBe(factBody.revision);
+    const revisions = await admin('get', '/v1/admin/agencies/transportstyrelsen/revisions').expect(
+      200,
+    );
+    expect(JSON.stringify(revisions.body).match(/"revision":/g)).toHaveLength(revision);
   });
 });
