@@ -51,3 +51,40 @@ function isDatabaseErrorName(error: object): boolean {
 export function isDatabaseError(error: object): boolean {
   return isDatabaseErrorName(error) || 'driverError' in error || sqlStateOf(error) !== undefined;
 }
+
+/** SQLSTATEs that mean the database cannot serve now, whatever was asked of it. */
+const UNAVAILABLE_STATES = new Set([
+  '53300', // too many connections
+  '55000', // the database does not accept connections now (ALLOW_CONNECTIONS false)
+  '57P01', // admin shutdown
+  '57P02', // crash shutdown
+  '57P03', // cannot connect now (starting up, shutting down)
+]);
+/** Socket errors of a connection to the database, as Node or the driver names them. */
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+]);
+const UNAVAILABLE_MESSAGES = [
+  'Connection terminated',
+  'timeout exceeded when trying to connect',
+  'Client has encountered a connection error',
+];
+
+/**
+ * Whether an error says the database is unreachable or refusing work for now (down, restarting,
+ * out of connections) rather than that a statement failed: a fault to answer 503, and retry.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (!isObject(error)) return false;
+  const state = sqlStateOf(error);
+  if (state !== undefined) return state.startsWith('08') || UNAVAILABLE_STATES.has(state);
+  const driver = isObject(error.driverError) ? error.driverError : error;
+  const code = driver.code;
+  if (typeof code === 'string' && UNAVAILABLE_CODES.has(code)) return true;
+  const message = driver.message;
+  return typeof message === 'string' && UNAVAILABLE_MESSAGES.some((m) => message.includes(m));
+}

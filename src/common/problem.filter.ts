@@ -7,7 +7,8 @@ import {
   Logger,
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { sqlStateOf } from './database-error.js';
+import { isDatabaseUnavailable, sqlStateOf } from './database-error.js';
+import { LogBudget } from './log-budget.js';
 import { DomainError, type ErrorKind, type FieldProblem } from './domain-error.js';
 
 const STATUS_BY_KIND: Record<ErrorKind, number> = {
@@ -35,6 +36,17 @@ const CLIENT_DATABASE_ERRORS: Readonly<Record<string, typeof INVALID_INPUT | typ
   '23001': CONFLICT, // restrict violation: still in use
   '23505': CONFLICT, // unique violation: already there
 };
+
+/** How long a client is asked to wait when the database is unavailable, in seconds. */
+const RETRY_AFTER_S = 5;
+
+const UNAVAILABLE_PROBLEM = (): Problem => ({
+  type: 'urn:leo:problem:database-unavailable',
+  title: 'Service Unavailable',
+  status: 503,
+  code: 'database-unavailable',
+  detail: 'leo cannot reach its database just now; try again shortly.',
+});
 
 /** An RFC 9457 problem document, leo's one error shape. */
 export interface Problem {
@@ -81,6 +93,7 @@ interface ParserError {
 @Catch()
 export class ProblemFilter implements ExceptionFilter {
   private readonly logger = new Logger('ProblemFilter');
+  private readonly unavailableLogs = new LogBudget(1, 10_000);
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
@@ -91,11 +104,23 @@ export class ProblemFilter implements ExceptionFilter {
     const sqlState = sqlStateOf(exception);
     const clientDatabaseError =
       sqlState === undefined ? undefined : CLIENT_DATABASE_ERRORS[sqlState];
+    const unavailable = !clientDatabaseError && isDatabaseUnavailable(exception);
     const problem = clientDatabaseError
       ? this.databaseProblem(clientDatabaseError)
-      : this.toProblem(exception);
+      : unavailable
+        ? UNAVAILABLE_PROBLEM()
+        : this.toProblem(exception);
     if (request?.id !== undefined) problem.requestId = request.id;
-    if (problem.status >= 500) {
+    if (unavailable) {
+      // A fault of ours the client can only wait out: one line per window, not one per request.
+      const budget = this.unavailableLogs.take('database');
+      if (budget.log) {
+        this.logger.warn(
+          { err: exception, alsoHeld: budget.held },
+          'the database is unavailable: answering 503',
+        );
+      }
+    } else if (problem.status >= 500) {
       // `err` goes through the allow-list serializer (observability/logging.ts): a database
       // error is logged with its SQLSTATE and a scrubbed message, never its query or values.
       this.logger.error({ err: exception, requestId: problem.requestId }, 'unhandled error');
@@ -105,6 +130,7 @@ export class ProblemFilter implements ExceptionFilter {
     }
     if (response.headersSent) return;
     if (problem.status === 401) response.setHeader('WWW-Authenticate', 'Bearer');
+    if (unavailable) response.setHeader('Retry-After', String(RETRY_AFTER_S));
     response.status(problem.status).type('application/problem+json').json(problem);
   }
 
