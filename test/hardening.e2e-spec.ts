@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
 import { sql as query, waitUntil } from './support/engine-harness.js';
-import { startTestApp, type TestApp } from './support/test-env.js';
+import { startTestApp, withAdmin, type TestApp } from './support/test-env.js';
 
 /**
  * Findings of the issue "Hardening", each fixed with a test that failed before. Input a client
  * can send that once answered 500: a valid `null` answer, a body nested thousands of levels deep,
  * and a cursor whose time Postgres cannot hold; each is answered as what it is, and a refused one
  * changes nothing. Responses with personal data that a cache could keep; a catalogue PUT repeated
- * as is that added a revision each time.
+ * as is that added a revision each time. A database that refuses connections, once a 500.
  */
 
 const MOVER = '199012119948';
@@ -172,5 +172,30 @@ describe('hardening: what once answered 500, leaked to caches or repeated itself
       200,
     );
     expect(JSON.stringify(revisions.body).match(/"revision":/g)).toHaveLength(revision);
+  });
+
+  it('answers 503 with Retry-After while the database refuses connections, and serves again after', async () => {
+    const refuse = (allow: boolean) =>
+      withAdmin(async (admin) => {
+        const name = admin.escapeIdentifier(leo.database.name);
+        await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS ${allow ? 'true' : 'false'}`);
+        if (!allow) {
+          await admin.query(
+            'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1',
+            [leo.database.name],
+          );
+        }
+      });
+    const facts = () => request(http()).get('/v1/me/facts').set('Authorization', citizenToken);
+    await refuse(false);
+    try {
+      const response = await facts();
+      expect(response.status).toBe(503);
+      expect(response.headers['retry-after']).toBe('5');
+      expect(response.body).toMatchObject({ code: 'database-unavailable' });
+    } finally {
+      await refuse(true);
+    }
+    await waitUntil(async () => (await facts()).status === 200);
   });
 });

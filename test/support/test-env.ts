@@ -27,7 +27,8 @@ export function uniqueName(kind: string): string {
   return `${testRunId()}_${kind}_${process.pid}_${counter}_${randomBytes(2).toString('hex')}`;
 }
 
-async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+/** Runs `fn` on a connection to the maintenance database, as the superuser. */
+export async function withAdmin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   const admin = new pg.Client({ connectionString: adminDatabaseUrl() });
   await admin.connect();
   try {
