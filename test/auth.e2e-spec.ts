@@ -143,6 +143,25 @@ describe('dev tokens and the session route', () => {
     expect(late.body.detail).toContain('expired');
   });
 
+  it('takes the roles claim only as a list of known roles holding exactly one', async () => {
+    const me = async (roles: unknown): Promise<request.Response> =>
+      request(leo.app.getHttpServer())
+        .get('/v1/me')
+        .set(
+          'Authorization',
+          `Bearer ${await hs256({ leo_roles: roles }, leo.config.auth.devSecret ?? '', 'strict')}`,
+        );
+    expect((await me(['admin'])).status).toBe(200);
+    for (const roles of ['admin', ['admin', 'superuser'], ['admin', 7], ['admin', 'citizen'], []]) {
+      const response = await me(roles);
+      expect({ roles, status: response.status, code: response.body.code }).toEqual({
+        roles,
+        status: 403,
+        code: 'no-role',
+      });
+    }
+  });
+
   it('refuses a missing, malformed, forged or expired token with 401', async () => {
     const server = leo.app.getHttpServer();
     const missing = await request(server).get('/v1/me').expect(401);
@@ -319,7 +338,7 @@ describe('tokens from an external OpenID Connect issuer', () => {
 
   it('accepts a citizen token with the Swedish OIDC personal number claim', async () => {
     const token = await sign({
-      leo_roles: 'citizen',
+      leo_roles: ['citizen'],
       'https://id.oidc.se/claim/personalIdentityNumber': CITIZEN,
     });
     const me = await request(leo.app.getHttpServer())
@@ -330,13 +349,13 @@ describe('tokens from an external OpenID Connect issuer', () => {
   });
 
   it('refuses the wrong audience, and a citizen token without a valid personal number', async () => {
-    const wrongAudience = await sign({ leo_roles: 'admin' }, 'someone-else');
+    const wrongAudience = await sign({ leo_roles: ['admin'] }, 'someone-else');
     await request(leo.app.getHttpServer())
       .get('/v1/me')
       .set('Authorization', `Bearer ${wrongAudience}`)
       .expect(401);
     const noNumber = await sign({
-      leo_roles: 'citizen',
+      leo_roles: ['citizen'],
       'https://id.oidc.se/claim/personalIdentityNumber': '123',
     });
     await request(leo.app.getHttpServer())
@@ -346,20 +365,20 @@ describe('tokens from an external OpenID Connect issuer', () => {
   });
 
   it('refuses a signed token without exp (it would never expire) or without iat', async () => {
-    expect(await status(await sign({ leo_roles: 'admin' }))).toEqual({
+    expect(await status(await sign({ leo_roles: ['admin'] }))).toEqual({
       status: 200,
       code: undefined,
     });
     expect(
-      await status(await sign({ leo_roles: 'admin' }, 'leo-api', { expiresAt: false })),
+      await status(await sign({ leo_roles: ['admin'] }, 'leo-api', { expiresAt: false })),
     ).toEqual({ status: 401, code: 'invalid-token' });
     expect(
-      await status(await sign({ leo_roles: 'admin' }, 'leo-api', { issuedAt: false })),
+      await status(await sign({ leo_roles: ['admin'] }, 'leo-api', { issuedAt: false })),
     ).toEqual({ status: 401, code: 'invalid-token' });
   });
 
   it('refuses a token issued more than 12 hours ago, whatever its exp says', async () => {
-    const old = await sign({ leo_roles: 'admin' }, 'leo-api', {
+    const old = await sign({ leo_roles: ['admin'] }, 'leo-api', {
       issuedAt: now() - 13 * 3600,
       expiresAt: now() + 3600,
     });
@@ -371,7 +390,7 @@ describe('tokens from an external OpenID Connect issuer', () => {
     // Refused twice over: by leo's asymmetric allow-list and by jose, which never takes a
     // symmetric algorithm's key from a JWKS. (`alg: none` has no test: jose's jwtVerify never
     // accepts an unsecured token, whatever the allow-lists say, so no such test could fail.)
-    const token = await new SignJWT({ leo_roles: 'admin' })
+    const token = await new SignJWT({ leo_roles: ['admin'] })
       .setProtectedHeader({ alg: 'HS256', kid: 'k1' })
       .setIssuer(issuer)
       .setAudience('leo-api')
@@ -383,7 +402,7 @@ describe('tokens from an external OpenID Connect issuer', () => {
   });
 
   it('refuses a token from a foreign issuer, even one signed with a key leo knows', async () => {
-    const foreign = await sign({ leo_roles: 'admin' }, 'leo-api', {
+    const foreign = await sign({ leo_roles: ['admin'] }, 'leo-api', {
       issuer: 'https://idp.foreign.example',
     });
     expect(await status(foreign)).toEqual({ status: 401, code: 'invalid-token' });
@@ -392,7 +411,7 @@ describe('tokens from an external OpenID Connect issuer', () => {
   it('refuses a citizen token whose subject is the personal identity number', async () => {
     for (const subject of [CITIZEN, `${CITIZEN.slice(2, 8)}-${CITIZEN.slice(8)}`]) {
       const token = await sign(
-        { leo_roles: 'citizen', 'https://id.oidc.se/claim/personalIdentityNumber': CITIZEN },
+        { leo_roles: ['citizen'], 'https://id.oidc.se/claim/personalIdentityNumber': CITIZEN },
         'leo-api',
         { subject },
       );
@@ -435,7 +454,7 @@ describe('an identity provider that does not answer', () => {
   });
 
   const token = (): Promise<string> =>
-    new SignJWT({ leo_roles: 'admin' })
+    new SignJWT({ leo_roles: ['admin'] })
       .setProtectedHeader({ alg: 'ES256', kid: 'k1' })
       .setIssuer(issuer)
       .setAudience('leo-api')

@@ -186,12 +186,14 @@ export class TokenVerifier {
       throw unauthenticated('The bearer token has no subject.');
     }
     const claimed = payload[this.auth.claims.roles];
-    const roles = (Array.isArray(claimed) ? claimed : [claimed]).filter(
-      (r): r is PrincipalRole =>
-        typeof r === 'string' && (PRINCIPAL_ROLES as readonly string[]).includes(r),
+    // Strict: a list, each entry a role leo knows. A bare string or a role beside leo's is a
+    // token made for something else (or by mistake), refused rather than read generously.
+    const roles = Array.isArray(claimed) ? (claimed as unknown[]) : [];
+    const known = roles.every(
+      (r) => typeof r === 'string' && (PRINCIPAL_ROLES as readonly string[]).includes(r),
     );
     // A token speaks for one kind of caller; one carrying several is refused rather than guessed.
-    if (roles.length !== 1) {
+    if (!known || roles.length !== 1) {
       throw new DomainError(
         'forbidden',
         'no-role',
