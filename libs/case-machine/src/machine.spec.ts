@@ -1262,7 +1262,7 @@ describe('timer-fired', () => {
 });
 
 describe('cancel', () => {
-  it('cancels every unfinished step, telling each agency with one in flight', () => {
+  it('cancels every unfinished step, telling each agency with one in flight, but not the citizen’s words', () => {
     const driver = Driver.registered();
     const tax = driver.run('tax');
     const employer = driver.run('employer');
@@ -1284,7 +1284,8 @@ describe('cancel', () => {
           stepRunId: run.id,
           action: run.action,
           idempotencyKey: run.id,
-          reason: 'changed my mind',
+          // The citizen's free text stays in leo: an agency is told only who cancelled.
+          reason: 'cancelled by the applicant',
         },
       ]),
     );
@@ -1297,6 +1298,9 @@ describe('cancel', () => {
     const driver = Driver.registered({ ...ANSWERS, 'biz.employs': false });
     changed(driver.apply(driver.result('tax', { outcome: 'pending', reference: 'T' })));
     const decision = changed(driver.apply({ type: 'cancel', reason: 'r', by: 'admin' }));
+    expect(effects(decision, 'cancel-step').map((e) => e.job.reason)).toEqual([
+      'cancelled by an administrator',
+    ]);
     expect(effects(decision, 'cancel-step').map((e) => e.job.stepRunId)).toEqual([
       driver.run('tax').id,
     ]);

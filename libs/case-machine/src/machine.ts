@@ -335,7 +335,7 @@ const HANDLERS: { [T in CaseInput['type']]: Handler<T> } = {
     if (FINAL_CASE_STATUSES.includes(draft.caseRecord.status)) {
       throw refuse('conflict', 'case-finished', `The case is already ${draft.caseRecord.status}.`);
     }
-    cancelRemaining(draft, reason);
+    cancelRemaining(draft, by);
     draft.setStatus('cancelled');
     draft.event({ type: 'case-cancelled', data: { reason, by } });
     draft.notify('leo', 'notice', 'case-cancelled', { by });

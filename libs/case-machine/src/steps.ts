@@ -269,7 +269,7 @@ export function failStep(
   draft.event({ type: 'step-failed', stepId: run.stepId, data: { code, reason } });
   if (step.onFailure === 'fail-case') {
     draft.setStatus('failed');
-    cancelRemaining(draft, 'case failed');
+    cancelRemaining(draft, 'case-failed');
     draft.notify('leo', 'notice', 'case-failed', { stepId: run.stepId, code });
   } else {
     draft.setStatus('action-required');
@@ -282,7 +282,18 @@ export function failStep(
  * Every step not yet final is cancelled; agencies with one in flight are told to stop. A look-up
  * still pending is closed: its answer is ignored, and the reconciler must not ask again.
  */
-export function cancelRemaining(draft: Draft, reason: string): void {
+/**
+ * What an agency is told of why a case was cancelled: who cancelled it, never the words a
+ * citizen or an administrator gave (free text may hold anything, and is for leo's own history).
+ */
+const CANCEL_REASONS = {
+  citizen: 'cancelled by the applicant',
+  admin: 'cancelled by an administrator',
+  'case-failed': 'case failed',
+} as const;
+
+export function cancelRemaining(draft: Draft, why: keyof typeof CANCEL_REASONS): void {
+  const reason = CANCEL_REASONS[why];
   for (const lookup of draft.lookups) {
     if (lookup.state === 'pending') {
       draft.changeLookup(lookup, { state: 'failed', lastError: 'case-closed' });
