@@ -8,7 +8,8 @@ import { startTestApp, withAdmin, type TestApp } from './support/test-env.js';
  * can send that once answered 500: a valid `null` answer, a body nested thousands of levels deep,
  * and a cursor whose time Postgres cannot hold; each is answered as what it is, and a refused one
  * changes nothing. Responses with personal data that a cache could keep; a catalogue PUT repeated
- * as is that added a revision each time. A database that refuses connections, once a 500.
+ * as is that added a revision each time. A database that refuses connections, once a 500. A
+ * citizen leo never saw whose reads made them a subject.
  */
 
 const MOVER = '199012119948';
@@ -197,5 +198,23 @@ describe('hardening: what once answered 500, leaked to caches or repeated itself
       await refuse(true);
     }
     await waitUntil(async () => (await facts()).status === 200);
+  });
+
+  it('writes nothing for a citizen leo has never seen who only reads', async () => {
+    const stranger = await token({ role: 'citizen', personalNumber: '197311249986' });
+    const before = await counts();
+    const get = (url: string) => request(http()).get(url).set('Authorization', stranger);
+    await get('/v1/cases/00000000-0000-4000-8000-000000000000').expect(404);
+    expect((await get('/v1/cases').expect(200)).body).toMatchObject({ cases: [] });
+    expect((await get('/v1/me/facts').expect(200)).body).toMatchObject({ facts: [] });
+    await get('/v1/me/disclosures').expect(200);
+    await get('/v1/me/messages').expect(200);
+    await get('/v1/life-events').expect(200);
+    await request(http())
+      .post('/v1/cases/00000000-0000-4000-8000-000000000000/cancel')
+      .set('Authorization', stranger)
+      .send({ reason: 'x' })
+      .expect(404);
+    expect(await counts()).toEqual(before);
   });
 });

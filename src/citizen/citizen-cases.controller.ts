@@ -105,7 +105,7 @@ export class CitizenCasesController {
     const wait = preferredWait(prefer);
     const view = await this.citizens.openCase(
       who,
-      await this.citizens.subjectOf(who),
+      await this.citizens.subjectOf(who, { create: true }),
       { lifeEvent: body.lifeEvent, answers: body.answers ?? {} },
       wait,
     );

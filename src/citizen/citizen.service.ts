@@ -35,6 +35,9 @@ import type {
 
 const SUBJECT_CACHE_SIZE = 10_000;
 
+/** The subject of a citizen leo has never seen: no subject has this id, so it owns nothing. */
+export const NO_SUBJECT = '00000000-0000-0000-0000-000000000000';
+
 const iso = (d: Date | null | undefined): string | null => (d ? d.toISOString() : null);
 
 /**
@@ -54,16 +57,24 @@ export class CitizenService {
   ) {}
 
   /**
-   * The pseudonymous subject of a signed-in citizen, created on first sight. Found by a digest
-   * of the identity number (the same person whatever identity provider they came through).
+   * The pseudonymous subject of a signed-in citizen. Found by a digest of the identity number
+   * (the same person whatever identity provider they came through), and made only when `create`
+   * (opening a case): a citizen leo has never seen who only reads is `NO_SUBJECT`, which owns
+   * nothing, so a read writes nothing and finds nothing.
    */
-  async subjectOf(principal: CitizenPrincipal): Promise<string> {
+  async subjectOf(
+    principal: CitizenPrincipal,
+    how: { create: boolean } = { create: false },
+  ): Promise<string> {
     const digest = createHash('sha256')
       .update(`se-personal-identity-number:${principal.personalNumber}`)
       .digest('hex');
     const cached = this.subjects.get(digest);
     if (cached) return cached;
-    const subjectId = await this.engineRepository.subjectByDigest(digest);
+    const subjectId = how.create
+      ? await this.engineRepository.subjectByDigest(digest)
+      : await this.engineRepository.findSubjectByDigest(digest);
+    if (subjectId === undefined) return NO_SUBJECT;
     if (this.subjects.size >= SUBJECT_CACHE_SIZE) this.subjects.clear();
     this.subjects.set(digest, subjectId);
     return subjectId;

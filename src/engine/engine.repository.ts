@@ -447,6 +447,16 @@ export class EngineRepository {
     return this.subjects.submit(digest);
   }
 
+  /** The subject of an identity digest, if there is one yet (never made here). */
+  async findSubjectByDigest(digest: string): Promise<string | undefined> {
+    const rows = await this.prepared<{ id: string }>(
+      'subject-by-digest-only',
+      'SELECT id FROM subjects WHERE identity_digest = $1',
+      [digest],
+    );
+    return rows[0]?.id;
+  }
+
   /** A subject without an identity (tests and tools that open cases directly). */
   async createSubject(): Promise<string> {
     const rows = await this.dataSource.manager.query<Array<{ id: string }>>(
