@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -63,8 +63,12 @@ export async function cleanUpStale(log: (m: string) => void): Promise<void> {
   for (const entry of await readdir(base)) {
     if (!entry.startsWith(DIR_PREFIX)) continue;
     const dir = path.join(base, entry);
+    // Only a directory a bench made: its bench.pid says so, and it is this user's. Anything else
+    // whose name happens to begin the same is someone else's, and left alone.
+    const info = await stat(dir).catch(() => undefined);
+    if (!info?.isDirectory() || info.uid !== process.getuid?.()) continue;
     const owner = readPidFile(path.join(dir, 'bench.pid'));
-    if (owner !== undefined && isAlive(owner)) continue;
+    if (owner === undefined || isAlive(owner)) continue;
     log(`cleaning up ${dir}, left behind by a bench that did not finish`);
     let leoPids: number[] = [];
     try {
