@@ -237,6 +237,12 @@ describe('agency decisions and case administration over HTTP', () => {
       .send({ reason: 'Duplicate case' })
       .expect(200);
     expect(cancelled.body.status).toBe('cancelled');
+    // Attributed to the administrator who did it, not to "an administrator".
+    expect(
+      (cancelled.body.history as Array<{ type: string; data: unknown }>).find(
+        (e) => e.type === 'case-cancelled',
+      )?.data,
+    ).toEqual({ reason: 'Duplicate case', by: 'admin', actor: 'admin-eva' });
     await request(http())
       .post(`/v1/admin/cases/${caseId}/cancel`)
       .set('Authorization', admin)

@@ -27,6 +27,10 @@ import {
 } from './support/engine-harness.js';
 import { startTestApp, type TestApp } from './support/test-env.js';
 
+/** The administrator these tests act as. */
+const ADMIN = 'admin-test';
+const BY_ADMIN = { role: 'admin', actor: ADMIN } as const;
+
 /**
  * A change to one case as the repository commits it: `runs` (their whole state) and one event,
  * computed from `expectedRevision`, nothing else.
@@ -267,13 +271,13 @@ describe('the engine', () => {
       'pending',
     );
 
-    await engine.retryStep(caseId, 'f-tax');
+    await engine.retryStep(caseId, 'f-tax', ADMIN);
     await waitForCase(caseId, ['completed']);
     expect((await steps(caseId)).find((s) => s.step_id === 'f-tax')).toMatchObject({
       state: 'completed',
       attempt: 2,
     });
-    await expect(engine.retryStep(caseId, 'f-tax')).rejects.toThrow(/Only a failed step/);
+    await expect(engine.retryStep(caseId, 'f-tax', ADMIN)).rejects.toThrow(/Only a failed step/);
   });
 
   it('applies a result exactly once: a duplicate or stale one changes nothing', async () => {
@@ -348,7 +352,7 @@ describe('the engine', () => {
       [run.id],
     );
     expect(after).toEqual({ state: 'ready', attempt: run.attempt + 1 });
-    await engine.cancelCase(caseId, 'test over');
+    await engine.cancelCase(caseId, 'test over', BY_ADMIN);
   });
 
   it('commits changes to several cases as one statement, each on its own revision, and a bad one fails alone', async () => {
@@ -432,7 +436,7 @@ describe('the engine', () => {
       );
     } finally {
       stop();
-      await Promise.all(caseIds.map((id) => engine.cancelCase(id, 'test over')));
+      await Promise.all(caseIds.map((id) => engine.cancelCase(id, 'test over', BY_ADMIN)));
     }
   });
 
@@ -608,7 +612,7 @@ describe('the engine', () => {
     const caseId = await newCase();
     await waitForStep(caseId, 'f-tax', 'awaiting-decision');
     await waitForStep(caseId, 'vat-registration', 'completed');
-    await engine.cancelCase(caseId, 'The citizen withdrew the application');
+    await engine.cancelCase(caseId, 'The citizen withdrew the application', BY_ADMIN);
     expect(await waitForCase(caseId, ['cancelled'])).toBe('cancelled');
     const after = await steps(caseId);
     expect(after.find((s) => s.step_id === 'f-tax')?.state).toBe('cancelled');
@@ -636,7 +640,7 @@ describe('the engine', () => {
         reportedAt: new Date().toISOString(),
       }),
     ).resolves.toBe('ignored');
-    await expect(engine.cancelCase(caseId, 'again')).rejects.toThrow(/already cancelled/);
+    await expect(engine.cancelCase(caseId, 'again', BY_ADMIN)).rejects.toThrow(/already cancelled/);
   });
 
   it('recovers from Redis losing its data: the reconciler re-dispatches from Postgres, the agency sees the same job', async () => {

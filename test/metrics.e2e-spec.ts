@@ -19,6 +19,10 @@ import {
 import { scrape, scrapeUntil, type Exposition } from './support/metrics.js';
 import { startTestApp, type TestApp } from './support/test-env.js';
 
+/** The administrator these tests act as. */
+const ADMIN = 'admin-test';
+const BY_ADMIN = { role: 'admin', actor: ADMIN } as const;
+
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/i;
 /** Ten or twelve digits, with or without a separator: what a personnummer looks like. */
 const PERSONAL_NUMBER = /(?:^|\D)(?:\d{2})?\d{6}[-+]?\d{4}(?:\D|$)/;
@@ -100,7 +104,7 @@ describe('/metrics', () => {
     }
     // Opened, never submitted: not started, and cancelling it is not a finish.
     const abandoned = await openResolvedCase(engine, repository);
-    await engine.cancelCase(abandoned.caseId, 'changed my mind');
+    await engine.cancelCase(abandoned.caseId, 'changed my mind', BY_ADMIN);
     await Promise.all(cases.map((id) => submitWithConsent(engine, id)));
     for (const id of cases) await waitForCase(all.database, id, ['completed']);
     // One process changed these cases from start to end: after the first change, every turn

@@ -7,6 +7,8 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { Roles } from '../auth/access.decorator.js';
+import { CurrentPrincipal } from '../auth/current-principal.decorator.js';
+import type { Principal } from '../auth/principal.js';
 import { DomainError } from '../common/domain-error.js';
 import { StepIdParam } from '../common/params.js';
 import {
@@ -107,8 +109,10 @@ export class AdminCasesController {
   async retry(
     @Param('id', CaseId) id: string,
     @Param('stepId', StepIdParam) stepId: string,
+    @CurrentPrincipal() principal: Principal,
   ): Promise<CaseDetailDto> {
-    await this.engine.retryStep(id, stepId);
+    // Attributed to the administrator who did it, in the case's history.
+    await this.engine.retryStep(id, stepId, principal.subject);
     return this.detail(id);
   }
 
@@ -123,8 +127,9 @@ export class AdminCasesController {
   async cancel(
     @Param('id', CaseId) id: string,
     @Body() body: CancelCaseDto,
+    @CurrentPrincipal() principal: Principal,
   ): Promise<CaseDetailDto> {
-    await this.engine.cancelCase(id, body.reason);
+    await this.engine.cancelCase(id, body.reason, { role: 'admin', actor: principal.subject });
     return this.detail(id);
   }
 }

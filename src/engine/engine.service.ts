@@ -245,12 +245,17 @@ export class EngineService {
   async cancelCase(
     caseId: string,
     reason: string,
-    by: { role: 'admin' } | { role: 'citizen'; subjectId: string } = { role: 'admin' },
+    by: { role: 'admin'; actor: string } | { role: 'citizen'; subjectId: string },
   ): Promise<void> {
     changed(
       await this.router.run(
         { caseId },
-        { type: 'cancel', reason, by: by.role },
+        {
+          type: 'cancel',
+          reason,
+          by: by.role,
+          ...(by.role === 'admin' ? { actor: by.actor } : {}),
+        },
         by.role === 'citizen' ? { subjectId: by.subjectId } : {},
       ),
     );
@@ -277,8 +282,9 @@ export class EngineService {
   }
 
   /** Gives a failed step a fresh set of attempts and resumes its case. */
-  async retryStep(caseId: string, stepId: string): Promise<void> {
-    changed(await this.router.run({ caseId }, { type: 'retry-step', stepId }));
+  /** Retries a failed step for administrator `actor` (their subject, kept in the history). */
+  async retryStep(caseId: string, stepId: string, actor: string): Promise<void> {
+    changed(await this.router.run({ caseId }, { type: 'retry-step', stepId, actor }));
   }
 
   // ---- deadlines ------------------------------------------------------------------------

@@ -1329,11 +1329,14 @@ describe('retry-step', () => {
     const run = driver.run('register');
     expect(run).toMatchObject({ state: 'failed', attempt: 3, maxAttempts: 3 });
 
-    const decision = changed(driver.apply({ type: 'retry-step', stepId: 'register' }, DAY));
+    const decision = changed(
+      driver.apply({ type: 'retry-step', stepId: 'register', actor: 'admin-eva' }, DAY),
+    );
     expect(kinds(decision.events)).toEqual([
       'step-retried-by-admin:register',
       'step-dispatched:register',
     ]);
+    expect(decision.events[0]?.data).toEqual({ actor: 'admin-eva' });
     expect(driver.status).toBe('running');
     expect(driver.run('register')).toMatchObject({
       state: 'ready',

@@ -331,18 +331,21 @@ const HANDLERS: { [T in CaseInput['type']]: Handler<T> } = {
     return released === 0 ? 'no step waits for an instance now onboarded' : undefined;
   },
 
-  cancel(draft, { reason, by }) {
+  cancel(draft, { reason, by, actor }) {
     if (FINAL_CASE_STATUSES.includes(draft.caseRecord.status)) {
       throw refuse('conflict', 'case-finished', `The case is already ${draft.caseRecord.status}.`);
     }
     cancelRemaining(draft, by);
     draft.setStatus('cancelled');
-    draft.event({ type: 'case-cancelled', data: { reason, by } });
+    draft.event({
+      type: 'case-cancelled',
+      data: { reason, by, ...(actor === undefined ? {} : { actor }) },
+    });
     draft.notify('leo', 'notice', 'case-cancelled', { by });
     return undefined;
   },
 
-  'retry-step'(draft, { stepId }) {
+  'retry-step'(draft, { stepId, actor }) {
     const run = draft.runs.get(stepId);
     const step = draft.step(stepId);
     if (!run || !step)
@@ -354,7 +357,7 @@ const HANDLERS: { [T in CaseInput['type']]: Handler<T> } = {
         `Only a failed step of a case needing action can be retried; ${stepId} is ${run.state}.`,
       );
     }
-    draft.event({ type: 'step-retried-by-admin', stepId });
+    draft.event({ type: 'step-retried-by-admin', stepId, data: { actor: actor ?? null } });
     draft.setRun(run, { maxAttempts: run.attempt + step.retry.attempts });
     dispatch(draft, run, step, {
       attempt: run.attempt + 1,

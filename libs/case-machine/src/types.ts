@@ -95,8 +95,9 @@ export type CaseInput =
   | { type: 'escalate-overdue' }
   /** Dispatches the steps waiting for their agency's instance, where it is now onboarded. */
   | { type: 'route-held' }
-  | { type: 'cancel'; reason: string; by: 'admin' | 'citizen' }
-  | { type: 'retry-step'; stepId: string };
+  /** `actor`: who of the administrators did it (their subject), recorded in the history. */
+  | { type: 'cancel'; reason: string; by: 'admin' | 'citizen'; actor?: string }
+  | { type: 'retry-step'; stepId: string; actor?: string };
 
 // ---- events ---------------------------------------------------------------------------------
 
@@ -127,14 +128,14 @@ export interface CaseEventData {
   'step-failed': { code: string; reason: string };
   'step-cancelled': { inFlight: boolean };
   'step-overdue': { deadline: string; state: string; agency: string };
-  'step-retried-by-admin': undefined;
+  'step-retried-by-admin': { actor: string | null };
   'result-refused': { problems: Problem[] };
   'decision-reported': { outcome: 'completed' | 'rejected'; via: 'rest' };
   'citizen-task-completed': { producedKeys: string[] };
   'facts-changed': { agency: string; factKeys: string[] };
   'case-action-required': { code: string };
   'case-completed': undefined;
-  'case-cancelled': { reason: string; by: 'admin' | 'citizen' };
+  'case-cancelled': { reason: string; by: 'admin' | 'citizen'; actor?: string };
 }
 
 export type CaseEventType = keyof CaseEventData;
