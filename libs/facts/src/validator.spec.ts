@@ -222,3 +222,36 @@ describe('createFactValidator', () => {
     expect(() => createFactValidator([broken])).toThrow(/person\.broken/);
   });
 });
+
+describe('patterns, on RE2', () => {
+  const FACT = (pattern: string) => `
+- key: person.code
+  label: { sv: Kod, en: Code }
+  sensitivity: personal
+  source: citizen
+  schema: { type: string, pattern: '${pattern}' }
+`;
+
+  it('runs a pattern that backtracks exponentially in JavaScript in linear time', () => {
+    // ^(\d+)+$ on 60 digits and an x: 2^60 steps for a backtracking engine, which never ends.
+    const { facts: parsed, problems } = parseFactCatalogue(FACT('^(\\d+)+$'));
+    expect(problems).toEqual([]);
+    const validator = createFactValidator(parsed);
+    expect(validator.validate('person.code', `${'1'.repeat(60)}x`)).not.toEqual([]);
+    expect(validator.validate('person.code', '1'.repeat(60))).toEqual([]);
+  });
+
+  it('refuses a pattern RE2 cannot run in linear time (a lookahead), naming the schema', () => {
+    const { facts: parsed, problems } = parseFactCatalogue(FACT('^(?=a)a+$'));
+    expect(parsed).toEqual([]);
+    expect(problems).toEqual([
+      { path: '/0/schema', message: expect.stringContaining('schema does not compile') },
+    ]);
+  });
+
+  it('keeps the seed catalogue’s patterns working', () => {
+    const validator = createFactValidator(facts);
+    expect(validator.validate('move.apartmentNumber', '1201')).toEqual([]);
+    expect(validator.validate('move.apartmentNumber', '12a1')).not.toEqual([]);
+  });
+});
