@@ -217,4 +217,21 @@ describe('hardening: what once answered 500, leaked to caches or repeated itself
       .expect(404);
     expect(await counts()).toEqual(before);
   });
+
+  it('shows a fact only the citizen can give as to be asked, never as being looked up', async () => {
+    const opened = await request(http())
+      .post('/v1/cases')
+      .set('Authorization', citizenToken)
+      .send({ lifeEvent: 'start-business', answers: {} })
+      .expect(201);
+    const facts = (
+      opened.body as { resolution?: { facts: Array<{ key: string; status: string }> } }
+    ).resolution?.facts;
+    const citizenFacts = ['business.name', 'business.legalForm', 'business.sniCode'];
+    expect(
+      facts?.filter((f) => citizenFacts.includes(f.key)).map((f) => [f.key, f.status]),
+    ).toEqual(citizenFacts.map((key) => [key, 'to-ask']));
+    // What an agency is asked for is shown as being looked up.
+    expect(facts?.find((f) => f.key === 'person.address')?.status).toMatch(/^look(ing-up|ed-up)$/);
+  });
 });

@@ -248,12 +248,11 @@ export class CitizenService {
       }
       const record = facts.get(key);
       if (!record) {
-        return {
-          key,
-          label,
-          status: 'looking-up',
-          ...(source?.kind === 'lookup' ? { agency: source.agency } : {}),
-        };
+        // Not asked yet (the look-ups come first, or a condition is still open): a fact of an
+        // agency's register is about to be looked up; any other only the citizen can give.
+        return source?.kind === 'lookup'
+          ? { key, label, status: 'looking-up', agency: source.agency }
+          : { key, label, status: 'to-ask' };
       }
       const from = {
         recordId: record.id,
