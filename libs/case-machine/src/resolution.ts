@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import {
   canonicalJson,
   conditionFacts,
+  evaluateCondition,
   nominalDurationMs,
   parseIsoDuration,
   plan,
@@ -203,6 +204,7 @@ export function buildPreview(input: {
 }): Preview {
   const statusOf = new Map(input.resolution.plan.steps.map((p) => [p.id, p.status]));
   const running = (id: string): boolean => statusOf.get(id) !== 'skipped';
+  const values = known(input.facts);
   const steps: PreviewStep[] = [];
   for (const step of input.definition.steps) {
     const status = statusOf.get(step.id);
@@ -240,7 +242,12 @@ export function buildPreview(input: {
       agency: step.agency,
       action: step.action,
       kind: step.kind,
-      conditional: step.when !== undefined && status !== 'ready' && status !== 'completed',
+      // Runs only if a condition still open holds: one the answers already decide is not.
+      conditional:
+        step.when !== undefined &&
+        status !== 'ready' &&
+        status !== 'completed' &&
+        evaluateCondition(step.when, values) !== true,
       facts,
     });
   }

@@ -12,6 +12,7 @@ import { validate, withDefaults, type Catalogue, type LifeEventDefinition } from
 import {
   CaseDriver,
   PN,
+  T0,
   changed,
   completed,
   deterministicEnv,
@@ -22,7 +23,14 @@ import {
   type Changed,
   type EffectOf,
 } from '../test/driver.js';
-import { isHeldByConfigurationFault, isHeldNotOnboarded, type Environment } from './index.js';
+import {
+  buildPreview,
+  isHeldByConfigurationFault,
+  isHeldNotOnboarded,
+  resolve,
+  usableFacts,
+  type Environment,
+} from './index.js';
 
 const HOUR = 3_600_000;
 
@@ -261,5 +269,30 @@ describe('the seeded start-business life event', () => {
     expect(effects(retried, 'dispatch-step').map((e) => [e.agency, e.job.attempt])).toEqual([
       ['kommun-1480', 2],
     ]);
+  });
+
+  it('previews a step whose condition the answers already decide as certain, not conditional', () => {
+    const driver = new CaseDriver(env());
+    changed(driver.open(WORKLOAD_ANSWERS));
+    changed(
+      driver.apply(driver.lookupResult({ outcome: 'found', facts: REGISTER }, 1, 'skatteverket')),
+    );
+    const facts = usableFacts(
+      driver.state.facts.values(),
+      catalogue,
+      driver.state.caseRecord.id,
+      T0.getTime(),
+    );
+    const resolution = resolve({ definition, catalogue, facts, lookups: driver.state.lookups });
+    const preview = buildPreview({ definitionId: 'def-1', definition, facts, resolution });
+    const conditional = Object.fromEntries(preview.steps.map((s) => [s.stepId, s.conditional]));
+    // Turnover 500 000 is over the VAT threshold and the business employs: both will run, once
+    // the organisation number is there, whatever else happens.
+    expect(conditional).toMatchObject({
+      'vat-registration': false,
+      'employer-registration': false,
+      'business-notice': false,
+    });
+    expect(Object.keys(conditional)).not.toContain('food-premises');
   });
 });
