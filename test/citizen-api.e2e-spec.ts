@@ -234,6 +234,9 @@ describe('the citizen API', () => {
     await waitForCase(leo.database, opened.id, ['completed']);
     const view = (await citizen.get(`/v1/cases/${opened.id}`).expect(200)).body as CaseView;
     expect(view.status).toBe('completed');
+    // Followed again once finished: the whole history, then the end, with nothing to wait for.
+    const replayed = await readStream(leo, await tokenFor(ANNA), opened.id);
+    expect(replayed.map((e) => e.event)).toEqual(types);
     // The same submit again (a retry whose answer was lost) is accepted and changes nothing;
     // a submit with another consent is refused.
     const again = await citizen
@@ -419,7 +422,11 @@ describe('the citizen API', () => {
   });
 });
 
-/** Reads a case's server-sent events until the stream ends (or 20 s pass). */
+/**
+ * Reads a case's server-sent events until the stream ends. A finished case's stream ends as soon
+ * as its history is sent: waiting 5 s is well past that, and well short of the 15 s keep-alive
+ * whose re-read once was what ended it.
+ */
 async function readStream(
   leo: TestApp,
   token: string,
@@ -434,7 +441,7 @@ async function readStream(
     const timer = setTimeout(() => {
       req.destroy();
       reject(new Error(`the stream did not end: ${JSON.stringify(events.map((e) => e.event))}`));
-    }, 20_000);
+    }, 5_000);
     const req = http.get(
       {
         host: '127.0.0.1',

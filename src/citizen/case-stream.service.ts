@@ -5,6 +5,13 @@ import { EngineRepository } from '../engine/engine.repository.js';
 import { FINAL_CASE_STATUSES } from '../engine/engine.types.js';
 import { CitizenRepository } from './citizen.repository.js';
 
+/** Events after which a case may have finished (a failed step can fail the case). */
+const MAY_FINISH: ReadonlySet<string> = new Set([
+  'case-completed',
+  'case-cancelled',
+  'step-failed',
+]);
+
 /** Comments keep proxies from closing an idle stream; re-reads catch a lost signal. */
 const HEARTBEAT_MS = 15_000;
 
@@ -68,7 +75,10 @@ export class CaseStreamService {
             );
             last = event.seq;
           }
-          if (events.length === 0) {
+          // Whether the case has finished is asked when nothing new came, and right after an
+          // event that may have finished it: else the end waited for the next wake-up (the
+          // keep-alive, 15 s later) once the last events were sent.
+          if (events.length === 0 || events.some((e) => MAY_FINISH.has(e.type))) {
             const record = await this.engineRepository.findCase(caseId);
             if (record && FINAL_CASE_STATUSES.includes(record.status) && last >= record.revision) {
               response.write(`event: end\ndata: ${JSON.stringify({ status: record.status })}\n\n`);
