@@ -80,11 +80,12 @@ export class CatalogueService {
         facts: new Map(current.facts).set(key, fact),
         agencies: current.agencies,
       };
+      await this.refuseIfBreaking(next, manager);
       const checksum = entryChecksum(fact);
-      // The same entry again (a client retrying its PUT) is no change and no new revision.
+      // The same entry again (a client retrying its PUT) is checked as any, and is then no
+      // change: no new revision.
       const existing = await this.repository.findEntry('fact-type', key, manager);
       if (existing?.checksum === checksum) return existing;
-      await this.refuseIfBreaking(next, manager);
       return this.repository.saveEntry(manager, 'fact-type', key, {
         body: fact,
         checksum,
@@ -112,11 +113,11 @@ export class CatalogueService {
         facts: current.facts,
         agencies: new Map(current.agencies).set(code, agency),
       };
+      await this.refuseIfBreaking(next, manager);
+      await refuseMockValuesNotFitting(agency, next);
       const checksum = entryChecksum(agency);
       const existing = await this.repository.findEntry('agency', code, manager);
       if (existing?.checksum === checksum) return existing;
-      await this.refuseIfBreaking(next, manager);
-      await refuseMockValuesNotFitting(agency, next);
       return this.repository.saveEntry(manager, 'agency', code, {
         body: agency,
         checksum,
