@@ -237,6 +237,17 @@ describe('the citizen API', () => {
     // Followed again once finished: the whole history, then the end, with nothing to wait for.
     const replayed = await readStream(leo, await tokenFor(ANNA), opened.id);
     expect(replayed.map((e) => e.event)).toEqual(types);
+    // Where each fact came from is still shown once the case has run; nothing is asked.
+    const resolution = (
+      view as unknown as {
+        resolution?: { questions: unknown[]; facts: Array<{ key: string; status: string }> };
+      }
+    ).resolution;
+    expect(resolution?.questions).toEqual([]);
+    expect(resolution?.facts.find((f) => f.key === 'business.name')?.status).toBe('given');
+    expect(resolution?.facts.find((f) => f.key === 'person.address')?.status).toMatch(
+      /^(looked-up|reused)$/,
+    );
     // The same submit again (a retry whose answer was lost) is accepted and changes nothing;
     // a submit with another consent is refused.
     const again = await citizen

@@ -204,8 +204,12 @@ export class CaseViewDto {
   @ApiPropertyOptional({ nullable: true }) finishedAt!: string | null;
   @ApiProperty({ description: 'Grows with every change (the last event number)' })
   revision!: number;
-  @ApiPropertyOptional({ type: ResolutionDto, description: 'While the case is open' })
-  resolution?: ResolutionDto;
+  @ApiProperty({
+    type: ResolutionDto,
+    description:
+      'Each fact the case needs and where it came from; questions only while the case is open (after, state is ready and questions empty)',
+  })
+  resolution!: ResolutionDto;
   @ApiProperty({ type: [StepViewDto] }) steps!: StepViewDto[];
 }
 

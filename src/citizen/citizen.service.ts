@@ -148,6 +148,7 @@ export class CitizenService {
     ]);
     const indexOf = new Map(definition.steps.map((s, i) => [s.id, i]));
     const order = (stepId: string): number => indexOf.get(stepId) ?? Number.MAX_SAFE_INTEGER;
+    const open = caseRecord.status === 'open';
     const view: CaseViewDto = {
       id: caseRecord.id,
       lifeEvent: caseRecord.lifeEventKey,
@@ -158,17 +159,17 @@ export class CitizenService {
       submittedAt: iso(caseRecord.submittedAt),
       finishedAt: iso(caseRecord.finishedAt),
       revision: caseRecord.revision,
+      // Where each fact came from stays part of the case after it is submitted; only an open
+      // case has questions left to answer.
+      resolution: {
+        state: open ? resolution.state : 'ready',
+        questions: open ? resolution.toAsk.map((key) => this.question(key, catalogue)) : [],
+        facts: this.factStatuses(definition, catalogue, resolution, facts, caseId),
+      },
       steps: [...runs]
         .sort((a, b) => order(a.stepId) - order(b.stepId))
         .map((run) => this.stepView(run, definition, catalogue)),
     };
-    if (caseRecord.status === 'open') {
-      view.resolution = {
-        state: resolution.state,
-        questions: resolution.toAsk.map((key) => this.question(key, catalogue)),
-        facts: this.factStatuses(definition, catalogue, resolution, facts, caseId),
-      };
-    }
     return view;
   }
 
