@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import request from 'supertest';
+import { EngineService } from '../src/engine/engine.service.js';
+import { caseIdForKey, keyDigest } from '../src/citizen/idempotency.js';
 import { sql as query, waitUntil } from './support/engine-harness.js';
 import { startTestApp, withAdmin, type TestApp } from './support/test-env.js';
 
@@ -233,5 +235,74 @@ describe('hardening: what once answered 500, leaked to caches or repeated itself
     ).toEqual(citizenFacts.map((key) => [key, 'to-ask']));
     // What an agency is asked for is shown as being looked up.
     expect(facts?.find((f) => f.key === 'person.address')?.status).toMatch(/^look(ing-up|ed-up)$/);
+  });
+
+  it('makes a case creation with an Idempotency-Key safe to retry, and refuses the key for another request', async () => {
+    const founder = await token({ role: 'citizen', personalNumber: '197311249986' });
+    const create = (key: string | undefined, name: string) => {
+      const call = request(http()).post('/v1/cases').set('Authorization', founder);
+      if (key !== undefined) call.set('Idempotency-Key', key);
+      return call.send({ lifeEvent: 'start-business', answers: { 'business.name': name } });
+    };
+    const casesOf = async () =>
+      (await request(http()).get('/v1/cases').set('Authorization', founder).expect(200)).body as {
+        cases: Array<{ id: string }>;
+      };
+
+    const first = await create('order-4711', 'Kaffe AB').expect(201);
+    expect(first.headers['idempotent-replayed']).toBeUndefined();
+    const again = await create('order-4711', 'Kaffe AB').expect(201);
+    expect(again.headers['idempotent-replayed']).toBe('true');
+    expect((again.body as { id: string }).id).toBe((first.body as { id: string }).id);
+    expect((await casesOf()).cases).toHaveLength(1);
+
+    const other = await create('order-4711', 'Te AB').expect(422);
+    expect(other.body).toMatchObject({ code: 'idempotency-key-reused' });
+    expect((await casesOf()).cases).toHaveLength(1);
+
+    // The same key from another citizen is theirs: a case of their own.
+    const theirs = await request(http())
+      .post('/v1/cases')
+      .set('Authorization', citizenToken)
+      .set('Idempotency-Key', 'order-4711')
+      .send({ lifeEvent: 'start-business', answers: { 'business.name': 'Kaffe AB' } })
+      .expect(201);
+    expect((theirs.body as { id: string }).id).not.toBe((first.body as { id: string }).id);
+
+    for (const bad of ['', 'x'.repeat(256), 'två ord']) {
+      const refused = await create(bad, 'Kaffe AB').expect(400);
+      expect(refused.body.errors).toEqual([expect.objectContaining({ path: 'Idempotency-Key' })]);
+    }
+    expect((await casesOf()).cases).toHaveLength(1);
+  });
+
+  it('finds the case a first attempt made though its answer was lost, instead of making a second', async () => {
+    const founder = await token({ role: 'citizen', personalNumber: '197311249986' });
+    // The first attempt: the case is made (with the key's id), then the process dies before it
+    // answers or records the key.
+    const listed = (
+      await request(http()).get('/v1/cases').set('Authorization', founder).expect(200)
+    ).body as { cases: Array<{ id: string }> };
+    const [subject] = await sql<{ id: string }>(
+      'SELECT subject_id AS id FROM cases WHERE id = $1',
+      [listed.cases[0]?.id],
+    );
+    expect(subject).toBeDefined();
+    const caseId = caseIdForKey(subject?.id ?? '', keyDigest('lost-answer-1'));
+    await leo.app.get(EngineService).openCase({
+      subjectId: subject?.id ?? '',
+      lifeEventKey: 'start-business',
+      personalNumber: '197311249986',
+      answers: { 'business.name': 'Förlorad AB' },
+      caseId,
+    });
+    const retried = await request(http())
+      .post('/v1/cases')
+      .set('Authorization', founder)
+      .set('Idempotency-Key', 'lost-answer-1')
+      .send({ lifeEvent: 'start-business', answers: { 'business.name': 'Förlorad AB' } })
+      .expect(201);
+    expect(retried.headers['idempotent-replayed']).toBe('true');
+    expect((retried.body as { id: string }).id).toBe(caseId);
   });
 });

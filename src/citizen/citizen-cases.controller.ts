@@ -21,8 +21,10 @@ import {
   ApiOperation,
   ApiProduces,
   ApiTags,
+  ApiUnprocessableEntityResponse,
 } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
+import { idempotencyKeyOf } from './idempotency.js';
 import { Roles } from '../auth/access.decorator.js';
 import { CurrentPrincipal } from '../auth/current-principal.decorator.js';
 import type { CitizenPrincipal, Principal } from '../auth/principal.js';
@@ -91,24 +93,37 @@ export class CitizenCasesController {
       'Facts on file are reused; facts an agency is the authoritative source of are looked up from it; the rest is in `resolution.questions`. With `Prefer: wait=N` (N ≤ 10) the answer waits until the look-ups are back.',
   })
   @ApiHeader({ name: 'Prefer', required: false, description: 'wait=N (seconds, at most 10)' })
+  @ApiHeader({
+    name: 'Idempotency-Key',
+    required: false,
+    description:
+      'Makes a retry safe: the same key with the same request answers with the case the first made (header Idempotent-Replayed: true); with another request, 422',
+  })
   @ApiCreatedResponse({ type: CaseViewDto })
   @ApiBadRequestResponse({ description: 'An answer is invalid or not yours to give' })
   @ApiNotFoundResponse({ description: 'No such published life event' })
+  @ApiUnprocessableEntityResponse({
+    description: 'idempotency-key-reused: the key was used with another request',
+  })
   async open(
     @CurrentPrincipal() principal: Principal,
     @Body() body: OpenCaseDto,
     @Headers('prefer') prefer: string | undefined,
+    @Headers('idempotency-key') idempotencyKey: string | undefined,
     @Res({ passthrough: true }) response: Response,
   ): Promise<CaseViewDto> {
     const who = citizen(principal);
     assertStorableJson(body.answers ?? {});
     const wait = preferredWait(prefer);
-    const view = await this.citizens.openCase(
+    const key = idempotencyKeyOf(idempotencyKey);
+    const { view, replayed } = await this.citizens.openCase(
       who,
       await this.citizens.subjectOf(who, { create: true }),
       { lifeEvent: body.lifeEvent, answers: body.answers ?? {} },
       wait,
+      key,
     );
+    if (replayed) response.setHeader('Idempotent-Replayed', 'true');
     if (wait > 0) response.setHeader('Preference-Applied', `wait=${String(wait)}`);
     response.setHeader('Location', `/v1/cases/${view.id}`);
     return view;

@@ -83,6 +83,34 @@ export interface MessageRow {
 export class CitizenRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
+  /** What a citizen's `Idempotency-Key` (by digest) was first used with, if it was. */
+  async idempotentRequest(
+    subjectId: string,
+    keySha256: string,
+  ): Promise<{ requestSha256: string; caseId: string } | undefined> {
+    const rows = await this.dataSource.query<Array<{ request_sha256: string; case_id: string }>>(
+      `SELECT request_sha256, case_id FROM case_idempotency_keys
+        WHERE subject_id = $1 AND key_sha256 = $2`,
+      [subjectId, keySha256],
+    );
+    const row = rows[0];
+    return row && { requestSha256: row.request_sha256, caseId: row.case_id };
+  }
+
+  /** Records what a key was used with (the first record stands). */
+  async recordIdempotentRequest(
+    subjectId: string,
+    keySha256: string,
+    requestSha256: string,
+    caseId: string,
+  ): Promise<void> {
+    await this.dataSource.query(
+      `INSERT INTO case_idempotency_keys (subject_id, key_sha256, request_sha256, case_id)
+       VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id, key_sha256) DO NOTHING`,
+      [subjectId, keySha256, requestSha256, caseId],
+    );
+  }
+
   async cases(
     subjectId: string,
     after: Position | undefined,

@@ -12,6 +12,8 @@ import {
 import type { CitizenPrincipal } from '../auth/principal.js';
 import { DomainError } from '../common/domain-error.js';
 import { CaseSignals } from '../engine/case-signals.js';
+import { CitizenRepository } from './citizen.repository.js';
+import { caseIdForKey, keyDigest, requestDigest } from './idempotency.js';
 import { EngineRepository } from '../engine/engine.repository.js';
 import { EngineService } from '../engine/engine.service.js';
 import type { FactRecord, StepRunRecord } from '../engine/engine.types.js';
@@ -54,6 +56,7 @@ export class CitizenService {
     private readonly engine: EngineService,
     private readonly engineRepository: EngineRepository,
     private readonly signals: CaseSignals,
+    private readonly repository: CitizenRepository,
   ) {}
 
   /**
@@ -118,25 +121,66 @@ export class CitizenService {
     subjectId: string,
     input: { lifeEvent: string; answers: Record<string, unknown> },
     waitSeconds: number,
+    idempotencyKey?: string,
+  ): Promise<{ view: CaseViewDto; replayed: boolean }> {
+    const open = (caseId?: string) =>
+      this.engine.openCase({
+        subjectId,
+        lifeEventKey: input.lifeEvent,
+        personalNumber: principal.personalNumber,
+        answers: input.answers,
+        ...(caseId ? { caseId } : {}),
+      });
+    if (idempotencyKey === undefined) {
+      const opened = await open();
+      return { view: await this.afterOpen(subjectId, opened.id, waitSeconds), replayed: false };
+    }
+    // With a key: the case it makes has an id of the key's, so a retry finds the case the first
+    // attempt made, even when that attempt's answer (or the record below) was lost.
+    const key = keyDigest(idempotencyKey);
+    const request = requestDigest(input);
+    const caseId = caseIdForKey(subjectId, key);
+    const used = await this.repository.idempotentRequest(subjectId, key);
+    if (used && used.requestSha256 !== request) {
+      throw new DomainError(
+        'unprocessable',
+        'idempotency-key-reused',
+        'This Idempotency-Key was used with another request: use a new key for a new case.',
+        [{ path: 'Idempotency-Key', reason: 'was used with another request' }],
+      );
+    }
+    let replayed = (await this.engineRepository.findCase(caseId)) !== null;
+    if (!replayed) {
+      try {
+        await open(caseId);
+      } catch (error) {
+        // Two attempts at once: the other one made it.
+        if ((await this.engineRepository.findCase(caseId)) === null) throw error;
+        replayed = true;
+      }
+    }
+    await this.repository.recordIdempotentRequest(subjectId, key, request, caseId);
+    return { view: await this.afterOpen(subjectId, caseId, waitSeconds), replayed };
+  }
+
+  /** The new case's view, once its look-ups are back when the citizen asked to wait. */
+  private async afterOpen(
+    subjectId: string,
+    caseId: string,
+    waitSeconds: number,
   ): Promise<CaseViewDto> {
-    const opened = await this.engine.openCase({
-      subjectId,
-      lifeEventKey: input.lifeEvent,
-      personalNumber: principal.personalNumber,
-      answers: input.answers,
-    });
     if (waitSeconds > 0) {
       // Prefer: wait — answer once the look-ups are back, so the front-end can show the
       // questions that remain in one round trip.
       // A case is resolving exactly while a look-up is pending (the transaction that answers
       // one dispatches any look-up it makes necessary).
       await this.signals.waitFor(
-        opened.id,
-        async () => ((await this.engine.hasPendingLookups(opened.id)) ? undefined : true),
+        caseId,
+        async () => ((await this.engine.hasPendingLookups(caseId)) ? undefined : true),
         waitSeconds * 1_000,
       );
     }
-    return this.caseView(subjectId, opened.id);
+    return this.caseView(subjectId, caseId);
   }
 
   /** The case as its citizen sees it; another's case is not found. */

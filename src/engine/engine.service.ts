@@ -75,6 +75,8 @@ export class EngineService {
     lifeEventKey: string;
     personalNumber: string;
     answers: Record<string, unknown>;
+    /** The case's id when the caller chose it (an idempotency key's), else a new one. */
+    caseId?: string;
   }): Promise<CaseRecord> {
     const row = await this.definitions.currentVersion(input.lifeEventKey);
     if (!row) {
@@ -86,7 +88,7 @@ export class EngineService {
     }
     const done = await this.router.open({
       type: 'open',
-      caseId: uuidv7(),
+      caseId: input.caseId ?? uuidv7(),
       subjectId: input.subjectId,
       definitionId: row.id,
       definitionVersion: row.version,

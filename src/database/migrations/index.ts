@@ -8,6 +8,7 @@ import { SubjectFactsRevision1764892800000 } from './1764892800000-subject-facts
 import { EnginePartitions1765065600000 } from './1765065600000-engine-partitions.js';
 import { EngineBusKey1765072800000 } from './1765072800000-engine-bus-key.js';
 import { AgencyCredentials1765152000000 } from './1765152000000-agency-credentials.js';
+import { CaseIdempotency1765238400000 } from './1765238400000-case-idempotency.js';
 
 type MigrationClass = new () => MigrationInterface;
 
@@ -25,4 +26,5 @@ export const MIGRATIONS: MigrationClass[] = [
   EnginePartitions1765065600000,
   EngineBusKey1765072800000,
   AgencyCredentials1765152000000,
+  CaseIdempotency1765238400000,
 ];
