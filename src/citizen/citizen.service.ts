@@ -3,8 +3,7 @@ import { Injectable } from '@nestjs/common';
 import type { FactValue } from '#agency-contract';
 import {
   agencyByCode,
-  routeTo,
-  routingNeed,
+  routeStep,
   type Catalogue,
   type DefinitionWithDefaults,
   type LocalisedText,
@@ -159,7 +158,7 @@ export class CitizenService {
         replayed = true;
       }
     }
-    await this.repository.recordIdempotentRequest(subjectId, key, request, caseId);
+    if (!used) await this.repository.recordIdempotentRequest(subjectId, key, request, caseId);
     return { view: await this.afterOpen(subjectId, caseId, waitSeconds), replayed };
   }
 
@@ -437,14 +436,10 @@ export class CitizenService {
  * instance its routing need names when that value is known (kommun-0180, Stockholms stad).
  */
 function recipientOf(catalogue: Catalogue, step: Preview['steps'][number]): string {
-  const agency = catalogue.agencies.get(step.agency);
-  if (!agency?.instances) return step.agency;
-  const route = routingNeed(
+  return routeStep(
     catalogue,
-    agency,
+    step.agency,
     step.facts.map((f) => f.key),
-  );
-  if ('problem' in route) return step.agency;
-  const value = step.facts.find((f) => f.key === route.key)?.value;
-  return value === undefined ? step.agency : routeTo(agency, value).code;
+    (key) => step.facts.find((f) => f.key === key)?.value,
+  ).code;
 }

@@ -1,5 +1,5 @@
 import { AGENCY_NOT_ONBOARDED } from '#agency-contract';
-import { routeTo, routingNeed, type StepWithDefaults } from '#workflow';
+import { routeStep, type StepWithDefaults } from '#workflow';
 import type { Draft } from './draft.js';
 import type { FactRecord, StepRunRecord } from './records.js';
 
@@ -16,12 +16,7 @@ export function destinationOf(
   facts: ReadonlyMap<string, FactRecord>,
 ): { code: string; onboarded: boolean } {
   if (run.agency !== step.agency) return { code: run.agency, onboarded: true };
-  const agency = draft.env.catalogue.agencies.get(step.agency);
-  if (!agency?.instances) return { code: step.agency, onboarded: true };
-  const route = routingNeed(draft.env.catalogue, agency, step.needs);
-  // A published definition names exactly one routing need (validate's agency-route-unclear).
-  if ('problem' in route) return { code: step.agency, onboarded: false };
-  return routeTo(agency, facts.get(route.key)?.value);
+  return routeStep(draft.env.catalogue, step.agency, step.needs, (key) => facts.get(key)?.value);
 }
 
 /**

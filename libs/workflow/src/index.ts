@@ -27,6 +27,7 @@ export {
   instanceAgency,
   instanceCode,
   queuedAgencies,
+  routeStep,
   routeTo,
   routingNeed,
 } from './instances.js';

@@ -3,6 +3,7 @@ import { AGENCIES, FACTS, WORKLOAD, catalogueOf, workloadCopy } from '../test/fi
 import {
   agencyByCode,
   queuedAgencies,
+  routeStep,
   routeTo,
   routingNeed,
   servingDiagnostics,
@@ -111,6 +112,25 @@ describe('an agency of many parties', () => {
     expect(routeTo(kommun, 180)).toEqual({ code: 'kommun', onboarded: false });
     const skatteverket = agencies[1] as Agency;
     expect(routeTo(skatteverket, '0180')).toEqual({ code: 'skatteverket', onboarded: true });
+    // A step, with its needs' values as known so far.
+    const needs = ['business.orgNumber', 'person.municipalityCode'];
+    const values: Record<string, unknown> = { 'person.municipalityCode': '1480' };
+    expect(routeStep(catalogue, 'kommun', needs, (key) => values[key])).toEqual({
+      code: 'kommun-1480',
+      onboarded: true,
+    });
+    expect(routeStep(catalogue, 'kommun', needs, () => undefined)).toEqual({
+      code: 'kommun',
+      onboarded: false,
+    });
+    expect(routeStep(catalogue, 'kommun', ['business.orgNumber'], (key) => values[key])).toEqual({
+      code: 'kommun',
+      onboarded: false,
+    });
+    expect(routeStep(catalogue, 'bolagsverket', needs, () => undefined)).toEqual({
+      code: 'bolagsverket',
+      onboarded: true,
+    });
   });
 
   it('refuses a life event whose step to it needs no routing fact, or several', () => {

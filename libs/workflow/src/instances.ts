@@ -104,3 +104,21 @@ export function routeTo(agency: Agency, value: unknown): { code: string; onboard
     onboarded: agency.instances.onboarded.some((i) => i.id === value),
   };
 }
+
+/**
+ * Where a step to `agencyCode` with `needs` goes: its agency, or the instance its routing need
+ * names, the need's value read with `valueOf` (undefined while unknown: then no instance yet).
+ */
+export function routeStep(
+  catalogue: Pick<Catalogue, 'agencies' | 'facts'>,
+  agencyCode: string,
+  needs: readonly string[],
+  valueOf: (key: string) => unknown,
+): { code: string; onboarded: boolean } {
+  const agency = catalogue.agencies.get(agencyCode);
+  if (!agency?.instances) return { code: agencyCode, onboarded: true };
+  const route = routingNeed(catalogue, agency, needs);
+  // A published definition names exactly one routing need (validate's agency-route-unclear).
+  if ('problem' in route) return { code: agencyCode, onboarded: false };
+  return routeTo(agency, valueOf(route.key));
+}
